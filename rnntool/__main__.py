@@ -1,0 +1,3 @@
+from rnntool.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import."""

@@ -1,0 +1,38 @@
+"""Option types shared by several commands (same flag, same help, everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RegistryOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--registry",
+        envvar="RNNTOOL_HOME",
+        help="Registry directory (default: $RNNTOOL_HOME, else the user data dir).",
+        show_envvar=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+OnBadUtf8Opt = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-utf8",
+        help="What to do with invalid UTF-8 input: 'strict' (error naming file:line) or 'replace'.",
+    ),
+]
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
+]
+InputArg = Annotated[
+    Optional[str], typer.Argument(help="Input text file; '-' or nothing reads stdin.", show_default=False)
+]
+ModelRefOpt = Annotated[
+    str,
+    typer.Option("-m", "--model", help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory."),
+]

@@ -1,0 +1,1 @@
+"""`rnntool tokenize train|encode|decode` (SentencePiece)."""
