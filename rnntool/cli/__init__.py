@@ -17,8 +17,16 @@ from rnntool.cli.console import console
 from rnntool.errors import EX_ERROR, EX_USAGE, RnnToolError
 
 # Command modules register their commands on the groups in rnntool.cli.app when imported.
-from rnntool.cli import models as _models  # noqa: F401,E402
-from rnntool.cli import tokenize as _tokenize  # noqa: F401,E402
+from rnntool.cli import (  # noqa: F401,E402
+    bleu,
+    generate,
+    models,
+    perplexity,
+    tokenize,
+    train_lm,
+    train_translate,
+    translate,
+)
 
 __all__ = ["app", "main"]
 

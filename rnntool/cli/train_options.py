@@ -1,0 +1,1 @@
+"""Options and progress display shared by `train lm` and `train translate`."""
