@@ -1,1 +1,285 @@
-"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import."""
+"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import.
+
+    rnntool models list --kind lm
+    rnntool models show shakespeare             # every version: metrics, data, parents, aliases
+    rnntool models alias shakespeare@3 prod
+    rnntool models verify                       # all checksums of all versions; exit 1 naming a bad file
+    cp -r "$(rnntool models path shakespeare@prod)" /backup/
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnntool.cli.app import models_app
+from rnntool.cli.console import console
+from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt
+from rnntool.errors import InvalidName, UsageError
+from rnntool.registry import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
+
+RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION, NAME@ALIAS or a bundle directory.")]
+
+
+def _open(registry: Optional[Path], quiet: bool) -> Registry:
+    console.quiet = quiet
+    return Registry.open(registry)
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return _dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _size(n: int) -> str:
+    x = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if x < 1000 or unit == "GB":
+            return f"{int(x)} {unit}" if unit == "B" else f"{x:.1f} {unit}"
+        x /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def _pairs(d: dict) -> str:
+    return " ".join(f"{k}={_value(v)}" for k, v in d.items()) or "-"
+
+
+def _data_text(b: Bundle) -> str:
+    ds = b.data_size
+    return f"{_size(ds['bytes'])}/{ds['lines']} lines" if ds["files"] else "-"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        console.emit("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _is_history(reg: Registry, ref: str) -> bool:
+    """A bare NAME shows the model's history, unless only a bundle directory of that name exists."""
+    if "@" in ref or "/" in ref or ref.startswith((".", "~")):
+        return False
+    try:
+        ModelRef.parse(ref)
+    except InvalidName:
+        return False  # maybe a directory; resolve() decides and explains
+    return bool(reg.versions(ref)) or not (Path(ref) / MANIFEST).is_file()
+
+
+def _version_json(reg: Registry, b: Bundle) -> dict:
+    return {**b.summary(), "aliases": reg.aliases_of(b)}
+
+
+# -- commands -------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(
+    name: Annotated[Optional[str], typer.Argument(help="Only this model's versions.", show_default=False)] = None,
+    kind: Annotated[
+        Optional[str], typer.Option("--kind", "-k", help=f"Only this kind: {', '.join(KINDS)}.")
+    ] = None,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """List model versions in the registry."""
+    reg = _open(registry, quiet)
+    bundles = reg.list(name, kind=kind)
+    if json_out:
+        console.emit_json([_version_json(reg, b) for b in bundles])
+        return
+    if not bundles:
+        console.log(f"no models in {reg.root}" + (f" of kind {kind}" if kind else ""))
+        return
+    rows = [
+        [b.ref, b.kind, _when(b.created), ",".join(reg.aliases_of(b)) or "-", _size(b.size_bytes), _pairs(b.metrics)]
+        for b in bundles
+    ]
+    _table(["MODEL", "KIND", "CREATED", "ALIASES", "SIZE", "METRICS"], rows)
+
+
+@models_app.command("show")
+def models_show(ref: RefArg, json_out: JsonOpt = False, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+    """Show a model's history (NAME) or one version's manifest (NAME@N, NAME@ALIAS, DIR)."""
+    reg = _open(registry, quiet)
+    if _is_history(reg, ref):
+        name = ref
+        versions = reg.list(name)
+        if json_out:
+            console.emit_json({"name": name, "aliases": reg.aliases(name),
+                               "versions": [_version_json(reg, b) for b in versions]})
+            return
+        console.log(f"{name}: {len(versions)} version(s) in {reg.model_dir(name)}")
+        rows = [
+            [str(b.version), b.kind, _when(b.created), ",".join(reg.aliases_of(b)) or "-", _data_text(b),
+             _pairs(b.parents), _pairs(b.metrics)]
+            for b in versions
+        ]
+        _table(["VERSION", "KIND", "CREATED", "ALIASES", "DATA", "PARENTS", "METRICS"], rows)
+        return
+    b = reg.resolve(ref)
+    aliases = reg.aliases_of(b)
+    if json_out:
+        console.emit_json({"ref": b.ref, "path": str(b.path), "aliases": aliases, "manifest": b.manifest})
+        return
+    m = b.manifest
+    lines = [
+        ("ref", b.ref),
+        ("kind", b.kind),
+        ("path", str(b.path)),
+        ("created", _when(b.created)),
+        ("aliases", ", ".join(aliases) or "-"),
+        ("versions", f"rnntool {m.get('rnntool_version')}, torch {m.get('torch_version') or '-'}"),
+        ("command", m.get("command") or "-"),
+        ("parents", _pairs(b.parents)),
+        ("metrics", _pairs(b.metrics)),
+    ]
+    for d in b.data:
+        lines.append(("data", f"{d.get('path')} ({_size(int(d.get('bytes') or 0))}, {d.get('lines')} lines, "
+                              f"sha256 {str(d.get('sha256'))[:12]})"))
+    if not b.data:
+        lines.append(("data", "-"))
+    for rel, e in sorted(b.files.items()):
+        lines.append(("file", f"{rel} ({_size(e['bytes'])}, sha256 {e['sha256'][:12]})"))
+    for key, text in lines:
+        console.emit(f"{key + ':':<10}{text}")
+    console.emit("config:")
+    for line in json.dumps(b.config, indent=2, ensure_ascii=False).splitlines():
+        console.emit("  " + line)
+
+
+@models_app.command("alias")
+def models_alias(
+    target: Annotated[str, typer.Argument(help="NAME@VERSION to point the alias at (NAME with --rm).")],
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. prod.")],
+    remove: Annotated[bool, typer.Option("--rm", help="Remove the alias from model NAME instead.")] = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Point an alias (NAME@ALIAS) at a version, or remove it with --rm. Aliases move; versions never change."""
+    reg = _open(registry, quiet)
+    if remove:
+        if "@" in target:
+            raise UsageError(f"with --rm give the model NAME, not {target!r}: rnntool models alias --rm NAME ALIAS")
+        version = reg.remove_alias(target, alias)
+        console.log(f"removed alias {target}@{alias} (was version {version})")
+        return
+    if "@" not in target:
+        raise UsageError(f"give the version to alias: rnntool models alias {target}@N {alias}")
+    b = reg.set_alias(target, alias)
+    console.log(f"{b.name}@{alias} -> {b.ref}")
+
+
+@models_app.command("rm")
+def models_rm(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@ALIAS (or NAME with --all).")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Also remove aliased versions (and their aliases).")] = False,
+    all_versions: Annotated[bool, typer.Option("--all", help="Remove every version of NAME.")] = False,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove model versions (refuses aliased versions unless --force). Prints what was removed."""
+    reg = _open(registry, quiet)
+    removed = reg.remove(ref, force=force, all_versions=all_versions)
+    _emit_removed(removed, json_out)
+
+
+def _emit_removed(removed: list[Bundle], json_out: bool, verb: str = "removed") -> None:
+    if json_out:
+        console.emit_json([{"ref": b.ref, "path": str(b.path)} for b in removed])
+        return
+    for b in removed:
+        console.emit(b.ref)
+    console.log(f"{verb} {len(removed)} version(s)")
+
+
+@models_app.command("gc")
+def models_gc(
+    name: Annotated[Optional[str], typer.Argument(help="Model to clean up (default: every model).",
+                                                  show_default=False)] = None,
+    keep: Annotated[int, typer.Option("--keep", "-k", min=0, help="How many newest versions to keep.")] = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only print what would be removed.")] = False,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove all but the newest --keep versions; aliased versions are always kept. Prints removed refs."""
+    reg = _open(registry, quiet)
+    removed = reg.gc(name, keep=keep, dry_run=dry_run)
+    _emit_removed(removed, json_out, verb="would remove" if dry_run else "removed")
+
+
+@models_app.command("path")
+def models_path(ref: RefArg, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+    """Print the bundle directory of a model (for scripts)."""
+    reg = _open(registry, quiet)
+    console.emit(str(reg.resolve(ref).path))
+
+
+@models_app.command("verify")
+def models_verify(
+    ref: Annotated[Optional[str], typer.Argument(
+        help="NAME (all its versions), NAME@VERSION, NAME@ALIAS or a bundle directory [default: everything].",
+        show_default=False)] = None,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check every file's sha256 against its manifest; exit 1 naming the first bad file."""
+    reg = _open(registry, quiet)
+    results = reg.verify(ref)
+    if json_out:
+        console.emit_json([{"ref": r.ref, "path": r.path, "ok": r.ok, "problems": r.problems} for r in results])
+    else:
+        for r in results:
+            console.emit(f"ok      {r.ref}" if r.ok else f"FAILED  {r.ref}  {'; '.join(r.problems)}")
+        if not results:
+            console.log(f"nothing to verify in {reg.root}")
+    raise_for_results(results)
+
+
+@models_app.command("export")
+def models_export(
+    ref: RefArg,
+    dest: Annotated[Path, typer.Argument(help="A new directory, or a file ending in .tar.gz.")],
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Copy a verified bundle to a directory or a .tar.gz (prints the destination)."""
+    reg = _open(registry, quiet)
+    out = reg.export(ref, dest)
+    console.emit(str(out))
+
+
+@models_app.command("import")
+def models_import(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or a .tar.gz made by 'models export'.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Publish under this name instead.")] = None,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Verify a bundle and publish it as a new version (prints the new NAME@VERSION)."""
+    reg = _open(registry, quiet)
+    b = reg.import_bundle(path, name=name)
+    if json_out:
+        console.emit_json(_version_json(reg, b))
+    else:
+        console.emit(b.ref)
