@@ -1,0 +1,403 @@
+"""SentencePiece tokenizers with rnntool's fixed special ids.
+
+Every model rnntool trains uses ``PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3``; model code relies
+on them. The default normalization is the identity and extra whitespace is kept, so that
+``decode(encode(text)) == text`` for any text (multiple spaces, tabs, unicode, empty lines) as long
+as byte fallback is on (the default for bpe/unigram/char). Known SentencePiece limitation: a literal
+``▁`` (U+2581) in the input is SentencePiece's own whitespace mark and decodes as a space.
+
+Training reads its input through :mod:`rnntool.textio` (``file:line`` errors for invalid UTF-8, BOM
+and CRLF handled) and is deterministic: the same input and settings give the same model file,
+byte for byte (a fixed seed for sampling; unigram results also depend on ``threads``).
+
+    tok = train_tokenizer([Path("corpus.txt")], Path("tokenizer.model"), vocab_size=8000)
+    tok.encode("Hello world")        # [ids...]
+    tok.decode(tok.encode(s)) == s   # True
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+from rnntool.errors import BadInput, ConfigError, CorruptBundle, UsageError
+from rnntool.textio import atomic_write_bytes, display_name, read_lines
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # fixed in every model rnntool trains
+SPECIAL_PIECES = ("<pad>", "<unk>", "<s>", "</s>")
+TOKENIZER_FILE = "tokenizer.model"
+SIDE_FILES = {"src": "tokenizer.src.model", "tgt": "tokenizer.tgt.model"}
+
+MODEL_TYPES = ("bpe", "unigram", "char", "word")
+NORMALIZATIONS = ("identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf")
+BYTE_PIECES = 256
+
+DEFAULT_MAX_LINE_BYTES = 65536  # longer lines are left out of training (sentencepiece's default: 4192)
+DEFAULT_SAMPLE_LINES = 5_000_000  # train on a random sample of this many lines from larger inputs
+
+
+def _sentencepiece():
+    try:
+        import sentencepiece
+    except ImportError:  # pragma: no cover - a declared dependency
+        from rnntool.errors import OptionalDependencyMissing
+
+        raise OptionalDependencyMissing("sentencepiece is not installed; run 'pip install sentencepiece'") from None
+    return sentencepiece
+
+
+class Tokenizer:
+    """A loaded SentencePiece model. ``path`` is its file, ``sha256`` the file's checksum."""
+
+    def __init__(self, model_bytes: bytes, path: Path | None = None) -> None:
+        spm = _sentencepiece()
+        name = str(path) if path is not None else "<bytes>"
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+        except (RuntimeError, TypeError, ValueError):
+            raise CorruptBundle(
+                f"{name}: not a SentencePiece model (it cannot be parsed); "
+                "train one with 'rnntool tokenize train'"
+            ) from None
+        self.path = Path(path) if path is not None else None
+        self.sha256 = hashlib.sha256(model_bytes).hexdigest()
+        self.vocab_size: int = self._sp.get_piece_size()
+        self.train_stats: dict = {}  # set by train_tokenizer: line counts
+        self.train_config: dict = {}  # set by train_tokenizer: every setting (for manifests)
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        """Load a ``.model`` file. Missing file: ``BadInput``; unparseable: ``CorruptBundle``."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise BadInput(f"{p}: no such tokenizer file") from None
+        except IsADirectoryError:
+            raise BadInput(f"{p}: is a directory, expected a SentencePiece .model file") from None
+        except PermissionError:
+            raise BadInput(f"{p}: permission denied") from None
+        if not data:
+            raise CorruptBundle(f"{p}: empty file, not a SentencePiece model")
+        return cls(data, p)
+
+    @classmethod
+    def from_bundle(cls, bundle, side: str | None = None) -> "Tokenizer":
+        """The tokenizer inside a bundle (a ``registry.Bundle`` or a bundle directory).
+
+        ``tokenizer``/``lm`` bundles hold ``tokenizer.model``; ``translation`` bundles hold
+        ``tokenizer.src.model`` and ``tokenizer.tgt.model``, chosen by ``side`` ("src"/"tgt").
+        """
+        if side is not None and side not in SIDE_FILES:
+            raise UsageError(f"side must be 'src' or 'tgt', not {side!r}")
+        root = Path(getattr(bundle, "path", bundle))
+        ref = getattr(bundle, "ref", None) or str(root)
+        kind = getattr(bundle, "kind", None)
+        single = root / TOKENIZER_FILE
+        two_sided = kind == "translation" or (root / SIDE_FILES["src"]).exists()
+        if two_sided and not (side is None and single.exists()):
+            if side is None:
+                raise UsageError(
+                    f"{ref} is a translation model with two tokenizers; "
+                    "choose one with --side src or --side tgt"
+                )
+            path = root / SIDE_FILES[side]
+        else:
+            path = single
+        if not path.exists():
+            raise CorruptBundle(f"{ref}: bundle has no {path.name}; it is incomplete (see 'rnntool models verify')")
+        return cls.load(path)
+
+    # -- info ------------------------------------------------------------------------------------
+    @property
+    def has_rnntool_ids(self) -> bool:
+        """True when pad/unk/bos/eos are 0/1/2/3 (every tokenizer rnntool trains)."""
+        sp = self._sp
+        return (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+
+    def require_rnntool_ids(self) -> None:
+        """Raise ``BadInput`` unless the special ids are rnntool's (models rely on them)."""
+        if not self.has_rnntool_ids:
+            sp = self._sp
+            raise BadInput(
+                f"{self.path or 'tokenizer'}: special ids are pad={sp.pad_id()} unk={sp.unk_id()} "
+                f"bos={sp.bos_id()} eos={sp.eos_id()}, but rnntool models need 0/1/2/3; "
+                "train the tokenizer with 'rnntool tokenize train'"
+            )
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(path={str(self.path)!r}, vocab_size={self.vocab_size}, sha256={self.sha256[:12]})"
+
+    # -- encoding --------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self._sp.encode(text)
+
+    def encode_batch(self, lines: Sequence[str]) -> list[list[int]]:
+        return self._sp.encode(list(lines)) if lines else []
+
+    def encode_pieces(self, text: str) -> list[str]:
+        return self._sp.encode(text, out_type=str)
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if not 0 <= i < self.vocab_size:
+                raise BadInput(
+                    f"token id {i} is out of range: this tokenizer has {self.vocab_size} pieces "
+                    f"(ids 0..{self.vocab_size - 1}); was the text encoded with another tokenizer?"
+                )
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text for token ids; pad/bos/eos (control pieces) produce nothing."""
+        ids = self._check_ids(ids)
+        return self._sp.decode(ids) if ids else ""
+
+    def decode_pieces(self, pieces: Sequence[str]) -> str:
+        pieces = list(pieces)
+        return self._sp.decode_pieces(pieces) if pieces else ""
+
+    def id_to_piece(self, i: int) -> str:
+        return self._sp.id_to_piece(self._check_ids([i])[0])
+
+    def piece_to_id(self, piece: str) -> int:
+        """The id of ``piece``; ``UNK_ID`` (the unk id) when it is not in the vocabulary."""
+        return self._sp.piece_to_id(piece)
+
+
+# -- training ------------------------------------------------------------------------------------
+
+_TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\).*?<=\s*(\d+)")
+_TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\.\s*(\d+)\s*vs\s*(\d+)")
+
+
+def _check_settings(
+    vocab_size: int,
+    model_type: str,
+    character_coverage: float,
+    byte_fallback: bool,
+    user_symbols: Sequence[str],
+    normalization: str,
+    max_line_bytes: int,
+    sample_lines: int,
+    threads: int,
+) -> None:
+    if model_type not in MODEL_TYPES:
+        raise ConfigError(f"model type {model_type!r} is not one of: {', '.join(MODEL_TYPES)}")
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"normalization {normalization!r} is not one of: {', '.join(NORMALIZATIONS)}")
+    if not 0.0 < character_coverage <= 1.0:
+        raise ConfigError(f"character coverage must be in (0, 1], not {character_coverage}")
+    if byte_fallback and model_type == "word":
+        raise ConfigError("byte fallback does not work with word models; turn it off or use bpe/unigram/char")
+    if max_line_bytes < 1:
+        raise ConfigError(f"max line bytes must be positive, not {max_line_bytes}")
+    if sample_lines < 0 or 0 < sample_lines <= 100:  # sentencepiece's own limit
+        raise ConfigError(f"sample lines must be 0 (use all) or more than 100, not {sample_lines}")
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, not {threads}")
+    seen: set[str] = set()
+    for s in user_symbols:
+        if not s or any(c.isspace() for c in s):
+            raise ConfigError(f"user symbol {s!r} must be non-empty and contain no whitespace")
+        if s in SPECIAL_PIECES or s in seen:
+            raise ConfigError(f"user symbol {s!r} is a duplicate or a reserved piece ({', '.join(SPECIAL_PIECES)})")
+        seen.add(s)
+    if vocab_size < 1:
+        raise ConfigError(f"vocabulary size must be positive, not {vocab_size}")
+
+
+def _meta_pieces(byte_fallback: bool, user_symbols: Sequence[str]) -> tuple[int, str]:
+    """How many pieces are fixed before any learned one, and what they are, in words."""
+    n_meta = len(SPECIAL_PIECES) + len(user_symbols) + (BYTE_PIECES if byte_fallback else 0)
+    parts = f"{len(SPECIAL_PIECES)} special pieces"
+    if user_symbols:
+        parts += f" + {len(user_symbols)} user symbols"
+    if byte_fallback:
+        parts += f" + {BYTE_PIECES} byte pieces (byte fallback)"
+    return n_meta, parts
+
+
+class _LineFeed:
+    """The training input as a sentence iterator, with counts and the first error kept aside."""
+
+    def __init__(self, inputs: Sequence, on_bad_utf8: str, max_line_bytes: int) -> None:
+        self.inputs = list(inputs)
+        self.on_bad_utf8 = on_bad_utf8
+        self.max_line_bytes = max_line_bytes
+        self.lines = 0
+        self.text_lines = 0
+        self.too_long = 0
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for path in self.inputs:
+                for line in read_lines(path, on_bad_utf8=self.on_bad_utf8):
+                    self.lines += 1
+                    if not line:
+                        continue
+                    if len(line) * 4 > self.max_line_bytes and len(line.encode("utf-8")) > self.max_line_bytes:
+                        self.too_long += 1
+                        continue
+                    self.text_lines += 1
+                    yield line
+        except BaseException as e:  # sentencepiece turns it into RuntimeError: keep the real one
+            self.error = e
+            raise
+
+
+def _explain_failure(message: str, *, vocab_size: int, byte_fallback: bool, character_coverage: float,
+                     user_symbols: Sequence[str]) -> BadInput:
+    m = _TOO_HIGH.search(message)
+    if m:
+        asked, largest = m.groups()
+        return BadInput(
+            f"vocabulary size {asked} is too large for this input: the largest that works is {largest}; "
+            "use a smaller vocabulary size or train on more text"
+        )
+    m = _TOO_SMALL.search(message)
+    if m:
+        asked, smallest = m.groups()
+        hint = " (or lower the character coverage)" if character_coverage > 0.99 else ""
+        if byte_fallback:
+            hint += f"; {BYTE_PIECES} pieces go to byte fallback"
+        return BadInput(
+            f"vocabulary size {asked} is too small for this input: the smallest that works is {smallest}; "
+            f"use a vocabulary size of at least {smallest}{hint}"
+        )
+    n_meta, parts = _meta_pieces(byte_fallback, user_symbols)
+    if vocab_size <= n_meta:
+        return BadInput(
+            f"vocabulary size {vocab_size} is too small: {parts} alone take {n_meta}; "
+            f"use a vocabulary size above {n_meta}" + (" or turn byte fallback off" if byte_fallback else "")
+        )
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    first = re.sub(r"^INTERNAL:\s*\S+\(\d+\)\s*", "", first)
+    return BadInput(f"sentencepiece could not train a tokenizer: {first}")
+
+
+def train_tokenizer(
+    inputs: Sequence[str | os.PathLike],
+    out_path: str | os.PathLike,
+    *,
+    vocab_size: int,
+    model_type: str = "bpe",
+    character_coverage: float = 1.0,
+    byte_fallback: bool | None = None,
+    user_symbols: Sequence[str] = (),
+    normalization: str = "identity",
+    split_digits: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    sample_lines: int = DEFAULT_SAMPLE_LINES,
+    threads: int = 1,
+    seed: int = 0,
+    on_bad_utf8: str = "strict",
+    on_log: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    display_names: Sequence[str] | None = None,
+) -> Tokenizer:
+    """Train a SentencePiece model on text files and write it to ``out_path`` (atomically).
+
+    ``byte_fallback=None`` means on, except for word models (which cannot use it). Lines longer than
+    ``max_line_bytes`` are skipped (with a warning); inputs with more than ``sample_lines`` lines are
+    sampled (0 = use all). ``inputs`` may include ``"-"`` (stdin, read once). ``display_names``
+    replaces the input paths in messages (e.g. ``<stdin>`` for a spooled copy of stdin).
+    """
+    if byte_fallback is None:
+        byte_fallback = model_type != "word"
+    user_symbols = tuple(user_symbols)
+    _check_settings(vocab_size, model_type, character_coverage, byte_fallback, user_symbols,
+                    normalization, max_line_bytes, sample_lines, threads)
+    if not inputs:
+        raise UsageError("no input files to train the tokenizer on")
+    log = on_log or (lambda msg: None)
+    warn = on_warning or log
+
+    import io
+
+    spm = _sentencepiece()
+    feed = _LineFeed(inputs, on_bad_utf8, max_line_bytes)
+    identity = normalization == "identity"
+    options = dict(
+        model_type=model_type,
+        vocab_size=vocab_size,
+        character_coverage=character_coverage,
+        byte_fallback=byte_fallback,
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        normalization_rule_name=normalization,
+        remove_extra_whitespaces=not identity,  # identity: text round-trips exactly
+        split_digits=split_digits,
+        max_sentence_length=max_line_bytes,
+        input_sentence_size=sample_lines,
+        shuffle_input_sentence=True,
+        num_threads=threads,
+        minloglevel=2,  # sentencepiece's own INFO/WARNING lines would flood stderr
+    )
+    if user_symbols:
+        options["user_defined_symbols"] = list(user_symbols)
+    names = ", ".join(display_names or [display_name(p) for p in inputs])
+    log(f"training a {model_type} tokenizer (vocabulary {vocab_size}) on {names}")
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)
+    try:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **options)
+    except RuntimeError as e:
+        if feed.error is not None:
+            raise feed.error from None
+        if feed.text_lines == 0:
+            raise _no_text(feed, names) from None
+        raise _explain_failure(str(e), vocab_size=vocab_size, byte_fallback=byte_fallback,
+                               character_coverage=character_coverage, user_symbols=user_symbols) from None
+    if feed.error is not None:  # pragma: no cover - sentencepiece always re-raises
+        raise feed.error
+    if feed.text_lines == 0:
+        raise _no_text(feed, names)
+    if feed.too_long:
+        warn(f"left {feed.too_long} lines longer than {max_line_bytes} bytes out of training "
+             "(raise the maximum line length to use them)")
+    data = model.getvalue()
+    atomic_write_bytes(out_path, data)
+    tok = Tokenizer(data, Path(out_path))
+    tok.train_stats = {"lines": feed.lines, "text_lines": feed.text_lines, "skipped_long_lines": feed.too_long}
+    tok.train_config = {
+        "vocab_size": vocab_size, "model_type": model_type, "character_coverage": character_coverage,
+        "byte_fallback": byte_fallback, "user_symbols": list(user_symbols), "normalization": normalization,
+        "split_digits": split_digits, "max_line_bytes": max_line_bytes, "sample_lines": sample_lines,
+        "threads": threads, "seed": seed,
+        "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+    }
+    if tok.vocab_size != vocab_size:
+        log(f"the vocabulary has {tok.vocab_size} pieces (the input has no more distinct characters)")
+    if sample_lines and feed.text_lines > sample_lines:
+        log(f"trained on a random sample of {sample_lines} of {feed.text_lines} lines: {tok.vocab_size} pieces")
+    else:
+        log(f"trained on {feed.text_lines} lines: {tok.vocab_size} pieces")
+    return tok
+
+
+def _no_text(feed: _LineFeed, names: str) -> BadInput:
+    if feed.too_long:
+        return BadInput(f"{names}: every line is longer than the maximum line length; raise it to train on them")
+    return BadInput(f"{names}: no text to train on ({feed.lines} empty lines); give a file with some text")
+
+
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "MODEL_TYPES",
+    "NORMALIZATIONS",
+    "PAD_ID",
+    "SIDE_FILES",
+    "TOKENIZER_FILE",
+    "Tokenizer",
+    "UNK_ID",
+    "train_tokenizer",
+]
