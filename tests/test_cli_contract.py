@@ -38,3 +38,32 @@ def test_version():
     r = invoke("--version")
     assert r.exit_code == 0
     assert r.stdout.startswith("rnntool ")
+
+
+def test_head_closes_pipe_quietly_with_exit_0(tmp_path):
+    """`rnntool … | head -1` exits 0 with nothing on stderr (typer turns EPIPE into exit 1)."""
+    from conftest import rnntool_cmd
+
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"line {i} with some words in it\n" for i in range(200000)), encoding="utf-8")
+    model = tmp_path / "tok"
+    r = run_cli("tokenize", "train", str(big), "-o", str(model), "--vocab-size", "300", "-q")
+    assert r.returncode == 0, r.stderr
+    script = f"set -o pipefail; {rnntool_cmd()} tokenize encode -m {model} {big} | head -1"
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert p.stderr == ""
+    assert len(p.stdout.splitlines()) == 1
+
+
+def test_atomic_output_has_normal_permissions(tmp_path):
+    import os
+
+    from rnntool.textio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644

@@ -6,6 +6,7 @@ line on stderr, ``rnntool: error: ...``; a traceback only with ``--debug`` or ``
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -62,6 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_broken_pipe()
         code = 0
+    except SystemExit as e:
+        # typer turns EPIPE into sys.exit(1) inside app(); the reader went away (`| head`): quiet 0.
+        if isinstance(e.__context__, BrokenPipeError) or (
+            isinstance(e.__context__, OSError) and e.__context__.errno == errno.EPIPE
+        ):
+            _quiet_broken_pipe()
+            code = 0
+        else:
+            raise
     except RnnToolError as e:
         if debug:
             traceback.print_exc()

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from enum import Enum
@@ -215,21 +214,6 @@ def _report(result: dict, json_out: bool, message: str) -> None:
 # -- encode / decode ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _reader_may_stop():
-    """`... | head -1` closes the pipe early: that is success, silently.
-
-    typer turns EPIPE into exit status 1 before main() can see the BrokenPipeError, so catch it here.
-    """
-    try:
-        yield
-    except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):  # no later flush may raise again
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
-
-
 def load_tokenizer(model: str, side: Optional[str], registry: Optional[Path]):
     """A tokenizer from a plain ``.model`` file, a bundle directory or a registry reference."""
     from rnntool.tokenizer import Tokenizer
@@ -267,7 +251,7 @@ def tokenize_encode(
 
     console.quiet = quiet
     tok = load_tokenizer(model, side.value if side else None, registry)
-    with _reader_may_stop(), textio.open_output(output) as out:
+    with textio.open_output(output) as out:
         write = textio.line_writer(out, flush_each=textio.is_stdin(output))
         if format is TokenFormat.ids:
             for line in textio.read_lines(input, on_bad_utf8=on_bad_utf8):
@@ -294,7 +278,7 @@ def tokenize_decode(
     console.quiet = quiet
     tok = load_tokenizer(model, side.value if side else None, registry)
     name = textio.display_name(input)
-    with _reader_may_stop(), textio.open_output(output) as out:
+    with textio.open_output(output) as out:
         write = textio.line_writer(out, flush_each=textio.is_stdin(output))
         for lineno, line in enumerate(textio.read_lines(input, on_bad_utf8=on_bad_utf8), start=1):
             if format is TokenFormat.ids:
