@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -19,7 +19,7 @@ RegistryOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OnBadUtf8Opt = Annotated[
-    str,
+    Literal["strict", "replace"],
     typer.Option(
         "--on-bad-utf8",
         help="What to do with invalid UTF-8 input: 'strict' (error naming file:line) or 'replace'.",
