@@ -1,1 +1,393 @@
-"""Options and progress display shared by `train lm` and `train translate`."""
+"""Options and progress display shared by `train lm` and `train translate`.
+
+How a training command uses this module (the whole pattern)::
+
+    from rnntool.cli.train_options import ConsoleProgress, TrainOptions, train_options
+
+    @train_app.command("lm")
+    @train_options                                   # adds --optimizer --lr ... --resume -q
+    def train_lm(
+        data: ...,                                   # the command's own options
+        *,
+        train: TrainOptions,                         # filled in by @train_options (not a CLI option)
+    ) -> None:
+        \"\"\"Train an RNN language model and publish it to the registry.\"\"\"
+        from rnntool.training import train as run_train   # torch-importing modules: inside
+        from rnntool.checkpoint import read_run_info
+
+        saved = read_run_info(train.resume) if train.resume else None   # --resume RUN_DIR
+        cfg = train.config(base=saved["train"] if saved else None)       # ConfigError on bad values
+        run_dir = train.run_dir_for(default=...)                         # --resume > --run-dir > default
+        with ConsoleProgress("train lm") as progress:
+            result = run_train(task, cfg, run_dir=run_dir, resume=train.resuming,
+                               callbacks=[progress], model_config=..., run_meta=...)
+        if result.is_main: ...publish...
+
+- ``@train_options`` must sit *below* ``@train_app.command(...)``. It adds the options as keyword
+  parameters, passes them to the command as one ``train: TrainOptions`` argument, and applies
+  ``-q`` (``console.quiet = True``; also on DDP ranks other than 0). Don't declare ``-q/--quiet``
+  (or any option named here) in the command itself.
+- ``train.config(base=None, **overrides)``: a validated ``TrainConfig``. On ``--resume`` pass the
+  run's saved ``run.json["train"]`` as ``base``: the saved settings apply, and only options given
+  explicitly on this command line override them (e.g. a larger ``--max-steps``). ``overrides`` are
+  command-specific settings (``best_metric="bleu", best_mode="max"``) applied last.
+- ``ConsoleProgress``: the callback. On a TTY a rich bar (loss, ppl, tok/s, lr, ETA); otherwise one
+  plain line per eval, ``step 400 epoch 1 loss 2.31 ppl 10.1 val_loss 2.40 val_ppl 11.0 tok/s 9120
+  lr 1e-3``. Use it as a context manager so the bar is closed even when training fails.
+- The Annotated aliases (``LrOpt``...) are exported too, for a command that needs one of them alone.
+
+This module must not import torch (``rnntool --help`` stays fast); ``rnntool.training`` is torch-free
+at import time, so importing TrainConfig/parse_duration from it here is fine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rnntool.cli.console import console
+from rnntool.distributed import is_main_process
+from rnntool.errors import ConfigError
+from rnntool.training import (
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TrainConfig,
+    format_duration,
+    parse_duration,
+)
+
+try:  # typer >= 0.25 vendors click as typer._click
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover
+    from click import get_current_context
+    from click.core import ParameterSource
+
+_D = TrainConfig()  # defaults shown in --help come from TrainConfig itself
+DEFAULT_EPOCHS = _D.epochs
+
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help=f"Optimizer: {', '.join(OPTIMIZERS)}.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
+ClipOpt = Annotated[float, typer.Option("--clip", help="Clip the gradient norm to this value; 0 turns it off.")]
+WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Weight decay (L2; decoupled for adamw).")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Linear learning-rate warm-up over this many steps.")]
+ScheduleOpt = Annotated[
+    str,
+    typer.Option(
+        "--schedule",
+        help=f"Learning rate after warm-up, one of {', '.join(SCHEDULES)}: plateau halves it when validation "
+        "stops improving; cosine decays it to --min-lr by the end of --max-steps/--epochs/--max-time.",
+    ),
+]
+MinLrOpt = Annotated[float, typer.Option("--min-lr", help="Lowest learning rate for plateau and cosine.")]
+EpochsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--epochs",
+        help=f"Passes over the training data (default: {DEFAULT_EPOCHS}, or no limit when --max-steps or "
+        "--max-time is given).",
+        show_default=False,
+    ),
+]
+MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps (batches).")]
+MaxTimeOpt = Annotated[
+    Optional[str],
+    typer.Option("--max-time", help="Wall-clock training budget, e.g. 90s, 10m, 1h30m.", show_default=False),
+]
+EvalEveryOpt = Annotated[
+    Optional[int], typer.Option("--eval-every", help="Validate every N steps (default: after each epoch).")
+]
+PatienceOpt = Annotated[
+    Optional[int], typer.Option("--patience", help="Stop after N validations without improvement (default: off).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result on CPU).")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help=f"Where to train: {', '.join(DEVICES)} (auto: a GPU if there is one).")
+]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")
+]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help=f"{' or '.join(PRECISIONS)} (bf16: autocast, faster on recent GPUs).")
+]
+RunDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--run-dir", help="Directory for checkpoints and metrics.jsonl of this run.", show_default=False),
+]
+ResumeOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--resume",
+        metavar="RUN_DIR",
+        help="Continue the interrupted run in RUN_DIR from its last checkpoint (same settings; "
+        "options given here, e.g. a larger --max-steps, override them).",
+        show_default=False,
+    ),
+]
+SaveEveryOpt = Annotated[
+    Optional[int],
+    typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
+]
+TrainQuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
+
+# (parameter name, annotation, default, TrainConfig field or None)
+_SPECS: list[tuple[str, Any, Any, str | None]] = [
+    ("optimizer", OptimizerOpt, _D.optimizer, "optimizer"),
+    ("lr", LrOpt, _D.lr, "lr"),
+    ("clip", ClipOpt, _D.clip, "clip"),
+    ("weight_decay", WeightDecayOpt, _D.weight_decay, "weight_decay"),
+    ("warmup", WarmupOpt, _D.warmup_steps, "warmup_steps"),
+    ("schedule", ScheduleOpt, _D.schedule, "schedule"),
+    ("min_lr", MinLrOpt, _D.min_lr, "min_lr"),
+    ("epochs", EpochsOpt, None, "epochs"),
+    ("max_steps", MaxStepsOpt, _D.max_steps, "max_steps"),
+    ("max_time", MaxTimeOpt, None, "max_time"),
+    ("eval_every", EvalEveryOpt, _D.eval_every, "eval_every"),
+    ("patience", PatienceOpt, _D.patience, "patience"),
+    ("seed", SeedOpt, _D.seed, "seed"),
+    ("device", DeviceOpt, _D.device, "device"),
+    ("threads", ThreadsOpt, _D.threads, "threads"),
+    ("precision", PrecisionOpt, _D.precision, "precision"),
+    ("save_every", SaveEveryOpt, _D.save_every, "save_every"),
+    ("run_dir", RunDirOpt, None, None),
+    ("resume", ResumeOpt, None, None),
+    ("quiet", TrainQuietOpt, False, None),
+]
+OPTION_NAMES = tuple(name for name, *_ in _SPECS)
+
+
+@dataclass
+class TrainOptions:
+    """The shared options as given on the command line (``explicit``: names set by the user)."""
+
+    optimizer: str = _D.optimizer
+    lr: float = _D.lr
+    clip: float = _D.clip
+    weight_decay: float = _D.weight_decay
+    warmup: int = _D.warmup_steps
+    schedule: str = _D.schedule
+    min_lr: float = _D.min_lr
+    epochs: int | None = None
+    max_steps: int | None = _D.max_steps
+    max_time: str | None = None
+    eval_every: int | None = _D.eval_every
+    patience: int | None = _D.patience
+    seed: int = _D.seed
+    device: str = _D.device
+    threads: int | None = _D.threads
+    precision: str = _D.precision
+    save_every: int | None = _D.save_every
+    run_dir: Path | None = None
+    resume: Path | None = None
+    quiet: bool = False
+    explicit: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume is not None
+
+    @property
+    def is_main(self) -> bool:
+        """False on DDP ranks other than 0 (they must not publish or print results)."""
+        return is_main_process()
+
+    def run_dir_for(self, default: Path | None = None) -> Path | None:
+        """The run directory: ``--resume RUN_DIR``, else ``--run-dir``, else ``default``."""
+        if self.resume is not None and self.run_dir is not None and self.run_dir != self.resume:
+            raise ConfigError("--resume RUN_DIR already names the run directory; drop --run-dir")
+        return self.resume or self.run_dir or default
+
+    def config(self, base: dict | None = None, **overrides: Any) -> TrainConfig:
+        """A validated TrainConfig: defaults < ``base`` (a saved run) < explicit options < overrides."""
+        values: dict[str, Any] = TrainConfig().to_dict()
+        if base:
+            values.update({k: v for k, v in base.items() if k in values})
+        for name, _annot, _default, cfg_field in _SPECS:
+            if cfg_field is None:
+                continue
+            if base is None or name in self.explicit:
+                values[cfg_field] = getattr(self, name)
+        if base is None or "max_time" in self.explicit:
+            values["max_time"] = parse_duration(self.max_time, option="--max-time")
+        if "epochs" not in self.explicit and self.epochs is None:
+            # --max-steps/--max-time alone mean "train for that long", not "stop at 10 epochs"
+            if {"max_steps", "max_time"} & self.explicit or self.max_steps is not None or self.max_time:
+                values["epochs"] = None
+            elif base is None:
+                values["epochs"] = DEFAULT_EPOCHS
+        values.update(overrides)
+        return TrainConfig.from_dict(values).validate()
+
+
+def _explicit_names() -> frozenset[str]:
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return frozenset()
+    names = set()
+    for name in OPTION_NAMES:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            names.add(name)
+    return frozenset(names)
+
+
+def train_options(func):
+    """Decorator: add the shared training options to a typer command (see the module docstring)."""
+    sig = inspect.signature(func, eval_str=True)
+    if "train" not in sig.parameters:
+        raise TypeError(f"{func.__name__} must take a keyword parameter 'train: TrainOptions'")
+    clash = set(OPTION_NAMES) & set(sig.parameters)
+    if clash:
+        raise TypeError(f"{func.__name__} declares {sorted(clash)}, which @train_options already adds")
+    own = [p for p in sig.parameters.values() if p.name != "train"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annot)
+             for name, annot, default, _ in _SPECS]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        values = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
+        opts = TrainOptions(**values, explicit=_explicit_names())
+        if opts.quiet or not is_main_process():
+            console.quiet = True
+        return func(*args, train=opts, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + added)
+    annotations = {p.name: p.annotation for p in own + added}
+    if sig.return_annotation is not inspect.Signature.empty:
+        annotations["return"] = sig.return_annotation
+    wrapper.__annotations__ = annotations
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress display
+# ---------------------------------------------------------------------------------------------
+def format_lr(lr: float) -> str:
+    """``0.001`` -> ``1e-3``, ``0.000316`` -> ``3.16e-4``."""
+    if lr == 0 or not math.isfinite(lr):
+        return str(lr)
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) >= 10 ** digits:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if math.isfinite(loss) and loss < 700 else float("inf")
+
+
+def eval_line(info) -> str:
+    """``step 400 epoch 1 loss 2.31 ppl 10.1 val_loss 2.40 val_ppl 11.0 tok/s 9120 lr 1e-3``."""
+    parts = [f"step {info.step}", f"epoch {info.epoch}"]
+    if math.isfinite(info.train_loss):
+        parts += [f"loss {info.train_loss:.2f}", f"ppl {_num(_ppl(info.train_loss))}"]
+    for key, value in info.metrics.items():
+        parts.append(f"val_{key} {value:.2f}" if key == "loss" else f"val_{key} {_num(value)}")
+    parts += [f"tok/s {info.tokens_per_s:.0f}", f"lr {format_lr(info.lr)}"]
+    if info.is_best:
+        parts.append("(best)")
+    return " ".join(parts)
+
+
+class ConsoleProgress:
+    """Training progress on stderr (a training callback; rank 0 only, the loop sees to that)."""
+
+    def __init__(self, description: str = "training", *, refresh_s: float = 0.2) -> None:
+        self.description = description
+        self.refresh_s = refresh_s
+        self._stack = contextlib.ExitStack()
+        self._bar = None
+        self._last_update = 0.0
+        self._skipped_logged = 0
+
+    def __enter__(self) -> "ConsoleProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._bar = None
+        self._stack.close()
+
+    def _print(self, msg: str) -> None:
+        if self._bar is not None and self._bar.active:
+            console._to_files(msg)
+            self._bar.print(msg)
+        else:
+            console.log(msg)
+
+    def on_train_start(self, info) -> None:
+        budget = []
+        if info.config.epochs is not None:
+            budget.append(f"{info.config.epochs} epochs" + (f" x {info.batches_per_epoch} batches"
+                                                              if info.batches_per_epoch else ""))
+        if info.config.max_steps is not None:
+            budget.append(f"{info.config.max_steps} steps")
+        if info.max_time is not None:
+            budget.append(format_duration(info.max_time))
+        procs = f" x {info.world_size} processes" if info.world_size > 1 else ""
+        start = f"resuming at step {info.step} (epoch {info.epoch + 1}); " if info.resumed else ""
+        console.log(f"{start}training {info.num_parameters:,} parameters on {info.device}{procs}; "
+                    f"budget: {', '.join(budget) or 'none'}")
+        known = info.total_steps is not None or info.max_time is not None
+        self._bar = self._stack.enter_context(console.progress(self.description, total=100.0 if known else None))
+
+    def on_step(self, info) -> None:
+        if info.skipped and info.skipped_steps > self._skipped_logged:
+            self._skipped_logged = info.skipped_steps
+            console.warn(f"step {info.step}: loss or gradient not finite, update skipped "
+                         f"({info.skipped_steps} so far)")
+        if self._bar is None or not self._bar.active:
+            return
+        now = time.monotonic()
+        if now - self._last_update < self.refresh_s:
+            return
+        self._last_update = now
+        status = f"step {info.step}"
+        if math.isfinite(info.loss):
+            status += f" loss {info.loss:.2f} ppl {_num(_ppl(info.loss))}"
+        status += f" tok/s {info.tokens_per_s:.0f} lr {format_lr(info.lr)}"
+        self._bar.update(completed=100.0 * info.progress, status=status)
+
+    def on_eval(self, info) -> None:
+        self._print(eval_line(info))
+        if self._bar is not None:
+            self._bar.update(completed=100.0 * info.progress)
+
+    def on_end(self, result) -> None:
+        if self._bar is not None:
+            self._bar.update(completed=100.0)
+        self.close()
+        best = " ".join(f"val_{k} {_num(v)}" for k, v in result.best_metrics.items())
+        n = result.skipped_steps
+        skipped = f", {n} step{'s' if n != 1 else ''} skipped (non-finite)" if n else ""
+        console.log(f"stopped ({result.stop_reason}) after {result.steps} steps, {format_duration(result.elapsed)}"
+                    f"{skipped}; best {best or '-'} at step {result.best_step}")
+
+
+__all__ = [
+    "ConsoleProgress",
+    "OPTION_NAMES",
+    "TrainOptions",
+    "eval_line",
+    "format_lr",
+    "train_options",
+]

@@ -1,0 +1,435 @@
+"""Training checkpoints as safetensors + JSON — never pickle — written atomically, verified on load.
+
+Layout of a run directory::
+
+    run_dir/
+      run.json              TrainConfig, model config and the caller's run_meta (written at start)
+      metrics.jsonl         one JSON object per eval / train-loss report (see training_loop)
+      checkpoint            pointer: the name of the newest complete checkpoint ("ckpt-00000400")
+      ckpt-00000400/
+        model.safetensors   current weights (tied weights stored once, aliases in state.json)
+        best.safetensors    best-on-validation weights (hard link when unchanged; absent before
+                            the first eval)
+        state.safetensors   every other tensor: optimizer state, RNG states, task state
+        state.json          everything else; tensors appear as {"__tensor__": "<key>"}
+        rank1.safetensors   DDP: rank 1's RNG + task state (rank1.json alongside), ...
+        manifest.json       sha256 + size of every file above, written last
+
+A checkpoint is staged in ``.tmp-ckpt-…`` (each file fsynced), renamed into place, and only then the
+``checkpoint`` pointer is replaced atomically, so a crash at any moment leaves the previous
+checkpoint usable. Older checkpoint directories are pruned (``keep``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load_bytes
+from safetensors.torch import load_file as st_load_file
+from safetensors.torch import save as st_save_bytes
+from safetensors.torch import save_file as st_save_file
+
+from rnntool import __version__
+from rnntool.errors import CheckpointError
+from rnntool.textio import atomic_write_text, fsync_dir, sha256_file
+
+POINTER = "checkpoint"
+RUN_INFO = "run.json"
+MANIFEST = "manifest.json"
+CKPT_PREFIX = "ckpt-"
+FORMAT = "rnntool-checkpoint/1"
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested state <-> (JSON, flat tensor dict)
+# ---------------------------------------------------------------------------------------------
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
+    """Return a JSON-able copy of ``obj`` with every tensor moved into ``tensors``.
+
+    Handles dicts (any hashable JSON-able keys), lists, tuples, tensors, numpy arrays/scalars and
+    JSON scalars; ``unflatten_state`` restores the same structure and types.
+    """
+    if isinstance(obj, torch.Tensor):
+        key = prefix or "t"
+        while key in tensors:
+            key = f"{key}~"
+        tensors[key] = obj.detach()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: flatten_state(v, tensors, f"{prefix}/{k}") for k, v in obj.items()}
+        return {
+            "__items__": [
+                [flatten_state(k, tensors, f"{prefix}/k{i}"), flatten_state(v, tensors, f"{prefix}/{i}")]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
+    if isinstance(obj, tuple):
+        return {"__tuple__": [flatten_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [flatten_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    raise TypeError(
+        f"cannot store a {type(obj).__name__} at '{prefix}' in a checkpoint: "
+        "state must be tensors, numpy arrays or JSON values"
+    )
+
+
+def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [unflatten_state(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return np.asarray(obj["__ndarray__"], dtype=obj["dtype"]).reshape(obj["shape"])
+        if "__tuple__" in obj:
+            return tuple(unflatten_state(v, tensors) for v in obj["__tuple__"])
+        if "__items__" in obj:
+            return {_hashable(unflatten_state(k, tensors)): unflatten_state(v, tensors) for k, v in obj["__items__"]}
+        return {k: unflatten_state(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+def _hashable(k: Any) -> Any:
+    return tuple(_hashable(x) for x in k) if isinstance(k, list) else k
+
+
+def _storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, no two tensors sharing memory (safetensors' requirements)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, t in tensors.items():
+        t = t.detach().cpu()
+        ptr = t.untyped_storage().data_ptr()
+        whole = t.untyped_storage().nbytes() == t.numel() * t.element_size()
+        if (ptr in seen and t.numel()) or not whole or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(t.untyped_storage().data_ptr())
+        out[k] = t
+    return out
+
+
+def split_aliases(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Store tied weights once: ``(tensors, {alias_key: stored_key})``."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple, str] = {}
+    for k, t in state.items():
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype,
+                 t.device)
+        if t.numel() and ident in first:
+            aliases[k] = first[ident]
+        else:
+            first[ident] = k
+            tensors[k] = t
+    return _storable(tensors), aliases
+
+
+def join_aliases(tensors: dict[str, torch.Tensor], aliases: dict[str, str]) -> dict[str, torch.Tensor]:
+    return {**tensors, **{k: tensors[v] for k, v in aliases.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG state
+# ---------------------------------------------------------------------------------------------
+def capture_rng() -> dict:
+    """Python ``random``, numpy's global RNG, torch CPU and (when in use) every CUDA device."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda_states = [s.to(torch.uint8).cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-rank state (DDP): bytes that travel through the process group and land as files
+# ---------------------------------------------------------------------------------------------
+def pack_rank_state(obj: dict) -> tuple[bytes, bytes]:
+    """``(json_bytes, safetensors_bytes)`` of a nested state (RNG + task state of one rank)."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta = flatten_state(obj, tensors, "r")
+    return json.dumps(meta).encode("utf-8"), st_save_bytes(_storable(tensors))
+
+
+def unpack_rank_state(meta: bytes, blob: bytes) -> dict:
+    return unflatten_state(json.loads(meta.decode("utf-8")), st_load_bytes(blob))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+def ckpt_name(step: int) -> str:
+    return f"{CKPT_PREFIX}{step:08d}"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+
+
+@dataclass
+class SavedCheckpoint:
+    path: Path
+    step: int
+    best_step: int | None
+
+
+class CheckpointWriter:
+    """Writes checkpoints into one run directory; remembers the last one to hard-link best weights."""
+
+    def __init__(self, run_dir: Path, keep: int = 2) -> None:
+        self.run_dir = Path(run_dir)
+        self.keep = max(1, keep)
+        self.last: SavedCheckpoint | None = None
+
+    def save(
+        self,
+        step: int,
+        *,
+        model_state: dict[str, torch.Tensor],
+        best_state: dict[str, torch.Tensor] | None,
+        best_step: int | None,
+        state: dict,
+        rank_states: dict[int, tuple[bytes, bytes]] | None = None,
+    ) -> Path:
+        """Write ``ckpt-<step>/`` atomically, repoint ``checkpoint`` at it, prune older ones.
+
+        ``state`` is a nested dict of JSON values and tensors (optimizer, RNG, task, counters).
+        ``best_state`` may be None when ``best_step == step`` (the current weights are the best) or
+        when there is no best yet.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        name = ckpt_name(step)
+        tmp = self.run_dir / f".tmp-{name}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            weights, aliases = split_aliases(model_state)
+            st_save_file(weights, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+            if best_step is not None:
+                self._write_best(tmp, step, best_state, best_step)
+            tensors: dict[str, torch.Tensor] = {}
+            meta = flatten_state(state, tensors, "s")
+            st_save_file(_storable(tensors), str(tmp / "state.safetensors"), metadata={"format": FORMAT})
+            _write_json(tmp / "state.json", {
+                "format": FORMAT, "rnntool": __version__, "step": step, "best_step": best_step,
+                "saved_at": time.time(), "model_aliases": aliases, "state": meta,
+            })
+            for rank, (rank_meta, rank_blob) in sorted((rank_states or {}).items()):
+                (tmp / f"rank{rank}.json").write_bytes(rank_meta)
+                (tmp / f"rank{rank}.safetensors").write_bytes(rank_blob)
+            files = sorted(p for p in tmp.iterdir() if p.is_file())
+            for p in files:
+                _fsync_file(p)
+            _write_json(tmp / MANIFEST, {
+                "format": FORMAT, "step": step,
+                "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files},
+            })
+            _fsync_file(tmp / MANIFEST)
+            fsync_dir(tmp)
+            final = self.run_dir / name
+            if final.exists():  # saving the same step again (e.g. after a resume): replace it
+                old = self.run_dir / f".old-{name}-{os.getpid()}"
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+            fsync_dir(self.run_dir)
+            atomic_write_text(self.run_dir / POINTER, name + "\n")
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.last = SavedCheckpoint(final, step, best_step)
+        self._prune(keep_name=name)
+        return final
+
+    def _write_best(self, tmp: Path, step: int, best_state, best_step: int) -> None:
+        dest = tmp / "best.safetensors"
+        if best_step == step and best_state is None:
+            os.link(tmp / "model.safetensors", dest)
+            return
+        last = self.last
+        if last is not None and last.best_step == best_step and (last.path / "best.safetensors").exists():
+            try:
+                os.link(last.path / "best.safetensors", dest)
+                return
+            except OSError:
+                pass
+        if best_state is None:
+            raise ValueError("best_state is required when the best weights are not the current ones")
+        weights, _ = split_aliases(best_state)
+        st_save_file(weights, str(dest), metadata={"format": FORMAT, "step": str(best_step)})
+
+    def _prune(self, keep_name: str) -> None:
+        ckpts = list_checkpoints(self.run_dir)
+        for path in ckpts[: -self.keep]:
+            if path.name != keep_name:
+                shutil.rmtree(path, ignore_errors=True)
+        for stale in self.run_dir.glob(".tmp-ckpt-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint directories, oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX)
+             and p.name[len(CKPT_PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CKPT_PREFIX):]))
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    run_dir = Path(run_dir)
+    return (run_dir / POINTER).exists() or bool(list_checkpoints(run_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    step: int
+    best_step: int | None
+    state: dict  # nested, tensors restored (on CPU)
+    model_state: dict[str, torch.Tensor]
+    best_state: dict[str, torch.Tensor] | None
+
+    def rank_state(self, rank: int) -> dict | None:
+        """Rank ``rank``'s RNG + task state (DDP, rank > 0), or None if this checkpoint has none."""
+        meta, blob = self.path / f"rank{rank}.json", self.path / f"rank{rank}.safetensors"
+        if not meta.exists() or not blob.exists():
+            return None
+        try:
+            return unpack_rank_state(meta.read_bytes(), blob.read_bytes())
+        except (ValueError, KeyError, SafetensorError) as e:
+            raise _corrupt(blob, f"cannot be read ({e})") from None
+
+
+def _corrupt(path: Path, what: str) -> CheckpointError:
+    run_dir = path.parent.parent if path.parent.name.startswith(CKPT_PREFIX) else path.parent
+    return CheckpointError(
+        f"{path}: {what}; the checkpoint is corrupt — point {run_dir / POINTER} at an older "
+        f"ckpt-* directory in {run_dir}, or start a new run without --resume"
+    )
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint the pointer names; CheckpointError (saying what to do) when there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(
+            f"{run_dir}: no such run directory; check the path, or start a new run without --resume"
+        )
+    pointer = run_dir / POINTER
+    if not pointer.exists():
+        older = list_checkpoints(run_dir)
+        hint = (f" (found {older[-1].name}: write its name into {pointer} to resume from it)" if older else "")
+        raise CheckpointError(
+            f"{pointer}: missing — {run_dir} holds no checkpoint to resume{hint}; "
+            "start a new run without --resume"
+        )
+    name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+    path = run_dir / name
+    if not name.startswith(CKPT_PREFIX) or "/" in name or not path.is_dir():
+        raise _corrupt(pointer, f"names {name!r}, which is not a checkpoint directory here")
+    return path
+
+
+def load_checkpoint(run_dir: Path, *, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load and verify the newest checkpoint of a run (checksums, JSON, tensors)."""
+    path = latest_checkpoint(run_dir)
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise _corrupt(manifest_path, "missing (the checkpoint was not completely written)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError):
+        raise _corrupt(manifest_path, "is not a valid checkpoint manifest") from None
+    for fname, info in files.items():
+        f = path / fname
+        if not f.is_file():
+            raise _corrupt(f, "missing")
+        if f.stat().st_size != info.get("bytes") or sha256_file(f) != info.get("sha256"):
+            raise _corrupt(f, "checksum mismatch")
+    for required in ("model.safetensors", "state.safetensors", "state.json"):
+        if required not in files:
+            raise _corrupt(path / required, "missing from the manifest")
+    device = str(map_location)
+    try:
+        head = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        state_tensors = st_load_file(str(path / "state.safetensors"), device="cpu")
+        state = unflatten_state(head["state"], state_tensors)
+        model_state = join_aliases(st_load_file(str(path / "model.safetensors"), device=device),
+                                   head.get("model_aliases", {}))
+        best_state = None
+        if "best.safetensors" in files:
+            best_state = join_aliases(st_load_file(str(path / "best.safetensors"), device="cpu"),
+                                      head.get("model_aliases", {}))
+    except (ValueError, KeyError, TypeError, OSError, SafetensorError) as e:
+        raise _corrupt(path, f"cannot be read ({type(e).__name__}: {e})") from None
+    return LoadedCheckpoint(path, int(head["step"]), head.get("best_step"), state, model_state, best_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# run.json: what a resume needs besides the checkpoint
+# ---------------------------------------------------------------------------------------------
+def write_run_info(run_dir: Path, *, train: dict, model: dict | None, meta: dict | None) -> None:
+    info = {"format": FORMAT, "rnntool": __version__, "created": time.time(), "train": train,
+            "model": model, "meta": meta or {}}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / RUN_INFO, json.dumps(info, indent=1) + "\n")
+
+
+def read_run_info(run_dir: Path) -> dict:
+    """``{"train": TrainConfig dict, "model": model config, "meta": run_meta}`` of a run directory.
+
+    ``--resume RUN_DIR`` uses this to rebuild the task (data paths, tokenizer, name...) exactly.
+    """
+    p = Path(run_dir) / RUN_INFO
+    if not p.exists():
+        raise CheckpointError(
+            f"{p}: missing — {run_dir} is not an rnntool run directory; check the path, "
+            "or start a new run without --resume"
+        )
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(info, dict) or "train" not in info:
+            raise ValueError("no 'train' section")
+    except ValueError as e:
+        raise _corrupt(p, f"is not valid run info ({e})") from None
+    return info
