@@ -1,1 +1,91 @@
 """`rnntool generate`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from rnntool.cli.app import app
+from rnntool.cli.console import console
+from rnntool.cli.lm_common import DeviceOpt, reader_may_stop, stdin_is_tty
+from rnntool.cli.options import ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
+
+
+@app.command("generate")
+def generate(
+    model: ModelRefOpt,
+    prompt: Annotated[
+        Optional[str],
+        typer.Option("--prompt", help="Text to continue. Without it: one prompt per stdin line; "
+                     "unconditional when stdin is a terminal or empty.", show_default=False),
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens to generate per output.")] = 100,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Outputs per prompt.")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0,
+                                               help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest tokens (0 = all).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
+                                         help="Nucleus sampling: the smallest set with this probability.")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the likeliest token.")] = False,
+    beam: Annotated[int, typer.Option("--beam", min=0, help="Beam search with this many beams (0 = off); "
+                                      "-n N prints the N best.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling: the same seed repeats exactly.",
+                                                show_default=False)] = None,
+    device: DeviceOpt = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per output (JSON Lines) with "
+                                           "token ids and log-probs.")] = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+) -> None:
+    """Generate text from a language model; one output per line, streamed as it is produced.
+
+    Stops at <eos> or --max-tokens. Sampling by default (--temperature, --top-k, --top-p);
+    --greedy or --beam K for the likeliest output.
+    """
+    import torch
+
+    from rnntool.lm import open_lm
+    from rnntool.lm_generate import GenerateSettings, Sample
+    from rnntool.lm_generate import generate as generate_text
+    from rnntool.textio import read_lines
+
+    console.quiet = quiet
+    settings = GenerateSettings(max_tokens=max_tokens, num_samples=num_samples, greedy=greedy, beam=beam,
+                                temperature=temperature, top_k=top_k, top_p=top_p).validate()
+    lm = open_lm(model, registry, device)
+    generator = torch.Generator(device=lm.model.embedding.weight.device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    if prompt is not None:
+        prompts = iter([prompt])
+    elif stdin_is_tty():
+        prompts = iter([""])
+    else:
+        prompts = read_lines("-", on_bad_utf8=on_bad_utf8, allow_empty=True)
+    out = sys.stdout
+    with reader_may_stop():
+        for text in _with_default(prompts):
+            for event in generate_text(lm, text, settings, generator=generator):
+                if isinstance(event, Sample):
+                    if json_out:
+                        console.emit_json(event.to_dict())
+                    else:
+                        console.emit("")
+                elif not json_out:
+                    out.write(event)
+                    out.flush()
+
+
+def _with_default(prompts):
+    """The prompts, or one empty (unconditional) prompt when there are none (empty stdin)."""
+    empty = True
+    for p in prompts:
+        empty = False
+        yield p
+    if empty:
+        yield ""

@@ -1,1 +1,127 @@
 """`rnntool train lm`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from rnntool.cli.app import train_app
+from rnntool.cli.console import console
+from rnntool.cli.lm_common import stdin_is_tty
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.train_options import ConsoleProgress, TrainOptions, train_options
+from rnntool.errors import UsageError
+
+CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
+MODE_HELP = (
+    "stream: lines joined by <eos> into --batch-size parallel streams, truncated BPTT of --bptt steps "
+    "with the state carried across segments; sentence: each line alone (<bos> ... <eos>), padded and "
+    "batched by length."
+)
+
+
+def _fmt(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+@train_app.command("lm")
+@train_options
+def train_lm(
+    inputs: Annotated[Optional[list[str]], typer.Argument(
+        help="Training text files ('-' or nothing: stdin). Not needed with --resume.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Publish to the registry under this name.",
+                                                show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the bundle to this directory "
+                                                   "instead of the registry.", show_default=False)] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("-t", "--tokenizer", help="Tokenizer to use (registry "
+                         "reference or bundle); default: train one on the input.", show_default=False)] = None,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Vocabulary of the tokenizer trained on the fly.")] = 8000,
+    model_type: Annotated[Literal["bpe", "unigram", "char", "word"], typer.Option(
+        "--model-type", help="Kind of tokenizer trained on the fly.")] = "bpe",
+    mode: Annotated[Literal["stream", "sentence"], typer.Option("--mode", help=MODE_HELP)] = "stream",
+    cell: Annotated[Literal["rnn-tanh", "rnn-relu", "gru", "lstm"], typer.Option("--cell", help=CELL_HELP)] = "lstm",
+    layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 2,
+    embed_dim: Annotated[int, typer.Option("--embed-dim", help="Embedding size.")] = 256,
+    hidden_dim: Annotated[int, typer.Option("--hidden-dim", help="Recurrent state size.")] = 256,
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout on embeddings, between layers and before "
+                                           "the output (each can be set alone below).")] = 0.2,
+    embed_dropout: Annotated[Optional[float], typer.Option("--embed-dropout", help="Dropout on the embeddings.",
+                                                           show_default=False)] = None,
+    hidden_dropout: Annotated[Optional[float], typer.Option("--hidden-dropout", help="Dropout between layers.",
+                                                            show_default=False)] = None,
+    output_dropout: Annotated[Optional[float], typer.Option("--output-dropout", help="Dropout before the "
+                                                            "output projection.", show_default=False)] = None,
+    tie_embeddings: Annotated[bool, typer.Option("--tie-embeddings", help="Share the embedding matrix with the "
+                                                 "output projection (needs --embed-dim = --hidden-dim).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams (stream mode) or lines per "
+                                            "batch (sentence mode).")] = 32,
+    bptt: Annotated[int, typer.Option("--bptt", help="Time steps per segment in stream mode.")] = 64,
+    valid: Annotated[Optional[Path], typer.Option("--valid", help="Validation text file.", show_default=False)] = None,
+    valid_fraction: Annotated[float, typer.Option("--valid-fraction", help="Without --valid: hold out this "
+                                                  "fraction of the lines, from the end.")] = 0.05,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Token cache directory (default: "
+                                                      "cache/ in the registry).", show_default=False)] = None,
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+    *,
+    train: TrainOptions,
+) -> None:
+    """Train an RNN language model and publish it (--name) or write it as a bundle (-o DIR).
+
+    The validation metrics published with the model: loss (nats/token), ppl and bpc (bits per
+    character: total NLL in bits over the characters of the validation text, one newline per line).
+    """
+    from rnntool.checkpoint import read_run_info
+    from rnntool.lm_train import LMRunSpec, default_run_dir, train_language_model
+    from rnntool.registry import Registry
+
+    reg = Registry.open(registry)
+    saved = read_run_info(train.resume) if train.resuming else None
+    if saved is not None:
+        spec = LMRunSpec.from_dict(saved.get("meta") or {})
+        if inputs or name or output:
+            raise UsageError("--resume RUN_DIR continues that run's data and name; drop the inputs, --name and -o")
+    else:
+        if not inputs and stdin_is_tty():
+            raise UsageError("no training data: give text files, or pipe text into stdin")
+        drop = lambda v: dropout if v is None else v  # noqa: E731
+        spec = LMRunSpec(
+            inputs=list(inputs or ["-"]), name=name, output=str(output.resolve()) if output else None,
+            model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                       embed_dropout=drop(embed_dropout), hidden_dropout=drop(hidden_dropout),
+                       output_dropout=drop(output_dropout), tie_embeddings=tie_embeddings),
+            mode=mode, batch_size=batch_size, bptt=bptt, valid=str(valid) if valid else None,
+            valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
+            cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,
+        ).check()
+        _check_model_options(spec)
+    cfg = train.config(base=saved["train"] if saved else None)
+    run_dir = train.run_dir_for(default=None if saved else default_run_dir(reg, spec))
+    if run_dir is not None and not train.resuming:
+        console.log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
+    with ConsoleProgress("train lm") as progress:
+        outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
+                                       callbacks=[progress], log=console.log, warn=console.warn)
+    if outcome.bundle is None:  # a DDP rank other than 0
+        return
+    b, r = outcome.bundle, outcome.result
+    summary = {"ref": b.ref, "path": str(b.path), "metrics": b.metrics, "tokenizer": outcome.tokenizer_ref,
+               "steps": r.steps, "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
+               "run_dir": str(run_dir) if run_dir else None}
+    if json_out:
+        console.emit_json(summary)
+    else:
+        m = b.metrics
+        console.emit(f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {_fmt(m.get('val_ppl'))}, "
+                     f"bpc {_fmt(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
+
+
+def _check_model_options(spec) -> None:
+    """Model settings are checked before any data is read (a typo fails fast)."""
+    from rnntool.lm import LMConfig
+
+    LMConfig(vocab_size=1, **spec.model)

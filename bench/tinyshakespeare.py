@@ -1,0 +1,128 @@
+"""Tiny Shakespeare: validation nats per character of `rnntool train lm` under a fixed time budget.
+
+    .venv/bin/python bench/tinyshakespeare.py                           # the default recipe, 10 minutes
+    .venv/bin/python bench/tinyshakespeare.py --recipe all --max-time 10m --threads 2
+    .venv/bin/python bench/tinyshakespeare.py --recipe adamw-cosine --max-time 20s   # a smoke test
+
+The corpus is read in place from ../shared/data/tinyshakespeare/input.txt (never copied). The split is
+the usual one, first 90% of the characters for training and the last 10% for validation, taken at the
+line boundary nearest to 90% (``--valid-fraction`` of the lines, so `rnntool train lm` reads the one
+file). Each recipe runs the printed `rnntool train lm` command with a fresh registry under bench/out/
+and reports the published validation figures: nats/char (total NLL over the validation characters,
+newlines included, in nats), bits/char, perplexity per token, steps and training tokens/s.
+
+Reference points (validation nats/char, 10 minutes on 2 CPU cores): PyTorch's word_language_model
+(2x512 LSTM, SGD) ~1.62; a subword LSTM (BPE 1k, 2x512, AdamW, cosine) ~1.50; the goal is 1.40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from lm_throughput import machine_info  # bench/ is on sys.path when run as a script
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+OUT = REPO / "bench" / "out" / "tinyshakespeare"
+REFERENCES = {"word_language_model (2x512 LSTM, SGD)": 1.62, "BPE-1k 2x512 LSTM, AdamW, cosine": 1.50, "goal": 1.40}
+
+_BPE1K = ["--model-type", "bpe", "--vocab-size", "1000", "--mode", "stream", "--cell", "lstm", "--layers", "2"]
+RECIPES: dict[str, list[str]] = {
+    # pytorch/examples word_language_model's settings, on BPE-1k pieces
+    "example-sgd": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--dropout", "0.2",
+                    "--optimizer", "sgd", "--lr", "20", "--clip", "0.25", "--schedule", "plateau",
+                    "--batch-size", "20", "--bptt", "35", "--eval-every", "1000"],
+    # the subword reference point
+    "adamw-cosine": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--dropout", "0.2",
+                     "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "0.01", "--schedule", "cosine",
+                     "--warmup", "100", "--clip", "1.0", "--batch-size", "32", "--bptt", "64", "--eval-every", "1000"],
+    # tied embeddings, more regularisation, longer BPTT
+    "tuned": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--tie-embeddings",
+              "--embed-dropout", "0.1", "--hidden-dropout", "0.25", "--output-dropout", "0.35",
+              "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "0.05", "--schedule", "cosine",
+              "--warmup", "200", "--clip", "1.0", "--batch-size", "32", "--bptt", "96", "--eval-every", "1000"],
+}
+RECIPES["tuned-bf16"] = [*RECIPES["tuned"], "--precision", "bf16"]
+DEFAULT_RECIPE = "tuned"
+
+
+def valid_fraction_at_90_percent(path: Path) -> tuple[float, int, int]:
+    """The fraction of lines whose split point is the line boundary nearest to 90% of the characters."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    total = sum(len(line) + 1 for line in lines)
+    seen, best_k, best_gap = 0, 0, total
+    for k, line in enumerate(lines):
+        seen += len(line) + 1
+        if abs(seen - 0.9 * total) < best_gap:
+            best_k, best_gap = k + 1, abs(seen - 0.9 * total)
+    n_valid = len(lines) - best_k
+    return n_valid / len(lines), n_valid, len(lines)
+
+
+def run_recipe(name: str, args, fraction: float) -> dict:
+    out = OUT / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cmd = ["rnntool", "train", "lm", str(args.data), "-o", str(out / "model"), "--valid-fraction", f"{fraction:.6f}",
+           "--max-time", args.max_time, "--seed", str(args.seed), "--device", "cpu", "--json", "--run-dir",
+           str(out / "run"), *(["--threads", str(args.threads)] if args.threads else []), *RECIPES[name]]
+    print(f"$ RNNTOOL_HOME={out / 'registry'} {shlex.join(cmd)}", flush=True)
+    env = {**os.environ, "RNNTOOL_HOME": str(out / "registry")}
+    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True)
+    (out / "stderr.log").write_text(r.stderr)
+    if r.returncode != 0:
+        tail = r.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        print(f"  failed (exit {r.returncode}): {tail[0]}; log in {out / 'stderr.log'}")
+        return {"recipe": name, "failed": True}
+    summary = json.loads(r.stdout)
+    m = summary["metrics"]
+    row = {"recipe": name, "nats_per_char": m["val_nats_per_char"], "bpc": m["val_bpc"], "ppl": m["val_ppl"],
+           "steps": summary["steps"], "tokens_per_s": m["tokens_per_s"], "elapsed": summary["elapsed"]}
+    print(f"  val nats/char {row['nats_per_char']:.4f}  bits/char {row['bpc']:.4f}  ppl/token {row['ppl']:.2f}  "
+          f"steps {row['steps']}  train tok/s {row['tokens_per_s']:.0f}  ({row['elapsed']:.0f}s)", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(RECIPES)}, or 'all' "
+                    f"(default: {DEFAULT_RECIPE})")
+    ap.add_argument("--max-time", default="10m", help="training budget per recipe (default 10m)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--data", type=Path, default=DATA, help="the corpus (default: the shared tinyshakespeare)")
+    args = ap.parse_args(argv)
+    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        ap.error(f"unknown recipe {unknown[0]!r}; choose one of {', '.join(RECIPES)} or all")
+    if not args.data.is_file():
+        print(f"bench: {args.data} not found (the shared benchmark data)", file=sys.stderr)
+        return 1
+    for line in machine_info(args.threads):
+        print(line)
+    fraction, n_valid, n_lines = valid_fraction_at_90_percent(args.data)
+    print(f"data: {args.data} (read in place); validation = last {n_valid} of {n_lines} lines "
+          f"(--valid-fraction {fraction:.6f}, the line boundary nearest 90% of the characters)")
+    print("reference val nats/char: " + ", ".join(f"{k} {v}" for k, v in REFERENCES.items()))
+    print()
+    rows = [run_recipe(name, args, fraction) for name in names]
+    done = [r for r in rows if not r.get("failed")]
+    if len(done) > 1:
+        best = min(done, key=lambda r: r["nats_per_char"])
+        print(f"\nbest: {best['recipe']} {best['nats_per_char']:.4f} nats/char; ratio to the 1.50 reference "
+              f"{best['nats_per_char'] / 1.50:.3f}")
+    return 0 if len(done) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""`rnntool train lm` without the CLI: data + tokenizer → LMTask → the training loop → a bundle.
+
+    spec = LMRunSpec(inputs=["corpus.txt"], name="shakespeare", model={"cell": "lstm", ...})
+    outcome = train_language_model(spec, train_cfg, registry=None, run_dir=Path("runs/x"),
+                                   resume=False, callbacks=[...], log=print)
+    outcome.bundle.ref                                   # "shakespeare@1" (rank 0 only)
+
+Everything a resume needs is in ``LMRunSpec``, saved in the run directory's ``run.json``; a
+resumed run checks that the input files still have the fingerprints recorded when the run began.
+A tokenizer trained on the fly is written into the run directory, published as
+``<name>-tokenizer`` (unless its latest version is the same file) and named in the LM's
+``parents``; bundles always carry a copy of it (``tokenizer.model``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnntool.errors import BadInput, ConfigError, UsageError
+from rnntool.lm_data import MODES, Corpus, build_token_cache
+from rnntool.textio import fingerprint_file, is_stdin, sha256_file, spool_stdin
+from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class LMRunSpec:
+    """What to train on and what to build; JSON-able (it is the run's ``run_meta``)."""
+
+    inputs: list[str]
+    name: str | None = None  # publish to the registry under this name ...
+    output: str | None = None  # ... or write the bundle to this directory
+    model: dict = field(default_factory=dict)  # LMConfig fields except vocab_size
+    mode: str = "stream"
+    batch_size: int = 32
+    bptt: int = 64
+    valid: str | None = None
+    valid_fraction: float = 0.05
+    tokenizer: str | None = None  # -t REF; None: train one
+    vocab_size: int = 8000
+    model_type: str = "bpe"
+    cache_dir: str | None = None
+    on_bad_utf8: str = "strict"
+    fingerprints: list[dict] = field(default_factory=list)  # inputs (+ valid), taken before training
+
+    def check(self) -> "LMRunSpec":
+        if (self.name is None) == (self.output is None):
+            raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)} (got {self.mode!r})")
+        if self.batch_size < 1 or self.bptt < 1:
+            raise ConfigError("--batch-size and --bptt must be positive")
+        if self.valid is None and not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"--valid-fraction must be between 0 and 1 (got {self.valid_fraction}), or give --valid FILE")
+        if not self.inputs:
+            raise UsageError("no training data: give text files, or '-' for stdin")
+        out = Path(self.output) if self.output else None
+        if out is not None and out.exists() and (
+            not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())
+        ):  # found now, not after training
+            raise UsageError(f"{out} exists and is not an rnntool bundle; choose another -o directory or remove it")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMRunSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.output).name
+
+
+@dataclass
+class LMTrainOutcome:
+    result: object  # rnntool.training.TrainResult
+    bundle: object | None  # the published Bundle (rank 0), None on other ranks
+    tokenizer_ref: str | None
+
+
+# -- preparation -----------------------------------------------------------------------------------
+def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> None:
+    """Spool stdin into ``work_dir`` (so it can be fingerprinted, re-read and resumed), make paths
+    absolute and take the data fingerprints — all before training starts."""
+    if sum(is_stdin(p) for p in spec.inputs) > 1 or (spec.valid is not None and is_stdin(spec.valid)):
+        raise UsageError("stdin ('-') can be read only once: give it as one training input at most")
+    inputs = []
+    for p in spec.inputs:
+        if is_stdin(p):
+            log("reading training text from stdin")
+            p = spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8)
+        elif not Path(p).is_file():
+            raise BadInput(f"{p}: no such file")
+        inputs.append(str(Path(p).resolve()))
+    spec.inputs = inputs
+    if spec.valid is not None:
+        if not Path(spec.valid).is_file():
+            raise BadInput(f"{spec.valid}: no such file (--valid)")
+        spec.valid = str(Path(spec.valid).resolve())
+    spec.fingerprints = [fingerprint_file(p) for p in [*spec.inputs, *([spec.valid] if spec.valid else [])]]
+    if all(fp["bytes"] == 0 for fp in spec.fingerprints[: len(spec.inputs)]):
+        raise BadInput(f"{', '.join(spec.inputs)}: training input is empty; give a file with some text")
+    if spec.valid is not None and spec.fingerprints[-1]["bytes"] == 0:
+        raise BadInput(f"{spec.valid}: validation input is empty; give a file with some text")
+
+
+def check_fingerprints(spec: LMRunSpec) -> None:
+    """On resume: the inputs must be the files the run started with."""
+    for fp in spec.fingerprints:
+        path = Path(fp["path"])
+        if not path.is_file() or fingerprint_file(path)["sha256"] != fp["sha256"]:
+            raise BadInput(f"{path}: changed or missing since the run started; restore it, or start a new run")
+
+
+def resolve_tokenizer(spec: LMRunSpec, registry, work_dir: Path, resume: bool, log: Log,
+                      warn: Log) -> tuple[Tokenizer, str | None]:
+    """The run's tokenizer (copied into ``work_dir``) and its registry reference, if any."""
+    local = work_dir / TOKENIZER_FILE
+    if resume:  # the very file the run started with
+        return Tokenizer.load(local), spec.tokenizer
+    if spec.tokenizer is not None:
+        bundle = registry.load(spec.tokenizer, kind=("tokenizer", "lm"))
+        tok = Tokenizer.from_bundle(bundle)
+        tok.require_rnntool_ids()
+        shutil.copyfile(tok.path, local)
+        spec.tokenizer = bundle.ref if bundle.version is not None else str(bundle.path)
+        return Tokenizer.load(local), spec.tokenizer
+    tok = train_tokenizer(spec.inputs, local, vocab_size=spec.vocab_size, model_type=spec.model_type,
+                          on_bad_utf8=spec.on_bad_utf8, on_log=log, on_warning=warn)
+    return tok, None
+
+
+def load_corpora(spec: LMRunSpec, tok: Tokenizer, cache_dir: Path, log: Log) -> tuple[Corpus, Corpus]:
+    n_inputs = len(spec.inputs)
+    shas = [fp["sha256"] for fp in spec.fingerprints]
+    data, hit = build_token_cache(spec.inputs, shas[:n_inputs], tok, cache_dir, on_bad_utf8=spec.on_bad_utf8)
+    log(f"{'token cache hit' if hit else 'tokenized'}: {data.n_lines} lines, {data.n_tokens} tokens")
+    if spec.valid is None:
+        return data.split_last(spec.valid_fraction)
+    valid, _ = build_token_cache([spec.valid], shas[n_inputs:], tok, cache_dir, on_bad_utf8=spec.on_bad_utf8)
+    return data, valid
+
+
+# -- publishing ------------------------------------------------------------------------------------
+def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> str:
+    """Publish a tokenizer trained on the fly as ``<name>-tokenizer`` (reusing an identical latest)."""
+    tok_name = f"{name}-tokenizer"
+    latest = registry.latest(tok_name)
+    if latest is not None and latest.files.get(TOKENIZER_FILE, {}).get("sha256") == sha256_file(tok_path):
+        return latest.ref
+    with registry.staging() as stage:
+        shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
+        bundle = registry.publish(stage, name=tok_name, kind="tokenizer", data=data,
+                                  extra={"trained_for": name})
+    return bundle.ref
+
+
+def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path | None, result, train_cfg,
+               corpora: tuple[Corpus, Corpus], parents: dict) -> object:
+    from rnntool.lm import save_lm
+    from rnntool.lm_task import corpus_summary
+    from rnntool.registry import write_bundle
+
+    best = result.best_metrics
+    metrics = {f"val_{k}": v for k, v in best.items()}
+    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
+                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
+    config = {
+        "model": model.config.to_dict(),
+        "train": train_cfg.to_dict(),
+        "data": {"mode": spec.mode, "batch_size": spec.batch_size, "bptt": spec.bptt,
+                 "valid": spec.valid, "valid_fraction": None if spec.valid else spec.valid_fraction,
+                 "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])},
+    }
+    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size}
+    with registry.staging() as stage:
+        save_lm(model, stage / "model.safetensors")
+        shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
+        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
+        if metrics_log is not None and metrics_log.exists():
+            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
+        else:
+            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
+        kw = dict(kind="lm", config=config, metrics=metrics, data=spec.fingerprints, parents=parents, extra=extra)
+        if spec.name is not None:
+            return registry.publish(stage, name=spec.name, **kw)
+        return write_bundle(stage, spec.output, name=_bundle_name(spec.output), **kw)
+
+
+def _bundle_name(output: str) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", Path(output).name.lower()).strip("-._")
+    return name or "lm"
+
+
+# -- the whole run ---------------------------------------------------------------------------------
+def train_language_model(
+    spec: LMRunSpec,
+    train_cfg,
+    *,
+    registry,
+    run_dir: Path | None,
+    resume: bool,
+    callbacks: Sequence = (),
+    log: Log = lambda msg: None,
+    warn: Log | None = None,
+) -> LMTrainOutcome:
+    """Prepare data and tokenizer, train (resuming when asked), publish on rank 0."""
+    from rnntool.distributed import env_world_size, is_main_process
+    from rnntool.lm import LMConfig, RNNLM
+    from rnntool.lm_task import LMTask
+    from rnntool.training import seed_everything, train
+
+    warn = warn or log
+    spec.check()
+    with contextlib.ExitStack() as stack:
+        if run_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rnntool-lm-")))
+        else:
+            work_dir = Path(run_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            check_fingerprints(spec)
+        else:
+            if env_world_size() > 1 and any(is_stdin(p) for p in spec.inputs):
+                raise UsageError("a distributed run cannot read stdin; give the training text as files")
+            prepare_inputs(spec, work_dir, log)
+        if spec.name is not None and is_main_process():
+            stack.enter_context(registry.training_lock(spec.name))
+        tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
+        cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
+        corpora = load_corpora(spec, tok, cache_dir, log)
+        model_cfg = LMConfig(vocab_size=tok.vocab_size, **spec.model)
+        seed_everything(train_cfg.seed)
+        model = RNNLM(model_cfg)
+        task = LMTask(model, corpora[0], corpora[1], mode=spec.mode, batch_size=spec.batch_size,
+                      bptt=spec.bptt, seed=train_cfg.seed)
+        result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
+                       model_config=model_cfg.to_dict(), run_meta=dataclasses.asdict(spec))
+        if not result.is_main:
+            return LMTrainOutcome(result, None, tok_ref)
+        parents = {}
+        if tok_ref is not None:
+            parents["tokenizer"] = tok_ref
+        elif spec.name is not None:
+            tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
+            parents["tokenizer"] = tok_ref
+        bundle = publish_lm(spec, registry, model, work_dir / TOKENIZER_FILE, run_dir, result, train_cfg,
+                            corpora, parents)
+        return LMTrainOutcome(result, bundle, tok_ref)
+
+
+def default_run_dir(registry, spec: LMRunSpec) -> Path | None:
+    """A new ``<registry>/runs/<label>-<time>-<random>``; None under torchrun (give --run-dir there)."""
+    import time
+
+    from rnntool.distributed import env_world_size
+
+    if env_world_size() > 1:
+        return None
+    runs = registry.root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{spec.label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))

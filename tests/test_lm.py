@@ -1,0 +1,90 @@
+"""The RNN language model: config checks, shapes, step == forward, save/load round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.lm import CELLS, LMConfig, RNNLM, detach_state, load_lm, save_lm, state_from_tensors, state_tensors
+
+
+def tiny(cell="lstm", **kw) -> LMConfig:
+    base = dict(vocab_size=17, cell=cell, layers=2, embed_dim=8, hidden_dim=8,
+                embed_dropout=0.0, hidden_dropout=0.0, output_dropout=0.0)
+    return LMConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_shapes_and_step_matches_forward(cell):
+    torch.manual_seed(0)
+    model = RNNLM(tiny(cell)).eval()
+    tokens = torch.randint(0, 17, (3, 5))
+    logits, state = model(tokens)
+    assert logits.shape == (3, 5, 17)
+    # stepping token by token gives the same distributions as one forward pass
+    step_state, last = model.prompt_state(tokens[:, :2])
+    assert torch.equal(last, tokens[:, 1])
+    for t in range(1, 5):
+        logprobs, step_state, attn = model.step(tokens[:, t], step_state)
+        assert attn is None
+        assert torch.allclose(logprobs, torch.log_softmax(logits[:, t], -1), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_reorder_state_selects_rows(cell):
+    model = RNNLM(tiny(cell)).eval()
+    state, _ = model.prompt_state(torch.tensor([[2, 5, 1], [2, 6, 1], [2, 7, 1]]))
+    picked = model.reorder_state(state, torch.tensor([2, 2, 0]))
+    first = picked[0] if isinstance(picked, tuple) else picked
+    full = state[0] if isinstance(state, tuple) else state
+    assert first.shape == (2, 3, 8)
+    assert torch.equal(first[:, 0], full[:, 2]) and torch.equal(first[:, 2], full[:, 0])
+
+
+def test_config_errors_name_the_setting():
+    with pytest.raises(ConfigError, match="lstm"):
+        tiny("lsmt")
+    with pytest.raises(ConfigError, match="--tie-embeddings needs --embed-dim equal to --hidden-dim"):
+        tiny(tie_embeddings=True, embed_dim=8, hidden_dim=16)
+    with pytest.raises(ConfigError, match="layers"):
+        tiny(layers=0)
+    with pytest.raises(ConfigError, match="dropout"):
+        tiny(output_dropout=1.0)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_save_load_round_trip(tmp_path, tie):
+    torch.manual_seed(1)
+    config = tiny("lstm", tie_embeddings=tie)
+    model = RNNLM(config).eval()
+    save_lm(model, tmp_path / "model.safetensors")
+    loaded = load_lm(config.to_dict(), tmp_path / "model.safetensors")
+    tokens = torch.randint(0, 17, (2, 4))
+    assert torch.equal(model(tokens)[0], loaded(tokens)[0])
+    if tie:
+        assert "output.weight" not in loaded.state_dict()
+        loaded.embedding.weight.data.zero_()
+        assert torch.count_nonzero(loaded(tokens)[0] - loaded.output_bias) == 0  # tied: uses the embedding
+
+
+def test_load_rejects_mismatched_weights_and_unknown_config(tmp_path):
+    save_lm(RNNLM(tiny("gru")), tmp_path / "m.safetensors")
+    with pytest.raises(CorruptBundle, match="do not match"):
+        load_lm(tiny("lstm").to_dict(), tmp_path / "m.safetensors")
+    with pytest.raises(CorruptBundle, match="newer rnntool"):
+        load_lm({**tiny().to_dict(), "attention": "dot"}, tmp_path / "m.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    with pytest.raises(CorruptBundle, match="cannot read"):
+        load_lm(tiny("gru").to_dict(), tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("cell", ["rnn-relu", "lstm"])
+def test_state_tensors_round_trip_and_detach(cell):
+    model = RNNLM(tiny(cell))
+    _, state = model(torch.randint(0, 17, (2, 3)))
+    back = state_from_tensors(state_tensors(state))
+    flat = lambda s: list(s) if isinstance(s, tuple) else [s]  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(flat(state), flat(back)))
+    assert all(not s.requires_grad for s in flat(detach_state(state)))
+    assert state_from_tensors(state_tensors(None)) is None

@@ -1,0 +1,149 @@
+"""`rnntool train lm`: overfitting a tiny corpus, the published bundle, tokenizers, cache, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import invoke
+from rnntool.registry import Registry
+
+TINY = ["-q", "--embed-dim", "24", "--hidden-dim", "32", "--layers", "1", "--dropout", "0",
+        "--batch-size", "4", "--bptt", "12", "--lr", "0.02"]
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """Every word appears once, so each token is predictable from the one before: loss can reach ~0."""
+    words = [f"w{i:03d}" for i in range(60)]
+    lines = [" ".join(words[i : i + 6]) for i in range(0, 60, 6)]
+    p = tmp_path / "chain.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def train(*args, input=None):
+    r = invoke("train", "lm", *args, input=input)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_tiny_corpus_is_overfit_and_metrics_match_evaluate_perplexity(chain, registry):
+    r = train(chain, "--name", "chain", "--valid", chain, "--model-type", "word", "--vocab-size", "64",
+              "--max-steps", "200", "--eval-every", "50", "--json", *TINY, "--batch-size", "1", "--lr", "0.03")
+    summary = json.loads(r.stdout)
+    assert summary["ref"] == "chain@1"
+    metrics = summary["metrics"]
+    assert metrics["val_loss"] < 0.1, metrics  # near zero: memorized
+    assert metrics["val_ppl"] == pytest.approx(math.exp(metrics["val_loss"]))
+    # the published validation numbers are what `evaluate perplexity` says on the same text
+    ppl = json.loads(invoke("evaluate", "perplexity", "-m", "chain", chain, "--json").stdout)
+    assert ppl["nats_per_token"] == pytest.approx(metrics["val_loss"], rel=1e-4, abs=1e-6)
+    assert ppl["bits_per_character"] == pytest.approx(metrics["val_bpc"], rel=1e-4, abs=1e-6)
+
+
+def test_bundle_files_manifest_and_tokenizer_parent(corpus, registry):
+    r = train(corpus, "--name", "eng", "--vocab-size", "320", "--max-steps", "6", "--mode", "sentence", *TINY)
+    assert r.stdout.startswith("published eng@1: val ppl ")
+    reg = Registry.open(registry)
+    b = reg.load("eng", kind="lm")
+    assert set(b.files) == {"model.safetensors", "tokenizer.model", "metrics.jsonl"}
+    config = b.manifest["config"]
+    assert config["model"]["cell"] == "lstm" and config["model"]["vocab_size"] == 320
+    assert config["data"]["mode"] == "sentence" and config["train"]["max_steps"] == 6
+    assert {"val_loss", "val_ppl", "val_bpc"} <= set(b.metrics)
+    assert b.manifest["data"][0]["sha256"] and b.manifest["data"][0]["lines"] == 600
+    assert b.parents == {"tokenizer": "eng-tokenizer@1"}
+    tok = reg.load("eng-tokenizer@1", kind="tokenizer")
+    assert tok.files["tokenizer.model"]["sha256"] == b.files["tokenizer.model"]["sha256"]
+    assert [json.loads(line)["type"] for line in b.file("metrics.jsonl").read_text().splitlines()]
+    # a second run with the same tokenizer reuses the published tokenizer and the token cache
+    train(corpus, "--name", "eng", "--vocab-size", "320", "--max-steps", "2", "--mode", "sentence", *TINY)
+    assert len(list((registry / "cache" / "lm-tokens").iterdir())) == 1  # the second run hit the cache
+    assert reg.load("eng@2").parents == {"tokenizer": "eng-tokenizer@1"}
+
+
+def test_registry_tokenizer_stdin_and_output_dir(corpus, tmp_path, registry):
+    from rnntool.tokenizer import train_tokenizer
+
+    reg = Registry.open(registry)
+    with reg.staging() as stage:
+        train_tokenizer([corpus], stage / "tokenizer.model", vocab_size=300)
+        reg.publish(stage, name="spm", kind="tokenizer")
+    out = tmp_path / "bundle"
+    train("-t", "spm", "-o", out, "--max-steps", "4", "--cell", "gru", *TINY, input=corpus.read_text())
+    b = Registry.open(registry).load(str(out), kind="lm")
+    assert b.version is None and b.parents == {"tokenizer": "spm@1"}
+    assert b.manifest["config"]["model"]["vocab_size"] == 300 and b.manifest["data"][0]["lines"] == 600
+    assert not (registry / "models" / "bundle-tokenizer").exists()
+    gen = invoke("generate", "-m", out, "--greedy", "--max-tokens", "5")
+    assert gen.exit_code == 0 and gen.stdout.count("\n") == 1, gen.output
+
+
+def test_same_seed_same_weights(corpus, tmp_path):
+    for d in ("a", "b"):
+        train(corpus, "-o", tmp_path / d, "--vocab-size", "320", "--max-steps", "5", "--seed", "3", *TINY)
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("--cell", "lstn"), 2, "lstm"),
+        (("--tie-embeddings", "--embed-dim", "16"), 2, "--tie-embeddings"),
+        (("-t", "no-such-tokenizer"), 1, "no-such-tokenizer"),
+        (("--mode", "lines"), 2, "--mode"),
+        (("--name", "x", "-o", "d"), 2, "not both"),
+        (("-o", "."), 2, "not an rnntool bundle"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(corpus, args, code, words):
+    base = ["--name", "bad"] if "--name" not in args and "-o" not in args else []
+    r = invoke("train", "lm", corpus, *base, "--max-steps", "1", *args)
+    assert r.exit_code == code, r.output
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("rnntool: error:") and words in lines[-1], r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_empty_training_file_is_a_one_line_error(tmp_path, registry):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    r = invoke("train", "lm", empty, "--name", "e", "-q", "--max-steps", "1")
+    assert r.exit_code == 1, r.output
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "empty" in r.stderr
+    assert not (registry / "models" / "e").exists()
+
+
+def test_resume_after_sigkill_gives_the_same_weights(corpus, tmp_path):
+    args = [corpus, "--vocab-size", "320", "--max-steps", "300", "--save-every", "5", "--eval-every", "100",
+            "--seed", "5", *TINY]
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "rnntool", "train", "lm", *map(str, args),
+                             "-o", str(tmp_path / "resumed"), "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "ckpt-00000010").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+    assert not (tmp_path / "resumed").exists()
+    train("--resume", run, "-q")
+    train(*args, "-o", tmp_path / "straight")
+    resumed, straight = (load_file(tmp_path / d / "model.safetensors") for d in ("resumed", "straight"))
+    assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed)
+    history = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history if r["type"] == "eval"] == [100, 200, 300]
