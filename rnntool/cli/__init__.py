@@ -57,6 +57,7 @@ def _usage_message(e: cx.UsageError) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
+    console.reset()  # in-process callers (tests, wrappers) get a fresh console every time
     try:
         rc = app(args=argv, prog_name="rnntool", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0

@@ -30,6 +30,10 @@ class Console:
         self.log_files: list[Path] = []
         self._rich = None
 
+    def reset(self) -> None:
+        self.quiet = False
+        self.log_files = []
+
     # -- state --------------------------------------------------------------------------------
     @property
     def is_tty(self) -> bool:

@@ -9,7 +9,7 @@ import typer
 
 from rnntool.cli.app import app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import DeviceOpt, reader_may_stop, stdin_is_tty
+from rnntool.cli.lm_common import DeviceOpt, stdin_is_tty
 from rnntool.cli.options import ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
 
 
@@ -68,17 +68,16 @@ def generate(
     else:
         prompts = read_lines("-", on_bad_utf8=on_bad_utf8, allow_empty=True)
     out = sys.stdout
-    with reader_may_stop():
-        for text in _with_default(prompts):
-            for event in generate_text(lm, text, settings, generator=generator):
-                if isinstance(event, Sample):
-                    if json_out:
-                        console.emit_json(event.to_dict())
-                    else:
-                        console.emit("")
-                elif not json_out:
-                    out.write(event)
-                    out.flush()
+    for text in _with_default(prompts):
+        for event in generate_text(lm, text, settings, generator=generator):
+            if isinstance(event, Sample):
+                if json_out:
+                    console.emit_json(event.to_dict())
+                else:
+                    console.emit("")
+            elif not json_out:
+                out.write(event)
+                out.flush()
 
 
 def _with_default(prompts):

@@ -9,7 +9,7 @@ import typer
 
 from rnntool.cli.app import evaluate_app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import DeviceOpt, reader_may_stop
+from rnntool.cli.lm_common import DeviceOpt
 from rnntool.cli.options import InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
 
 
@@ -60,14 +60,13 @@ def perplexity(
     mode = check_mode(mode or lm.mode)
     totals = Totals()
     lines = read_lines(input, on_bad_utf8=on_bad_utf8)
-    with reader_may_stop():
-        for score in score_lines(lm.model, lm.tokenizer, lines, mode, totals=totals, batch_size=batch_size):
-            if not per_line:
-                continue
-            if json_out:
-                console.emit_json({"logprob": score.logprob, "tokens": score.tokens, "perplexity": score.perplexity})
-            else:
-                console.emit(f"{score.logprob:.4f}\t{score.tokens}\t{score.perplexity:.4f}")
+    for score in score_lines(lm.model, lm.tokenizer, lines, mode, totals=totals, batch_size=batch_size):
+        if not per_line:
+            continue
+        if json_out:
+            console.emit_json({"logprob": score.logprob, "tokens": score.tokens, "perplexity": score.perplexity})
+        else:
+            console.emit(f"{score.logprob:.4f}\t{score.tokens}\t{score.perplexity:.4f}")
     result = {"model": lm.bundle.ref, "input": display_name(input), **totals.summary(),
               "signature": signature(lm.tokenizer.sha256, mode)}
     report = (
