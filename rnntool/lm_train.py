@@ -26,6 +26,8 @@ from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.lm_data import MODES, Corpus, build_token_cache
+from rnntool.lm_retrain import lm_promotion, lm_settings, warm_start_parent
+from rnntool.retrain import RetrainOptions, retrain_key, unchanged
 from rnntool.textio import fingerprint_file, is_stdin, sha256_file, spool_stdin
 from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
 
@@ -50,6 +52,7 @@ class LMRunSpec:
     model_type: str = "bpe"
     cache_dir: str | None = None
     on_bad_utf8: str = "strict"
+    init_from: str | None = None  # --init-from: the resolved parent (name@version)
     fingerprints: list[dict] = field(default_factory=list)  # inputs (+ valid), taken before training
 
     def check(self) -> "LMRunSpec":
@@ -82,9 +85,11 @@ class LMRunSpec:
 
 @dataclass
 class LMTrainOutcome:
-    result: object  # rnntool.training.TrainResult
-    bundle: object | None  # the published Bundle (rank 0), None on other ranks
+    result: object | None  # rnntool.training.TrainResult (None when skipped)
+    bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
     tokenizer_ref: str | None
+    skipped: bool = False  # --if-changed found nothing new
+    promotion: object | None = None  # rnntool.retrain.PromotionDecision with --promote
 
 
 # -- preparation -----------------------------------------------------------------------------------
@@ -165,7 +170,7 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
 
 
 def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path | None, result, train_cfg,
-               corpora: tuple[Corpus, Corpus], parents: dict) -> object:
+               corpora: tuple[Corpus, Corpus], parents: dict, more_extra: dict | None = None) -> object:
     from rnntool.lm import save_lm
     from rnntool.lm_task import corpus_summary
     from rnntool.registry import write_bundle
@@ -181,7 +186,7 @@ def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path |
                  "valid": spec.valid, "valid_fraction": None if spec.valid else spec.valid_fraction,
                  "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])},
     }
-    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size}
+    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
     with registry.staging() as stage:
         save_lm(model, stage / "model.safetensors")
         shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
@@ -212,15 +217,22 @@ def train_language_model(
     callbacks: Sequence = (),
     log: Log = lambda msg: None,
     warn: Log | None = None,
+    retrain: RetrainOptions | None = None,
 ) -> LMTrainOutcome:
-    """Prepare data and tokenizer, train (resuming when asked), publish on rank 0."""
+    """Prepare data and tokenizer, train (resuming when asked), publish on rank 0.
+
+    ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
+    to the new version only when it beats the aliased one (see rnntool.retrain)."""
     from rnntool.distributed import env_world_size, is_main_process
-    from rnntool.lm import LMConfig, RNNLM
+    from rnntool.lm import LMConfig, RNNLM, load_lm
     from rnntool.lm_task import LMTask
     from rnntool.training import seed_everything, train
 
     warn = warn or log
+    retrain = retrain or RetrainOptions()
     spec.check()
+    if spec.name is None and (retrain.if_changed or retrain.promote):
+        raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
     with contextlib.ExitStack() as stack:
         if run_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rnntool-lm-")))
@@ -234,13 +246,26 @@ def train_language_model(
                 raise UsageError("a distributed run cannot read stdin; give the training text as files")
             prepare_inputs(spec, work_dir, log)
         if spec.name is not None and is_main_process():
-            stack.enter_context(registry.training_lock(spec.name))
+            stack.enter_context(registry.training_lock(
+                spec.name, wait=retrain.wait, hint="wait for it to finish, or pass --wait to queue behind it"))
+        parent = None
+        if retrain.init_from is not None and not resume:
+            parent = warm_start_parent(spec, registry, retrain.init_from, log)
+        elif spec.init_from is not None:  # a resumed warm start: the checkpoint has the weights
+            parent = registry.resolve(spec.init_from)
+        key = retrain_key(spec.fingerprints, lm_settings(spec, train_cfg, registry, parent))
+        if retrain.if_changed and not resume:
+            latest = registry.latest(spec.name)
+            if unchanged(latest, key):
+                return LMTrainOutcome(None, latest, None, skipped=True)
         tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
         cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
         corpora = load_corpora(spec, tok, cache_dir, log)
         model_cfg = LMConfig(vocab_size=tok.vocab_size, **spec.model)
         seed_everything(train_cfg.seed)
         model = RNNLM(model_cfg)
+        if parent is not None and not resume:
+            model.load_state_dict(load_lm(parent.config["model"], parent.file("model.safetensors")).state_dict())
         task = LMTask(model, corpora[0], corpora[1], mode=spec.mode, batch_size=spec.batch_size,
                       bptt=spec.bptt, seed=train_cfg.seed)
         result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
@@ -253,9 +278,18 @@ def train_language_model(
         elif spec.name is not None:
             tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
             parents["tokenizer"] = tok_ref
+        if parent is not None:
+            parents["init"] = parent.ref
+        extra = {"retrain_key": key}
+        decision = None
+        if retrain.promote is not None:
+            decision = lm_promotion(spec, registry, model, tok, retrain, log)
+            extra["promotion"] = decision.to_dict()
         bundle = publish_lm(spec, registry, model, work_dir / TOKENIZER_FILE, run_dir, result, train_cfg,
-                            corpora, parents)
-        return LMTrainOutcome(result, bundle, tok_ref)
+                            corpora, parents, extra)
+        if decision is not None and decision.promoted:
+            registry.set_alias(bundle.ref, decision.alias)
+        return LMTrainOutcome(result, bundle, tok_ref, promotion=decision)
 
 
 def default_run_dir(registry, spec: LMRunSpec) -> Path | None:

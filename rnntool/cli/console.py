@@ -60,6 +60,10 @@ class Console:
         self.log_files.append(p)
 
     # -- stderr ---------------------------------------------------------------------------------
+    def record(self, msg: str) -> None:
+        """Append a message to the --log-file(s) only (e.g. a result already printed on stdout)."""
+        self._to_files(msg)
+
     def _to_files(self, msg: str) -> None:
         for p in self.log_files:
             with open(p, "a", encoding="utf-8") as f:

@@ -139,6 +139,21 @@ SaveEveryOpt = Annotated[
     typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
 ]
 TrainQuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
+IfChangedOpt = Annotated[bool, typer.Option(
+    "--if-changed", help="Skip training (exit 0) when the data and settings equal those of the latest version of --name.")]
+PromoteOpt = Annotated[Optional[str], typer.Option(
+    "--promote", metavar="ALIAS", show_default=False,
+    help="Move ALIAS (e.g. prod) to the new version only if it beats the version ALIAS points to on the "
+    "same validation data (LM: bits/char; translation: BLEU with a paired bootstrap test).")]
+MinDeltaOpt = Annotated[float, typer.Option(
+    "--min-delta", help="With --promote: the least improvement that counts (bits/char or BLEU points).")]
+InitFromOpt = Annotated[Optional[str], typer.Option(
+    "--init-from", metavar="REF", show_default=False,
+    help="Warm start: continue training from a published version (same tokenizer and architecture).")]
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait", help="If another run trains the same --name, wait for it instead of exiting 75.")]
+LogFileOpt = Annotated[Optional[Path], typer.Option(
+    "--log-file", show_default=False, help="Also append every message, timestamped, to this file (cron).")]
 
 # (parameter name, annotation, default, TrainConfig field or None)
 _SPECS: list[tuple[str, Any, Any, str | None]] = [
@@ -162,6 +177,12 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("run_dir", RunDirOpt, None, None),
     ("resume", ResumeOpt, None, None),
     ("quiet", TrainQuietOpt, False, None),
+    ("if_changed", IfChangedOpt, False, None),
+    ("promote", PromoteOpt, None, None),
+    ("min_delta", MinDeltaOpt, 0.0, None),
+    ("init_from", InitFromOpt, None, None),
+    ("wait", WaitOpt, False, None),
+    ("log_file", LogFileOpt, None, None),
 ]
 OPTION_NAMES = tuple(name for name, *_ in _SPECS)
 
@@ -190,7 +211,27 @@ class TrainOptions:
     run_dir: Path | None = None
     resume: Path | None = None
     quiet: bool = False
+    if_changed: bool = False
+    promote: str | None = None
+    min_delta: float = 0.0
+    init_from: str | None = None
+    wait: bool = False
+    log_file: Path | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def retrain(self):
+        """The cron options as a core ``RetrainOptions`` (checked against --resume and -o)."""
+        from rnntool.retrain import RetrainOptions
+
+        if self.resuming and (self.if_changed or self.init_from):
+            raise ConfigError("--resume continues a run as it was; drop --if-changed and --init-from")
+        if self.min_delta < 0:
+            raise ConfigError(f"--min-delta must be 0 or more (got {self.min_delta})")
+        if self.promote is None and "min_delta" in self.explicit:
+            raise ConfigError("--min-delta goes with --promote ALIAS")
+        return RetrainOptions(if_changed=self.if_changed, promote=self.promote, min_delta=self.min_delta,
+                              init_from=self.init_from, wait=self.wait)
 
     @property
     def resuming(self) -> bool:
@@ -259,6 +300,8 @@ def train_options(func):
         opts = TrainOptions(**values, explicit=_explicit_names())
         if opts.quiet or not is_main_process():
             console.quiet = True
+        if opts.log_file is not None and is_main_process():
+            console.add_log_file(opts.log_file)
         return func(*args, train=opts, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=own + added)
@@ -267,6 +310,26 @@ def train_options(func):
         annotations["return"] = sig.return_annotation
     wrapper.__annotations__ = annotations
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Results: the one line a cron mail shows
+# ---------------------------------------------------------------------------------------------
+def report_skipped(latest, json_out: bool) -> None:
+    """--if-changed found the same data and settings as the latest version: exit 0, say so."""
+    line = f"skipped: data and settings unchanged since {latest.ref}"
+    summary = {"status": "skipped", "ref": latest.ref, "path": str(latest.path), "metrics": latest.metrics}
+    report_result(summary, line, json_out)
+
+
+def report_result(summary: dict, line: str, json_out: bool) -> None:
+    """The final summary: JSON on stdout with --json (and the line on stderr/log file), else the line."""
+    if json_out:
+        console.log(line, force=True)
+        console.emit_json(summary)
+    else:
+        console.record(line)
+        console.emit(line)
 
 
 # ---------------------------------------------------------------------------------------------
