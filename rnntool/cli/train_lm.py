@@ -12,7 +12,7 @@ from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
-from rnntool.cli.train_options import ConsoleProgress, TrainOptions, report_result, report_skipped, train_options
+from rnntool.cli.train_options import ConsoleProgress, TrainOptions, report_result, report_skipped, run_directory, train_options
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
@@ -100,11 +100,10 @@ def train_lm(
         ).check()
         _check_model_options(spec)
     cfg = train.config(base=saved["train"] if saved else None)
-    run_dir = train.run_dir_for(default=None if saved else default_run_dir(reg, spec))
-    if run_dir is not None and not train.resuming:
-        console.log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
     retrain = train.retrain
-    with ConsoleProgress("train lm") as progress:
+    with run_directory(train, resuming_saved=saved is not None,
+                       make_default=lambda: default_run_dir(reg, spec)) as run_dir, \
+            ConsoleProgress("train lm") as progress:
         outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
                                        callbacks=[progress], log=console.log, warn=console.warn,
                                        retrain=retrain)
@@ -117,7 +116,6 @@ def train_lm(
     summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
                "metrics": b.metrics, "tokenizer": outcome.tokenizer_ref,
                "steps": r.steps, "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-               "run_dir": str(run_dir) if run_dir else None,
                "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
     m = b.metrics
     line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {_fmt(m.get('val_ppl'))}, "

@@ -313,6 +313,38 @@ def train_options(func):
 
 
 # ---------------------------------------------------------------------------------------------
+# The run directory
+# ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def run_directory(train: TrainOptions, *, resuming_saved: bool, make_default):
+    """Yield the run directory: ``--resume RUN_DIR`` > ``--run-dir`` > a new one from ``make_default()``.
+
+    A directory made here is only scaffolding: it is removed when the command ends with the model
+    published (the bundle holds the metrics log) or with nothing worth resuming in it (skipped by
+    --if-changed, lock held, bad input). It is kept, and named, when an interrupted or failed run
+    left a checkpoint to ``--resume`` from. ``--run-dir`` and ``--resume`` directories are never removed.
+    """
+    import shutil
+
+    run_dir = train.run_dir_for(default=None)
+    owned = run_dir is None and not resuming_saved
+    if owned:
+        run_dir = make_default()
+    if run_dir is not None and not train.resuming:
+        console.log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
+    ok = False
+    try:
+        yield run_dir
+        ok = True
+    finally:
+        if owned and run_dir is not None and run_dir.exists():
+            from rnntool.checkpoint import has_checkpoint
+
+            if ok or not has_checkpoint(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Results: the one line a cron mail shows
 # ---------------------------------------------------------------------------------------------
 def report_skipped(latest, json_out: bool) -> None:

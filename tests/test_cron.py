@@ -1,0 +1,155 @@
+"""Issue #5: cron cycles on growing data, through the documented retrain script, and the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, invoke
+
+SCRIPT = REPO / "docs" / "cron" / "retrain-lm.sh"
+TINY = "--vocab-size 300 --layers 1 --embed-dim 16 --hidden-dim 32 --batch-size 8 --bptt 16 --dropout 0"
+
+
+def _lines(n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    words = ["the cat", "a dog", "sees", "likes", "the ball", "a tree", "today", "again"]
+    return "".join(" ".join(rng.choice(words) for _ in range(5)) + ".\n" for _ in range(n))
+
+
+@pytest.fixture
+def cron_env(tmp_path, registry):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "rnntool"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m rnntool \"$@\"\n")
+    wrapper.chmod(0o755)
+    data, valid = tmp_path / "all.txt", tmp_path / "valid.txt"
+    data.write_text(_lines(300, 1), encoding="utf-8")
+    valid.write_text(_lines(60, 2), encoding="utf-8")
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "RNNTOOL_HOME": str(registry),
+           "DATA": str(data), "VALID": str(valid), "NAME": "corpus-lm", "KEEP": "1",
+           "LOG": str(tmp_path / "cron.log")}
+    return env
+
+
+def _cycle(env: dict, steps: int) -> subprocess.CompletedProcess:
+    env = {**env, "MAX_TIME": "5m", "TRAIN_ARGS": f"{TINY} --max-steps {steps} --eval-every {steps}"}
+    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _show(env) -> dict:
+    r = invoke("models", "show", "corpus-lm", "--json", env={"RNNTOOL_HOME": env["RNNTOOL_HOME"]})
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def _versions(registry: Path) -> list[int]:
+    return sorted(int(p.name) for p in (registry / "models" / "corpus-lm").iterdir() if p.name.isdigit())
+
+
+def _prod(registry: Path) -> int:
+    return int((registry / "models" / "corpus-lm" / "aliases" / "prod").read_text().strip())
+
+
+def test_cron_cycles_on_growing_data(cron_env, registry):
+    # cycle 1: first version, promoted unopposed
+    r = _cycle(cron_env, steps=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("published corpus-lm@1") and "promoted to @prod" in r.stdout, r.stdout
+    assert r.stderr == ""  # -q: the cron mail is the one summary line
+    assert _prod(registry) == 1
+
+    # cycle 2: nothing changed -> skipped, no new version
+    r = _cycle(cron_env, steps=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "skipped: data and settings unchanged since corpus-lm@1"
+    assert _versions(registry) == [1]
+
+    # cycle 3: data grew, but a 2-step run is worse: v2 published, prod stays on v1
+    data = Path(cron_env["DATA"])
+    data.write_text(data.read_text() + _lines(100, 3), encoding="utf-8")
+    r = _cycle(cron_env, steps=2)
+    assert r.returncode == 0, r.stderr
+    assert "published corpus-lm@2" in r.stdout and "not promoted to @prod" in r.stdout, r.stdout
+    assert _prod(registry) == 1
+    # gc --keep 1 keeps the newest (v2) and the aliased v1
+    assert _versions(registry) == [1, 2]
+    manifest = json.loads((registry / "models/corpus-lm/2/manifest.json").read_text())
+    promo = manifest["extra"]["promotion"]
+    assert promo["promoted"] is False and promo["new_score"] > promo["old_score"]
+
+    # cycle 4: more data and a longer run beat v1: prod moves; gc drops v2 (not aliased, not newest)
+    data.write_text(data.read_text() + _lines(100, 4), encoding="utf-8")
+    r = _cycle(cron_env, steps=150)
+    assert r.returncode == 0, r.stderr
+    assert "published corpus-lm@3" in r.stdout and "; promoted to @prod" in r.stdout, r.stdout
+    assert _prod(registry) == 3
+    assert _versions(registry) == [3]
+
+    history = _show(cron_env)
+    assert history is not None
+    log = Path(cron_env["LOG"]).read_text()
+    assert "skipped: data and settings unchanged" in log and "\x1b[" not in log
+
+
+def test_overlapping_runs_exit_75_and_a_killed_holder_leaves_no_lock(tmp_path, registry):
+    data = tmp_path / "d.txt"
+    data.write_text(_lines(400, 5), encoding="utf-8")
+    base = [sys.executable, "-m", "rnntool", "train", "lm", str(data), "--name", "n", *TINY.split(),
+            "--valid-fraction", "0.1"]
+    holder = subprocess.Popen([*base, "--max-time", "5m", "--eval-every", "100000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = registry / "locks" / "n@train.lock"
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the holder writes its pid into the lock file once it holds it
+            if lock.exists() and f'"pid": {holder.pid}' in lock.read_text(errors="replace").replace('"pid":' + str(holder.pid), f'"pid": {holder.pid}'):
+                break
+            assert holder.poll() is None, holder.communicate()[1]
+            time.sleep(0.2)
+        second = subprocess.run([*base, "--max-steps", "1"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 75, (second.returncode, second.stderr)
+        last = second.stderr.strip().splitlines()[-1]
+        assert last.startswith("rnntool: error:") and f"pid {holder.pid}" in last, second.stderr
+        assert "Traceback" not in second.stderr
+        assert lock.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+    third = subprocess.run([*base, "--max-steps", "2", "--json"], capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["status"] == "published"
+    # the refused run and the finished one leave no scaffolding; the killed one keeps its checkpoint
+    runs = [p for p in (registry / "runs").iterdir()]
+    assert len(runs) <= 1, runs
+
+
+def test_if_changed_and_promote_need_a_name(tmp_path):
+    data = tmp_path / "d.txt"
+    data.write_text(_lines(50, 6), encoding="utf-8")
+    r = invoke("train", "lm", str(data), "-o", str(tmp_path / "out"), "--if-changed", *TINY.split())
+    assert r.exit_code in (1, 2)
+    assert "need --name" in r.stderr and "Traceback" not in r.output
+
+
+def test_warm_start_with_another_tokenizer_is_an_error(tmp_path):
+    data = tmp_path / "d.txt"
+    data.write_text(_lines(200, 7), encoding="utf-8")
+    common = [str(data), "--valid-fraction", "0.1", *TINY.split(), "--max-steps", "2", "-q"]
+    assert invoke("train", "lm", *common, "--name", "base").exit_code == 0
+    assert invoke("tokenize", "train", str(data), "--name", "other-tok", "--vocab-size", "320", "-q").exit_code == 0
+    r = invoke("train", "lm", *common, "--name", "warm", "--init-from", "base", "-t", "other-tok")
+    assert r.exit_code == 1 and "tokenizer mismatch" in r.stderr, r.stderr
+    r = invoke("train", "lm", *common, "--name", "warm", "--init-from", "base@1", "--json")
+    assert r.exit_code == 0, r.stderr
+    manifest = json.loads((Path(os.environ["RNNTOOL_HOME"]) / "models/warm/1/manifest.json").read_text())
+    assert manifest["parents"]["init"] == "base@1"
