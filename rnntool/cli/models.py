@@ -2,6 +2,7 @@
 
     rnntool models list --kind lm
     rnntool models show shakespeare             # every version: metrics, data, parents, aliases
+    rnntool models show shakespeare --plot h.png  # validation metric per version (pip install 'rnntool[plot]')
     rnntool models alias shakespeare@3 prod
     rnntool models verify                       # all checksums of all versions; exit 1 naming a bad file
     cp -r "$(rnntool models path shakespeare@prod)" /backup/
@@ -16,6 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from rnntool import history
 from rnntool.cli.app import models_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt
@@ -114,27 +116,48 @@ def models_list(
     _table(["MODEL", "KIND", "CREATED", "ALIASES", "SIZE", "METRICS"], rows)
 
 
+PlotOpt = Annotated[Optional[Path], typer.Option(
+    "--plot", metavar="FILE.png", show_default=False,
+    help="Also draw a plot (.png/.svg/.pdf): the validation metric across versions for NAME, the training "
+         "curve for NAME@N. Needs matplotlib: pip install 'rnntool\\[plot]'.")]
+
+
 @models_app.command("show")
-def models_show(ref: RefArg, json_out: JsonOpt = False, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, registry: RegistryOpt = None,
+                quiet: QuietOpt = False) -> None:
     """Show a model's history (NAME) or one version's manifest (NAME@N, NAME@ALIAS, DIR)."""
     reg = _open(registry, quiet)
     if _is_history(reg, ref):
         name = ref
         versions = reg.list(name)
+        if plot is not None and versions:
+            from rnntool.plotting import plot_history
+
+            plot_history(versions, {b.version: reg.aliases_of(b) for b in versions}, plot)
+            console.log(f"wrote {plot}")
         if json_out:
             console.emit_json({"name": name, "aliases": reg.aliases(name),
-                               "versions": [_version_json(reg, b) for b in versions]})
+                               "versions": [{**_version_json(reg, b), "promotion": history.promotion(b)}
+                                            for b in versions]})
             return
         console.log(f"{name}: {len(versions)} version(s) in {reg.model_dir(name)}")
+        promoted = any(history.promotion(b) for b in versions)
         rows = [
             [str(b.version), b.kind, _when(b.created), ",".join(reg.aliases_of(b)) or "-", _data_text(b),
-             _pairs(b.parents), _pairs(b.metrics)]
+             _pairs(b.parents), *([history.promotion_text(history.promotion(b))] if promoted else []),
+             _pairs(history.key_metrics(b))]
             for b in versions
         ]
-        _table(["VERSION", "KIND", "CREATED", "ALIASES", "DATA", "PARENTS", "METRICS"], rows)
+        _table(["VERSION", "KIND", "CREATED", "ALIASES", "DATA", "PARENTS", *(["PROMOTED"] if promoted else []),
+                "METRICS"], rows)
         return
     b = reg.resolve(ref)
     aliases = reg.aliases_of(b)
+    if plot is not None:
+        from rnntool.plotting import plot_training_curve
+
+        plot_training_curve(b, plot, aliases)
+        console.log(f"wrote {plot}")
     if json_out:
         console.emit_json({"ref": b.ref, "path": str(b.path), "aliases": aliases, "manifest": b.manifest})
         return
@@ -150,6 +173,9 @@ def models_show(ref: RefArg, json_out: JsonOpt = False, registry: RegistryOpt = 
         ("parents", _pairs(b.parents)),
         ("metrics", _pairs(b.metrics)),
     ]
+    decision = history.promotion(b)
+    if decision:
+        lines.append(("promoted", f"{history.promotion_text(decision)} ({decision.get('reason') or '-'})"))
     for d in b.data:
         lines.append(("data", f"{d.get('path')} ({_size(int(d.get('bytes') or 0))}, {d.get('lines')} lines, "
                               f"sha256 {str(d.get('sha256'))[:12]})"))
