@@ -1,0 +1,101 @@
+"""Generate the demo's data: a small English corpus and an English→German parallel corpus.
+
+    python demo/make_data.py OUT_DIR [--pairs 12000] [--seed 0]
+
+Writes OUT_DIR/{train,valid,test}.{en,de} and OUT_DIR/lm.{train,valid}.txt. The sentences come
+from a small grammar with a real (if tiny) German lexicon, so the translation needs agreement
+(der/die/das, den/einen), compound adverbials and one reordering (a time adverb moves before the
+object: "the cat sees the ball today" → "die Katze sieht heute den Ball"). Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+# (English, German nominative, German accusative)
+NOUNS = [
+    ("the cat", "die Katze", "die Katze"),
+    ("the dog", "der Hund", "den Hund"),
+    ("a man", "ein Mann", "einen Mann"),
+    ("a woman", "eine Frau", "eine Frau"),
+    ("the child", "das Kind", "das Kind"),
+    ("the boy", "der Junge", "den Jungen"),
+    ("the girl", "das Mädchen", "das Mädchen"),
+    ("the teacher", "die Lehrerin", "die Lehrerin"),
+    ("an old man", "ein alter Mann", "einen alten Mann"),
+    ("a young woman", "eine junge Frau", "eine junge Frau"),
+    ("the ball", "der Ball", "den Ball"),
+    ("a red house", "ein rotes Haus", "ein rotes Haus"),
+    ("the river", "der Fluss", "den Fluss"),
+    ("a small bird", "ein kleiner Vogel", "einen kleinen Vogel"),
+    ("the green tree", "der grüne Baum", "den grünen Baum"),
+    ("the city", "die Stadt", "die Stadt"),
+    ("a blue car", "ein blaues Auto", "ein blaues Auto"),
+    ("the apple", "der Apfel", "den Apfel"),
+    ("a white horse", "ein weißes Pferd", "ein weißes Pferd"),
+    ("the big dog", "der große Hund", "den großen Hund"),
+]
+ANIMATE = NOUNS[:10] + [NOUNS[19]]
+VERBS = [
+    ("sees", "sieht"), ("likes", "mag"), ("finds", "findet"), ("paints", "malt"),
+    ("watches", "beobachtet"), ("calls", "ruft"), ("buys", "kauft"), ("draws", "zeichnet"),
+]
+TIME = [("today", "heute"), ("again", "wieder"), ("in the morning", "am Morgen"),
+        ("at night", "in der Nacht"), ("every day", "jeden Tag")]
+PLACE = [("near the school", "in der Nähe der Schule"), ("in the park", "im Park"),
+         ("on the street", "auf der Straße"), ("at the lake", "am See")]
+
+
+def sentence(rng: random.Random) -> tuple[str, str]:
+    s_en, s_de, _ = rng.choice(ANIMATE)
+    v_en, v_de = rng.choice(VERBS)
+    o_en, _, o_de = rng.choice(NOUNS)
+    en = [s_en, v_en, o_en]
+    de = [s_de, v_de]
+    time = rng.choice(TIME) if rng.random() < 0.5 else None
+    place = rng.choice(PLACE) if rng.random() < 0.4 else None
+    if time:  # German puts the time adverb before the object
+        de.append(time[1])
+    de.append(o_de)
+    if place:
+        en.append(place[0])
+        de.append(place[1])
+    if time:
+        en.append(time[0])
+    if rng.random() < 0.25:  # coordination: "..., and the dog watches the city"
+        s2_en, s2_de, _ = rng.choice(ANIMATE)
+        v2_en, v2_de = rng.choice(VERBS)
+        o2_en, _, o2_de = rng.choice(NOUNS)
+        en.append(f", and {s2_en} {v2_en} {o2_en}")
+        de.append(f", und {s2_de} {v2_de} {o2_de}")
+    en_s = " ".join(en).replace(" ,", ",")
+    de_s = " ".join(de).replace(" ,", ",")
+    return en_s[0].upper() + en_s[1:] + ".", de_s[0].upper() + de_s[1:] + "."
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--pairs", type=int, default=12000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    pairs = [sentence(rng) for _ in range(args.pairs)]
+    n_valid = n_test = max(1, args.pairs // 40)
+    splits = {
+        "test": pairs[:n_test],
+        "valid": pairs[n_test:n_test + n_valid],
+        "train": pairs[n_test + n_valid:],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        for i, lang in enumerate(("en", "de")):
+            (args.out / f"{split}.{lang}").write_text("".join(r[i] + "\n" for r in rows), encoding="utf-8")
+    (args.out / "lm.train.txt").write_text("".join(r[0] + "\n" for r in splits["train"]), encoding="utf-8")
+    (args.out / "lm.valid.txt").write_text("".join(r[0] + "\n" for r in splits["valid"]), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
