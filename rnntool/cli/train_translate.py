@@ -1,1 +1,136 @@
 """`rnntool train translate`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnntool.cli.app import train_app
+from rnntool.cli.console import console
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.train_options import ConsoleProgress, TrainOptions, train_options
+from rnntool.errors import UsageError
+
+ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
+                  "mlp (Bahdanau's additive score).")
+
+
+def _fmt(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+def _opt(help: str, *names: str, **kw):
+    return typer.Option(*names, help=help, **kw)
+
+
+@train_app.command("translate")
+@train_options
+def train_translate(
+    src: Annotated[Optional[Path], _opt("Training source text, one sentence per line.", "--src",
+                                        show_default=False)] = None,
+    tgt: Annotated[Optional[Path], _opt("Training target text, line N translating --src line N.", "--tgt",
+                                        show_default=False)] = None,
+    tsv: Annotated[Optional[str], _opt("Training pairs as 'source<TAB>target' lines instead ('-': stdin).",
+                                       "--tsv", show_default=False)] = None,
+    valid_src: Annotated[Optional[Path], _opt("Validation source text (for loss and BLEU).", "--valid-src",
+                                              show_default=False)] = None,
+    valid_tgt: Annotated[Optional[Path], _opt("Validation references, aligned with --valid-src.", "--valid-tgt",
+                                              show_default=False)] = None,
+    valid_fraction: Annotated[float, _opt("Without --valid-src/--valid-tgt: hold out this fraction of the "
+                                          "pairs (at most 1000), from the end.", "--valid-fraction")] = 0.05,
+    name: Annotated[Optional[str], _opt("Publish to the registry under this name.", "--name",
+                                        show_default=False)] = None,
+    output: Annotated[Optional[Path], _opt("Write the bundle to this directory instead of the registry.",
+                                           "-o", "--output", show_default=False)] = None,
+    tokenizer: Annotated[Optional[str], _opt("One tokenizer for both sides (registry reference or bundle).",
+                                             "-t", "--tokenizer", show_default=False)] = None,
+    src_tokenizer: Annotated[Optional[str], _opt("Source-side tokenizer (registry reference or bundle).",
+                                                 "--src-tokenizer", show_default=False)] = None,
+    tgt_tokenizer: Annotated[Optional[str], _opt("Target-side tokenizer (registry reference or bundle).",
+                                                 "--tgt-tokenizer", show_default=False)] = None,
+    vocab_size: Annotated[int, _opt("Vocabulary of tokenizers trained on the fly (byte fallback on).",
+                                    "--vocab-size")] = 8000,
+    joint_vocab: Annotated[bool, _opt("Train one tokenizer on both sides (and share one embedding table).",
+                                      "--joint-vocab")] = False,
+    model_type: Annotated[str, _opt("Tokenizers trained on the fly: bpe, unigram or char.",
+                                    "--model-type")] = "bpe",
+    cell: Annotated[str, _opt("Recurrent cell: rnn-tanh, gru or lstm (torch's fused layers).", "--cell")] = "lstm",
+    layers: Annotated[int, _opt("Stacked recurrent layers (encoder and decoder).", "--layers")] = 2,
+    embed_dim: Annotated[int, _opt("Embedding size.", "--embed-dim")] = 256,
+    hidden_dim: Annotated[int, _opt("Recurrent state size (a bidirectional encoder gives each direction "
+                                    "half).", "--hidden-dim")] = 256,
+    bidirectional: Annotated[bool, _opt("Bidirectional encoder.", "--bidirectional/--unidirectional")] = True,
+    attention: Annotated[str, _opt(ATTENTION_HELP, "--attention")] = "general",
+    bridge: Annotated[str, _opt("Decoder's initial state: linear (+tanh) from the encoder's final states, "
+                                "or zeros.", "--bridge")] = "linear",
+    input_feeding: Annotated[bool, _opt("Feed each step's attentional vector into the next step (better, but "
+                                        "training runs step by step).", "--input-feeding/--no-input-feeding")] = True,
+    tie_embeddings: Annotated[bool, _opt("Share the target embeddings with the output layer.",
+                                         "--tie-embeddings/--no-tie-embeddings")] = True,
+    dropout: Annotated[float, _opt("Dropout on embeddings, between layers and before the output.",
+                                   "--dropout")] = 0.2,
+    max_len: Annotated[int, _opt("Drop training pairs with a side longer than this many tokens (counted).",
+                                 "--max-len")] = 100,
+    batch_tokens: Annotated[int, _opt("Padded tokens per batch (sentences of similar length are batched "
+                                      "together).", "--batch-tokens")] = 4096,
+    label_smoothing: Annotated[float, _opt("Label smoothing of the training loss.", "--label-smoothing")] = 0.1,
+    select: Annotated[str, _opt("Validation metric for early stopping and the published weights: bleu or "
+                                "loss.", "--select")] = "bleu",
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+    *,
+    train: TrainOptions,
+) -> None:
+    """Train an RNN encoder-decoder translation model; publish it (--name) or write it (-o DIR).
+
+    Validation (each epoch, or every --eval-every steps) reports loss, ppl and BLEU (greedy decoding,
+    cased sacreBLEU on detokenized output); --select picks the metric that chooses the published weights.
+    """
+    from rnntool.checkpoint import read_run_info
+    from rnntool.lm_train import default_run_dir
+    from rnntool.registry import Registry
+    from rnntool.seq2seq_train import TranslationRunSpec, train_translation
+
+    reg = Registry.open(registry)
+    saved = read_run_info(train.resume) if train.resuming else None
+    if saved is not None:
+        spec = TranslationRunSpec.from_dict(saved.get("meta") or {})
+        if any(v is not None for v in (src, tgt, tsv, valid_src, valid_tgt, name, output)):
+            raise UsageError("--resume RUN_DIR continues that run's data and name; drop the data files, "
+                             "--name and -o")
+    else:
+        path = lambda p: None if p is None else str(p)  # noqa: E731
+        spec = TranslationRunSpec(
+            src=path(src), tgt=path(tgt), tsv=tsv, valid_src=path(valid_src), valid_tgt=path(valid_tgt),
+            valid_fraction=valid_fraction, name=name, output=path(output),
+            model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                       bidirectional=bidirectional, attention=attention, bridge=bridge,
+                       input_feeding=input_feeding, tie_embeddings=tie_embeddings, dropout=dropout),
+            tokenizer=tokenizer, src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, vocab_size=vocab_size,
+            joint_vocab=joint_vocab, model_type=model_type, max_len=max_len, batch_tokens=batch_tokens,
+            label_smoothing=label_smoothing, select=select, on_bad_utf8=on_bad_utf8,
+        ).check()
+    best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
+    cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
+    run_dir = train.run_dir_for(default=None if saved else default_run_dir(reg, spec))
+    with ConsoleProgress("train translate") as progress:
+        outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
+                                    callbacks=[progress], log=console.log, warn=console.warn)
+    if outcome.bundle is None:  # a DDP rank other than 0
+        return
+    b, r = outcome.bundle, outcome.result
+    if json_out:
+        console.emit_json({"ref": b.ref, "path": str(b.path), "metrics": b.metrics,
+                           "tokenizers": outcome.tokenizer_refs, "data": outcome.data, "steps": r.steps,
+                           "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
+                           "run_dir": str(run_dir) if run_dir else None})
+    else:
+        m = b.metrics
+        verb = "published" if b.version is not None else "wrote"
+        console.emit(f"{verb} {b.ref}: val BLEU {_fmt(m.get('val_bleu'))}, "
+                     f"loss {_fmt(m.get('val_loss'))}, ppl {_fmt(m.get('val_ppl'))} ({r.steps} steps, "
+                     f"{_fmt(m.get('tokens_per_s'))} tok/s, stopped by {r.stop_reason})")

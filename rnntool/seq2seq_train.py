@@ -1,0 +1,344 @@
+"""`rnntool train translate` without the CLI: parallel data + tokenizers -> TranslationTask -> the one
+training loop -> a ``translation`` bundle.
+
+    spec = TranslationRunSpec(src="train.en", tgt="train.de", valid_src="val.en", valid_tgt="val.de",
+                              name="en-de", model={"attention": "general", ...}).check()
+    outcome = train_translation(spec, train_cfg, registry=reg, run_dir=Path("runs/x"), resume=False)
+    outcome.bundle.ref                                   # "en-de@1" (rank 0 only)
+
+Order of work (each step can fail before the costlier next one): options checked; both sides read
+(line counts compared, UTF-8 validated); data fingerprinted; tokenizers resolved or trained; pairs
+tokenized and filtered by ``max_len``; training; publishing. Everything a resume needs is the spec,
+saved in the run directory's ``run.json``; tokenizers live in the run directory, so a resumed run
+uses the very files it started with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnntool.bundle import validate_name
+from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
+from rnntool.tokenizer import SIDE_FILES, Tokenizer, train_tokenizer
+
+Log = Callable[[str], None]
+SELECT_METRICS = ("bleu", "loss")
+JOINT_TOKENIZER_FILE = "tokenizer.joint.model"  # in the run directory; copied to both sides in the bundle
+
+
+@dataclass
+class TranslationRunSpec:
+    """What to train on and what to build; JSON-able (it is the run's ``run_meta``)."""
+
+    src: str | None = None
+    tgt: str | None = None
+    tsv: str | None = None  # instead of src + tgt: "source<TAB>target" lines
+    valid_src: str | None = None
+    valid_tgt: str | None = None
+    valid_fraction: float = 0.05  # without valid files: hold out this fraction (at most VALID_MAX_LINES)
+    name: str | None = None  # publish under this name ...
+    output: str | None = None  # ... or write the bundle to this directory
+    model: dict = field(default_factory=dict)  # Seq2SeqConfig fields except the vocabulary sizes
+    tokenizer: str | None = None  # -t REF: one tokenizer for both sides
+    src_tokenizer: str | None = None
+    tgt_tokenizer: str | None = None
+    vocab_size: int = 8000  # tokenizers trained on the fly
+    joint_vocab: bool = False
+    model_type: str = "bpe"
+    max_len: int = 100
+    batch_tokens: int = 4096
+    label_smoothing: float = 0.1
+    select: str = "bleu"
+    on_bad_utf8: str = "strict"
+    fingerprints: list[dict] = field(default_factory=list)  # train (+ valid) files, before training
+
+    VALID_MAX_LINES = 1000
+
+    def check(self) -> "TranslationRunSpec":
+        if (self.name is None) == (self.output is None):
+            raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
+        if self.name is not None:
+            validate_name(self.name)
+        if self.tsv is not None and (self.src is not None or self.tgt is not None):
+            raise UsageError("give either --tsv FILE or --src FILE --tgt FILE, not both")
+        if self.tsv is None and (self.src is None or self.tgt is None):
+            raise UsageError("no training data: give --src FILE and --tgt FILE (aligned lines), or --tsv FILE")
+        if (self.valid_src is None) != (self.valid_tgt is None):
+            raise UsageError("give both --valid-src and --valid-tgt, or neither (then part of the data is held out)")
+        if self.valid_src is None and not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"--valid-fraction must be between 0 and 1 (got {self.valid_fraction})")
+        if self.tokenizer is not None and (self.src_tokenizer or self.tgt_tokenizer):
+            raise UsageError("-t/--tokenizer serves both sides; drop --src-tokenizer/--tgt-tokenizer")
+        if (self.src_tokenizer is None) != (self.tgt_tokenizer is None):
+            raise UsageError("give both --src-tokenizer and --tgt-tokenizer (or -t for one shared tokenizer)")
+        if self.src_tokenizer is not None and self.joint_vocab:
+            raise UsageError("--joint-vocab trains one tokenizer; with two given tokenizers drop it")
+        if self.max_len < 1:
+            raise ConfigError(f"--max-len must be at least 1 (got {self.max_len})")
+        if self.batch_tokens < 1:
+            raise ConfigError(f"--batch-tokens must be at least 1 (got {self.batch_tokens})")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if self.select not in SELECT_METRICS:
+            raise ConfigError(f"--select must be one of {', '.join(SELECT_METRICS)} (got {self.select!r})")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TranslationRunSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.output).name
+
+    @property
+    def shared_tokenizer(self) -> bool:
+        return self.joint_vocab or self.tokenizer is not None
+
+    @property
+    def train_files(self) -> list[str]:
+        return [self.tsv] if self.tsv is not None else [self.src, self.tgt]
+
+    @property
+    def valid_files(self) -> list[str]:
+        return [self.valid_src, self.valid_tgt] if self.valid_src is not None else []
+
+
+@dataclass
+class TranslationOutcome:
+    result: object  # rnntool.training.TrainResult
+    bundle: object | None  # the published Bundle (rank 0), None on other ranks
+    tokenizer_refs: dict  # {"tokenizer": ref} or {"src_tokenizer": ref, "tgt_tokenizer": ref}
+    data: dict  # counts: pairs, dropped, tokens
+
+
+@dataclass
+class Corpora:
+    train_src: list[str]
+    train_tgt: list[str]
+    valid_src: list[str]
+    valid_tgt: list[str]
+
+
+# -- data ------------------------------------------------------------------------------------------
+def read_corpora(spec: TranslationRunSpec, work_dir: Path, log: Log) -> Corpora:
+    """Read and check every text file (counts, UTF-8) and hold out validation pairs if needed.
+    Spools ``--tsv -`` into ``work_dir`` first, so it can be fingerprinted and resumed."""
+    from rnntool.parallel_data import read_parallel, read_tsv
+    from rnntool.textio import is_stdin, spool_stdin
+
+    if spec.tsv is not None:
+        if is_stdin(spec.tsv):
+            log("reading training pairs from stdin")
+            spec.tsv = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
+        src, tgt = read_tsv(spec.tsv, on_bad_utf8=spec.on_bad_utf8)
+    else:
+        if is_stdin(spec.src) or is_stdin(spec.tgt):
+            raise UsageError("--src and --tgt must be files; for stdin use --tsv - with 'source<TAB>target' lines")
+        src, tgt = read_parallel(spec.src, spec.tgt, on_bad_utf8=spec.on_bad_utf8)
+    if spec.valid_src is not None:
+        valid_src, valid_tgt = read_parallel(spec.valid_src, spec.valid_tgt, on_bad_utf8=spec.on_bad_utf8)
+    else:
+        held = min(max(1, round(len(src) * spec.valid_fraction)), spec.VALID_MAX_LINES)
+        if len(src) - held < 1:
+            raise BadInput(f"{len(src)} sentence pairs are too few to hold out validation pairs; "
+                           "give more data or --valid-src/--valid-tgt")
+        src, valid_src = src[:-held], src[-held:]
+        tgt, valid_tgt = tgt[:-held], tgt[-held:]
+        log(f"holding out the last {held} pairs for validation (give --valid-src/--valid-tgt to choose)")
+    return Corpora(src, tgt, valid_src, valid_tgt)
+
+
+def fingerprint_inputs(spec: TranslationRunSpec) -> None:
+    from rnntool.textio import fingerprint_file
+
+    for attr in ("src", "tgt", "tsv", "valid_src", "valid_tgt"):
+        if getattr(spec, attr) is not None:
+            setattr(spec, attr, str(Path(getattr(spec, attr)).resolve()))
+    spec.fingerprints = [fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]]
+
+
+# -- tokenizers ------------------------------------------------------------------------------------
+def _registry_tokenizer(registry, ref: str) -> tuple[Tokenizer, str]:
+    bundle = registry.load(ref, kind=("tokenizer", "lm"))
+    tok = Tokenizer.from_bundle(bundle)
+    tok.require_rnntool_ids()
+    return tok, bundle.ref if bundle.version is not None else str(bundle.path)
+
+
+def resolve_tokenizers(spec: TranslationRunSpec, corpora: Corpora, registry, work_dir: Path, resume: bool,
+                       log: Log, warn: Log) -> tuple[Tokenizer, Tokenizer, dict]:
+    """(src tokenizer, tgt tokenizer, registry refs) with their files in ``work_dir``.
+
+    A resumed run finds its files there; ``-t``/``--src-tokenizer``/``--tgt-tokenizer`` are copied in;
+    otherwise tokenizers are trained on the training pairs (byte fallback on): one on both sides with
+    ``--joint-vocab``, else one per side."""
+    joint = work_dir / JOINT_TOKENIZER_FILE
+    sides = {side: work_dir / f for side, f in SIDE_FILES.items()}
+    if resume:  # the files the run started with (and spec holds the refs it resolved then)
+        missing = [p for p in ([joint] if spec.shared_tokenizer else sides.values()) if not p.exists()]
+        if missing:
+            raise CheckpointError(f"{missing[0]}: missing from the run directory; start a new run instead")
+    elif spec.tokenizer is not None:
+        tok, spec.tokenizer = _registry_tokenizer(registry, spec.tokenizer)  # "spm" -> "spm@3"
+        shutil.copyfile(tok.path, joint)
+    elif spec.src_tokenizer is not None:
+        for side in ("src", "tgt"):
+            tok, ref = _registry_tokenizer(registry, getattr(spec, f"{side}_tokenizer"))
+            setattr(spec, f"{side}_tokenizer", ref)
+            shutil.copyfile(tok.path, sides[side])
+    else:
+        texts = {"src": corpora.train_src, "tgt": corpora.train_tgt}
+        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+            files = {}
+            for side, lines in texts.items():  # the training side only: no validation text leaks in
+                files[side] = Path(tmp) / f"train.{side}"
+                files[side].write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            kw = dict(vocab_size=spec.vocab_size, model_type=spec.model_type, on_log=log, on_warning=warn)
+            if spec.joint_vocab:
+                train_tokenizer([files["src"], files["tgt"]], joint, **kw)
+            else:
+                for side in ("src", "tgt"):
+                    train_tokenizer([files[side]], sides[side], **kw)
+    refs = ({"tokenizer": spec.tokenizer} if spec.tokenizer is not None else
+            {"src_tokenizer": spec.src_tokenizer, "tgt_tokenizer": spec.tgt_tokenizer}
+            if spec.src_tokenizer is not None else {})
+    if spec.shared_tokenizer:
+        tok = Tokenizer.load(joint)
+        return tok, tok, refs
+    return Tokenizer.load(sides["src"]), Tokenizer.load(sides["tgt"]), refs
+
+
+def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs: dict) -> dict:
+    """Tokenizers trained on the fly become registry entries (``<name>-tokenizer``, or
+    ``<name>-src-tokenizer`` and ``<name>-tgt-tokenizer``) so the model's parents can name them."""
+    from rnntool.lm_train import publish_tokenizer
+
+    if refs or spec.name is None:
+        return refs
+    if spec.shared_tokenizer:
+        return {"tokenizer": publish_tokenizer(registry, spec.name, work_dir / JOINT_TOKENIZER_FILE,
+                                               spec.fingerprints)}
+    return {f"{side}_tokenizer": publish_tokenizer(registry, f"{spec.name}-{side}", work_dir / SIDE_FILES[side],
+                                                   spec.fingerprints) for side in ("src", "tgt")}
+
+
+# -- publishing ------------------------------------------------------------------------------------
+def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Path, run_dir: Path | None,
+                        result, train_cfg, data_summary: dict, parents: dict):
+    from rnntool.lm_train import _bundle_name
+    from rnntool.registry import write_bundle
+    from rnntool.seq2seq import WEIGHTS_FILE, save_weights
+
+    metrics = {f"val_{k}": v for k, v in result.best_metrics.items()}
+    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
+                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
+    config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
+    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size}
+    with registry.staging() as stage:
+        save_weights(model, stage / WEIGHTS_FILE)
+        for side, name in SIDE_FILES.items():
+            source = work_dir / (JOINT_TOKENIZER_FILE if spec.shared_tokenizer else name)
+            shutil.copyfile(source, stage / name)
+        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
+        if metrics_log is not None and metrics_log.exists():
+            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
+        else:
+            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
+        kw = dict(kind="translation", config=config, metrics=metrics, data=spec.fingerprints, parents=parents,
+                  extra=extra)
+        if spec.name is not None:
+            return registry.publish(stage, name=spec.name, **kw)
+        return write_bundle(stage, spec.output, name=_bundle_name(spec.output), **kw)
+
+
+# -- the whole run ---------------------------------------------------------------------------------
+def model_config(spec: TranslationRunSpec, src_vocab: int, tgt_vocab: int):
+    """The Seq2SeqConfig for this run (a joint vocabulary shares one embedding table)."""
+    from rnntool.seq2seq import Seq2SeqConfig
+
+    return Seq2SeqConfig(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab,
+                         share_embeddings=spec.shared_tokenizer, **spec.model)
+
+
+def train_translation(
+    spec: TranslationRunSpec,
+    train_cfg,
+    *,
+    registry,
+    run_dir: Path | None,
+    resume: bool,
+    callbacks: Sequence = (),
+    log: Log = lambda msg: None,
+    warn: Log | None = None,
+) -> TranslationOutcome:
+    """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0."""
+    from rnntool.distributed import env_world_size, is_main_process
+    from rnntool.lm_train import check_fingerprints
+    from rnntool.parallel_data import ParallelData
+    from rnntool.seq2seq import Seq2Seq
+    from rnntool.seq2seq_task import TranslationTask
+    from rnntool.textio import is_stdin
+    from rnntool.training import seed_everything, train
+
+    warn = warn or log
+    spec.check()
+    model_config(spec, 1, 1)  # a bad model setting fails before any data is read
+    with contextlib.ExitStack() as stack:
+        if run_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rnntool-translate-")))
+        else:
+            work_dir = Path(run_dir)
+        if resume:
+            check_fingerprints(spec)
+        elif env_world_size() > 1 and spec.tsv is not None and is_stdin(spec.tsv):
+            raise UsageError("a distributed run cannot read stdin; give the training pairs as files")
+        corpora = read_corpora(spec, work_dir, log)  # line counts are checked here, before anything else
+        if not resume:
+            fingerprint_inputs(spec)
+        if run_dir is not None:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
+        if spec.name is not None and is_main_process():
+            stack.enter_context(registry.training_lock(spec.name))
+        src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
+        train_data = ParallelData.from_lines(corpora.train_src, corpora.train_tgt, src_tok.encode_batch,
+                                             tgt_tok.encode_batch, max_len=spec.max_len)
+        valid_data = ParallelData.from_lines(corpora.valid_src, corpora.valid_tgt, src_tok.encode_batch,
+                                             tgt_tok.encode_batch, keep_all=True)
+        data_summary = {
+            "pairs": len(train_data), "dropped_long": train_data.dropped_long,
+            "dropped_empty": train_data.dropped_empty, "src_tokens": train_data.src_tokens,
+            "tgt_tokens": train_data.tgt_tokens, "valid_pairs": len(valid_data), "max_len": spec.max_len,
+            "batch_tokens": spec.batch_tokens, "label_smoothing": spec.label_smoothing, "select": spec.select,
+        }
+        dropped = ""
+        if train_data.dropped_long:
+            dropped += f"; dropped {train_data.dropped_long} pairs longer than --max-len {spec.max_len}"
+        if train_data.dropped_empty:
+            dropped += f"; dropped {train_data.dropped_empty} pairs with an empty side"
+        log(f"{len(train_data)} training pairs ({train_data.src_tokens} source, {train_data.tgt_tokens} target "
+            f"tokens), {len(valid_data)} validation pairs{dropped}")
+        cfg = model_config(spec, src_tok.vocab_size, tgt_tok.vocab_size)
+        seed_everything(train_cfg.seed)
+        model = Seq2Seq(cfg)
+        task = TranslationTask(model, train_data, batch_tokens=spec.batch_tokens, seed=train_cfg.seed,
+                               label_smoothing=spec.label_smoothing, valid_data=valid_data,
+                               valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode)
+        result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
+                       model_config=cfg.to_dict(), run_meta=dataclasses.asdict(spec))
+        if not result.is_main:
+            return TranslationOutcome(result, None, refs, data_summary)
+        parents = publish_tokenizers(spec, registry, work_dir, refs)
+        bundle = publish_translation(spec, registry, model, work_dir, run_dir, result, train_cfg, data_summary,
+                                     parents)
+        return TranslationOutcome(result, bundle, parents, data_summary)

@@ -1,0 +1,153 @@
+"""`rnntool train translate`: checks before training, the published bundle, tokenizers, resume."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from conftest import invoke
+from rnntool.registry import Registry
+
+TINY = ["-q", "--layers", "1", "--embed-dim", "8", "--hidden-dim", "16", "--dropout", "0",
+        "--batch-tokens", "200", "--lr", "0.01", "--vocab-size", "290"]
+WORDS = ["cat", "dog", "sees", "likes", "the", "a", "red", "house", "river", "small", "bird", "green", "tree"]
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    """80 short English-like sentences and their reversals in capitals, as two aligned files."""
+    rng = random.Random(0)
+    src = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7))) for _ in range(80)]
+    src[5] = " ".join(["tree"] * 40)  # too long for --max-len 30
+    tgt = [" ".join(line.split()[::-1]).upper() for line in src]
+    (tmp_path / "train.en").write_text("".join(f"{s}\n" for s in src), encoding="utf-8")
+    (tmp_path / "train.de").write_text("".join(f"{t}\n" for t in tgt), encoding="utf-8")
+    return tmp_path / "train.en", tmp_path / "train.de"
+
+
+def train(*args, input=None):
+    r = invoke("train", "translate", *args, input=input)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_line_count_mismatch_fails_before_training(tmp_path, registry):
+    src, tgt = tmp_path / "ten.en", tmp_path / "eleven.de"
+    src.write_text("".join(f"source {i}\n" for i in range(10)), encoding="utf-8")
+    tgt.write_text("".join(f"target {i}\n" for i in range(11)), encoding="utf-8")
+    r = invoke("train", "translate", "--src", src, "--tgt", tgt, "--name", "x", "--run-dir", tmp_path / "run")
+    assert r.exit_code == 1
+    assert r.stdout == ""
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in r.stderr
+    assert f"{src} has 10 lines" in errors[0] and f"{tgt} has 11" in errors[0]
+    assert not (tmp_path / "run").exists()  # no tokenizer trained, no checkpoint written
+    assert Registry.open(registry).names() == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--name", "x", "-o", "out"], "--name NAME"),
+    (["--name", "x", "--src", "a.en"], "--tgt"),
+    (["--name", "x", "--tsv", "p.tsv", "--src", "a.en", "--tgt", "a.de"], "--tsv"),
+    (["--name", "x", "--tsv", "p.tsv", "--valid-src", "v.en"], "--valid-tgt"),
+    (["--name", "x", "--tsv", "p.tsv", "-t", "spm", "--src-tokenizer", "s"], "-t/--tokenizer"),
+    (["--name", "x", "--tsv", "p.tsv", "--attention", "luong"], "--attention must be one of"),
+    (["--name", "x", "--tsv", "p.tsv", "--hidden-dim", "15"], "--hidden-dim must be even"),
+    (["--name", "x", "--tsv", "p.tsv", "--select", "chrf"], "--select must be one of bleu, loss"),
+    (["--name", "Bad Name", "--tsv", "p.tsv"], "invalid model name"),
+])
+def test_bad_options_are_usage_errors_before_any_data_is_read(args, message):
+    r = invoke("train", "translate", *args)  # the files do not exist: options fail first
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_publishes_a_complete_translation_bundle(pairs, registry):
+    src, tgt = pairs
+    r = train("--src", src, "--tgt", tgt, "--name", "rev", "--max-len", "30", "--max-steps", "4",
+              "--valid-fraction", "0.1", "--json", *TINY)
+    summary = json.loads(r.stdout)  # stdout is the JSON summary and nothing else
+    assert summary["ref"] == "rev@1" and summary["steps"] == 4 and summary["stop_reason"] == "max_steps"
+    assert summary["data"]["dropped_long"] == 1 and summary["data"]["pairs"] == 71
+    assert summary["data"]["valid_pairs"] == 8
+    reg = Registry.open(registry)
+    b = reg.load("rev", kind="translation")
+    assert set(b.files) == {"model.safetensors", "tokenizer.src.model", "tokenizer.tgt.model", "metrics.jsonl"}
+    config = b.manifest["config"]
+    assert config["model"]["attention"] == "general" and config["model"]["hidden_dim"] == 16
+    assert config["train"]["max_steps"] == 4 and config["train"]["best_metric"] == "bleu"
+    assert config["data"]["max_len"] == 30
+    assert {"val_loss", "val_ppl", "val_bleu", "tokens_per_s"} <= set(b.metrics)
+    from rnntool.textio import sha256_file
+
+    assert [d["sha256"] for d in b.manifest["data"]] == [sha256_file(src), sha256_file(tgt)]
+    assert b.parents == {"src_tokenizer": "rev-src-tokenizer@1", "tgt_tokenizer": "rev-tgt-tokenizer@1"}
+    assert b.files["tokenizer.src.model"]["sha256"] != b.files["tokenizer.tgt.model"]["sha256"]
+    # human summary and the published model works with `translate`
+    r = train("--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "2", *TINY)
+    assert r.stdout.startswith("published rev@2: val BLEU ")
+    out = invoke("translate", "-m", "rev", "-q", "--greedy", input="the red cat\n")
+    assert out.exit_code == 0 and out.stdout.count("\n") == 1
+
+
+def test_joint_vocab_from_stdin_tsv_to_output_dir(pairs, tmp_path):
+    src, tgt = pairs
+    tsv = "".join(f"{s}\t{t}\n" for s, t in zip(src.read_text().splitlines(), tgt.read_text().splitlines()))
+    out = tmp_path / "bundle"
+    r = train("--tsv", "-", "-o", out, "--joint-vocab", "--max-steps", "2", "--select", "loss", "--json", *TINY,
+              "--vocab-size", "320",
+              input=tsv)
+    summary = json.loads(r.stdout)
+    assert summary["path"] == str(out) and summary["tokenizers"] == {}
+    b = Registry.open(tmp_path / "reg").load(str(out), kind="translation")
+    assert b.files["tokenizer.src.model"]["sha256"] == b.files["tokenizer.tgt.model"]["sha256"]
+    assert b.manifest["config"]["model"]["share_embeddings"] is True
+    assert b.manifest["config"]["train"]["best_metric"] == "loss"
+
+
+def test_registry_tokenizer_is_used_and_named(pairs, tmp_path, registry):
+    from rnntool.tokenizer import train_tokenizer
+
+    src, tgt = pairs
+    reg = Registry.open(registry)
+    with reg.staging() as stage:
+        train_tokenizer([src, tgt], stage / "tokenizer.model", vocab_size=320)
+        reg.publish(stage, name="spm", kind="tokenizer")
+    train("--src", src, "--tgt", tgt, "--name", "rev", "-t", "spm", "--max-steps", "2", *TINY)
+    b = reg.load("rev")
+    assert b.parents == {"tokenizer": "spm@1"}
+    assert b.files["tokenizer.src.model"]["sha256"] == reg.load("spm").files["tokenizer.model"]["sha256"]
+    assert reg.names() == ["rev", "spm"]  # no tokenizer trained on the fly
+
+
+def test_resume_continues_the_run(pairs, tmp_path, registry):
+    src, tgt = pairs
+    run = tmp_path / "run"
+    train("--src", src, "--tgt", tgt, "--name", "rev", "--run-dir", run, "--max-steps", "3", *TINY)
+    r = train("--resume", run, "--max-steps", "6", "--json", "-q")
+    summary = json.loads(r.stdout)
+    assert summary["ref"] == "rev@2" and summary["steps"] == 6
+    first, second = Registry.open(registry).load("rev@1"), Registry.open(registry).load("rev@2")
+    assert first.files["tokenizer.src.model"] == second.files["tokenizer.src.model"]  # same tokenizer file
+    r = invoke("train", "translate", "--resume", run, "--src", src)
+    assert r.exit_code == 2 and "--resume" in r.stderr
+
+
+def test_two_process_torchrun_trains_and_publishes_once(pairs, tmp_path, registry):
+    import os
+    import subprocess
+    import sys
+
+    src, tgt = pairs
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "rnntool", "train", "translate", "--src", str(src), "--tgt", str(tgt), "--name", "ddp",
+           "--max-steps", "4", "--run-dir", str(tmp_path / "run"), "--json", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('"ref": "ddp@1"') == 1  # one summary: rank 0's
+    reg = Registry.open(registry)
+    assert [b.ref for b in reg.versions("ddp")] == ["ddp@1"]
+    b = reg.load("ddp", kind="translation")
+    assert b.manifest["extra"]["world_size"] == 2 and b.metrics["steps"] == 4
