@@ -26,6 +26,8 @@ from pathlib import Path
 
 from rnntool.bundle import validate_name
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
+from rnntool.retrain import RetrainOptions, retrain_key, unchanged
+from rnntool.seq2seq_retrain import translation_promotion, translation_settings, warm_start_parent
 from rnntool.tokenizer import SIDE_FILES, Tokenizer, train_tokenizer
 
 Log = Callable[[str], None]
@@ -57,6 +59,7 @@ class TranslationRunSpec:
     label_smoothing: float = 0.1
     select: str = "bleu"
     on_bad_utf8: str = "strict"
+    init_from: str | None = None  # --init-from: the resolved parent (name@version)
     fingerprints: list[dict] = field(default_factory=list)  # train (+ valid) files, before training
 
     VALID_MAX_LINES = 1000
@@ -114,10 +117,12 @@ class TranslationRunSpec:
 
 @dataclass
 class TranslationOutcome:
-    result: object  # rnntool.training.TrainResult
-    bundle: object | None  # the published Bundle (rank 0), None on other ranks
+    result: object | None  # rnntool.training.TrainResult (None when skipped)
+    bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
     tokenizer_refs: dict  # {"tokenizer": ref} or {"src_tokenizer": ref, "tgt_tokenizer": ref}
     data: dict  # counts: pairs, dropped, tokens
+    skipped: bool = False  # --if-changed found nothing new
+    promotion: object | None = None  # rnntool.retrain.PromotionDecision with --promote
 
 
 @dataclass
@@ -233,7 +238,7 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
 
 # -- publishing ------------------------------------------------------------------------------------
 def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Path, run_dir: Path | None,
-                        result, train_cfg, data_summary: dict, parents: dict):
+                        result, train_cfg, data_summary: dict, parents: dict, more_extra: dict | None = None):
     from rnntool.lm_train import _bundle_name
     from rnntool.registry import write_bundle
     from rnntool.seq2seq import WEIGHTS_FILE, save_weights
@@ -242,7 +247,7 @@ def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Pat
     metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
                    tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
     config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
-    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size}
+    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
     with registry.staging() as stage:
         save_weights(model, stage / WEIGHTS_FILE)
         for side, name in SIDE_FILES.items():
@@ -279,8 +284,12 @@ def train_translation(
     callbacks: Sequence = (),
     log: Log = lambda msg: None,
     warn: Log | None = None,
+    retrain: RetrainOptions | None = None,
 ) -> TranslationOutcome:
-    """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0."""
+    """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0.
+
+    ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
+    to the new version only when it beats the aliased one (see rnntool.retrain)."""
     from rnntool.distributed import env_world_size, is_main_process
     from rnntool.lm_train import check_fingerprints
     from rnntool.parallel_data import ParallelData
@@ -290,7 +299,10 @@ def train_translation(
     from rnntool.training import seed_everything, train
 
     warn = warn or log
+    retrain = retrain or RetrainOptions()
     spec.check()
+    if spec.name is None and (retrain.if_changed or retrain.promote):
+        raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
     model_config(spec, 1, 1)  # a bad model setting fails before any data is read
     with contextlib.ExitStack() as stack:
         if run_dir is None:
@@ -306,10 +318,19 @@ def train_translation(
             fingerprint_inputs(spec)
         if run_dir is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
         if spec.name is not None and is_main_process():
-            stack.enter_context(registry.training_lock(spec.name))
+            stack.enter_context(registry.training_lock(
+                spec.name, wait=retrain.wait, hint="wait for it to finish, or pass --wait to queue behind it"))
+        parent = None
+        if retrain.init_from is not None and not resume:
+            parent = warm_start_parent(spec, registry, retrain.init_from, log)
+        elif spec.init_from is not None:  # a resumed warm start: the checkpoint has the weights
+            parent = registry.resolve(spec.init_from)
+        key = retrain_key(spec.fingerprints, translation_settings(spec, train_cfg, registry, parent))
+        if retrain.if_changed and not resume:
+            latest = registry.latest(spec.name)
+            if unchanged(latest, key):
+                return TranslationOutcome(None, latest, {}, {}, skipped=True)
         src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
         train_data = ParallelData.from_lines(corpora.train_src, corpora.train_tgt, src_tok.encode_batch,
                                              tgt_tok.encode_batch, max_len=spec.max_len)
@@ -331,6 +352,10 @@ def train_translation(
         cfg = model_config(spec, src_tok.vocab_size, tgt_tok.vocab_size)
         seed_everything(train_cfg.seed)
         model = Seq2Seq(cfg)
+        if parent is not None and not resume:
+            from rnntool.seq2seq import WEIGHTS_FILE, load_weights
+
+            load_weights(model, parent.file(WEIGHTS_FILE), "cpu")
         task = TranslationTask(model, train_data, batch_tokens=spec.batch_tokens, seed=train_cfg.seed,
                                label_smoothing=spec.label_smoothing, valid_data=valid_data,
                                valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode)
@@ -339,6 +364,16 @@ def train_translation(
         if not result.is_main:
             return TranslationOutcome(result, None, refs, data_summary)
         parents = publish_tokenizers(spec, registry, work_dir, refs)
+        if parent is not None:
+            parents = {**parents, "init": parent.ref}
+        extra = {"retrain_key": key}
+        decision = None
+        if retrain.promote is not None:
+            decision = translation_promotion(spec, registry, model, src_tok, tgt_tok, corpora.valid_src,
+                                             corpora.valid_tgt, retrain, log)
+            extra["promotion"] = decision.to_dict()
         bundle = publish_translation(spec, registry, model, work_dir, run_dir, result, train_cfg, data_summary,
-                                     parents)
-        return TranslationOutcome(result, bundle, parents, data_summary)
+                                     parents, extra)
+        if decision is not None and decision.promoted:
+            registry.set_alias(bundle.ref, decision.alias)
+        return TranslationOutcome(result, bundle, parents, data_summary, promotion=decision)

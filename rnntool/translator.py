@@ -30,6 +30,9 @@ MAX_LEN_EXTRA = 10
 DEVICES = ("auto", "cpu", "cuda")
 
 
+DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
+
+
 @dataclass
 class DecodeSettings:
     """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``."""

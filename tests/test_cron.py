@@ -153,3 +153,40 @@ def test_warm_start_with_another_tokenizer_is_an_error(tmp_path):
     assert r.exit_code == 0, r.stderr
     manifest = json.loads((Path(os.environ["RNNTOOL_HOME"]) / "models/warm/1/manifest.json").read_text())
     assert manifest["parents"]["init"] == "base@1"
+
+
+def test_translation_promotion_uses_the_paired_bootstrap(tmp_path, registry):
+    """--promote for translation: first version promoted; an unchanged run skipped; a clearly worse
+    one published but not promoted, with the bootstrap p-value stored in its manifest."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_data", REPO / "demo" / "make_data.py")
+    make_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_data)
+    rng = random.Random(0)
+    pairs = [make_data.sentence(rng) for _ in range(700)]
+    for name, rows in (("train", pairs[:600]), ("valid", pairs[600:])):
+        (tmp_path / f"{name}.en").write_text("".join(en + "\n" for en, _ in rows), encoding="utf-8")
+        (tmp_path / f"{name}.de").write_text("".join(de + "\n" for _, de in rows), encoding="utf-8")
+    common = ["train", "translate", "--src", tmp_path / "train.en", "--tgt", tmp_path / "train.de",
+              "--valid-src", tmp_path / "valid.en", "--valid-tgt", tmp_path / "valid.de", "--name", "ende",
+              "--vocab-size", "400", "--joint-vocab", "--layers", "1", "--embed-dim", "32", "--hidden-dim", "64",
+              "--batch-tokens", "1500", "--promote", "prod", "-q", "--json"]
+    first = invoke(*common, "--max-steps", "120", "--eval-every", "120")
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["promotion"]["promoted"] is True
+    skipped = invoke(*common, "--max-steps", "120", "--eval-every", "120", "--if-changed")
+    assert skipped.exit_code == 0, skipped.stderr
+    assert json.loads(skipped.stdout)["status"] == "skipped"
+    worse = invoke(*common, "--max-steps", "2", "--eval-every", "2")
+    assert worse.exit_code == 0, worse.stderr
+    promo = json.loads(worse.stdout)["promotion"]
+    assert promo["promoted"] is False and promo["metric"] == "bleu" and promo["p_value"] is not None
+    assert promo["new_score"] < promo["old_score"]
+    assert _prod_of(registry, "ende") == 1
+    manifest = json.loads((registry / "models/ende/2/manifest.json").read_text())
+    assert manifest["extra"]["promotion"] == promo
+
+
+def _prod_of(registry: Path, name: str) -> int:
+    return int((registry / "models" / name / "aliases" / "prod").read_text().strip())

@@ -274,3 +274,10 @@ def test_pipeline_into_evaluate_bleu(model_dir, test_set):
     assert score == BLEU().corpus_score(hyps, [refs]).score
     assert score > 30  # the tiny model learned something
     assert first == hyps[0] and "Error" not in proc.stderr and time.time() - started < 300
+
+
+def test_cli_default_length_penalty_is_the_core_one():
+    from rnntool.cli.translate import DEFAULT_LENGTH_PENALTY as cli_default
+    from rnntool.translator import DEFAULT_LENGTH_PENALTY
+
+    assert cli_default == DEFAULT_LENGTH_PENALTY

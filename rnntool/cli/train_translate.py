@@ -11,7 +11,14 @@ import typer
 from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
-from rnntool.cli.train_options import ConsoleProgress, TrainOptions, train_options
+from rnntool.cli.train_options import (
+    ConsoleProgress,
+    TrainOptions,
+    report_result,
+    report_skipped,
+    run_directory,
+    train_options,
+)
 from rnntool.errors import UsageError
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
@@ -116,21 +123,26 @@ def train_translate(
         ).check()
     best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
     cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
-    run_dir = train.run_dir_for(default=None if saved else default_run_dir(reg, spec))
-    with ConsoleProgress("train translate") as progress:
+    with run_directory(train, resuming_saved=saved is not None,
+                       make_default=lambda: default_run_dir(reg, spec)) as run_dir, \
+            ConsoleProgress("train translate") as progress:
         outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
-                                    callbacks=[progress], log=console.log, warn=console.warn)
+                                    callbacks=[progress], log=console.log, warn=console.warn,
+                                    retrain=train.retrain)
+    if outcome.skipped:
+        report_skipped(outcome.bundle, json_out)
+        return
     if outcome.bundle is None:  # a DDP rank other than 0
         return
-    b, r = outcome.bundle, outcome.result
-    if json_out:
-        console.emit_json({"ref": b.ref, "path": str(b.path), "metrics": b.metrics,
-                           "tokenizers": outcome.tokenizer_refs, "data": outcome.data, "steps": r.steps,
-                           "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-                           "run_dir": str(run_dir) if run_dir else None})
-    else:
-        m = b.metrics
-        verb = "published" if b.version is not None else "wrote"
-        console.emit(f"{verb} {b.ref}: val BLEU {_fmt(m.get('val_bleu'))}, "
-                     f"loss {_fmt(m.get('val_loss'))}, ppl {_fmt(m.get('val_ppl'))} ({r.steps} steps, "
-                     f"{_fmt(m.get('tokens_per_s'))} tok/s, stopped by {r.stop_reason})")
+    b, r, m = outcome.bundle, outcome.result, outcome.bundle.metrics
+    summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
+               "metrics": m, "tokenizers": outcome.tokenizer_refs, "data": outcome.data, "steps": r.steps,
+               "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
+               "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
+    verb = "published" if b.version is not None else "wrote"
+    line = (f"{verb} {b.ref}: val BLEU {_fmt(m.get('val_bleu'))}, loss {_fmt(m.get('val_loss'))}, "
+            f"ppl {_fmt(m.get('val_ppl'))} ({r.steps} steps, {_fmt(m.get('tokens_per_s'))} tok/s, "
+            f"stopped by {r.stop_reason})")
+    if outcome.promotion is not None:
+        line += f"; {outcome.promotion.summary()}"
+    report_result(summary, line, json_out)

@@ -12,7 +12,7 @@ from rnntool.cli.console import console
 from rnntool.cli.options import InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
 from rnntool.errors import UsageError
 
-DEFAULT_LENGTH_PENALTY = 0.6
+DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.translator.DEFAULT_LENGTH_PENALTY (not imported here: torch)
 
 
 @app.command("translate")
