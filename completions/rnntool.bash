@@ -7,6 +7,7 @@ _rnntool_subcommands() {  # the subcommands of command path $1
         'rnntool evaluate') _rnntool_ret='bleu perplexity' ;;
         'rnntool models') _rnntool_ret='alias export gc import list path rm show verify' ;;
         'rnntool tokenize') _rnntool_ret='decode encode train' ;;
+        'rnntool train') _rnntool_ret='lm translate' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -26,13 +27,15 @@ _rnntool_options() {  # the options of command path $1
         'rnntool models list') _rnntool_ret='-h --help --kind -k --json --registry -q --quiet' ;;
         'rnntool models path') _rnntool_ret='-h --help --registry -q --quiet' ;;
         'rnntool models rm') _rnntool_ret='-h --help --force -f --all --json --registry -q --quiet' ;;
-        'rnntool models show') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
+        'rnntool models show') _rnntool_ret='-h --help --plot --json --registry -q --quiet' ;;
         'rnntool models verify') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
         'rnntool tokenize') _rnntool_ret='-h --help' ;;
         'rnntool tokenize decode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize train') _rnntool_ret='-h --help --name -n --vocab-size -v --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
         'rnntool train') _rnntool_ret='-h --help' ;;
+        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
+        'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool translate') _rnntool_ret='-h --help -m --model --beam -k --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest --alignments --batch-size --batch-tokens --device --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
     esac
@@ -46,13 +49,13 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool evaluate bleu|--samples') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--seed') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--alpha') _rnntool_ret='text' ;;
-        'rnntool evaluate bleu|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool evaluate bleu|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool evaluate perplexity|-m'|'rnntool evaluate perplexity|--model') _rnntool_ret='model' ;;
-        'rnntool evaluate perplexity|--mode') _rnntool_ret='text' ;;
+        'rnntool evaluate perplexity|--mode') _rnntool_ret='choice stream sentence' ;;
         'rnntool evaluate perplexity|--batch-size') _rnntool_ret='text' ;;
-        'rnntool evaluate perplexity|--device') _rnntool_ret='text' ;;
+        'rnntool evaluate perplexity|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool evaluate perplexity|--registry') _rnntool_ret='file' ;;
-        'rnntool evaluate perplexity|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool evaluate perplexity|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool generate|-m'|'rnntool generate|--model') _rnntool_ret='model' ;;
         'rnntool generate|--prompt') _rnntool_ret='text' ;;
         'rnntool generate|--max-tokens') _rnntool_ret='text' ;;
@@ -62,9 +65,9 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool generate|--top-p') _rnntool_ret='text' ;;
         'rnntool generate|--beam') _rnntool_ret='text' ;;
         'rnntool generate|--seed') _rnntool_ret='text' ;;
-        'rnntool generate|--device') _rnntool_ret='text' ;;
+        'rnntool generate|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool generate|--registry') _rnntool_ret='file' ;;
-        'rnntool generate|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool generate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool models alias|--registry') _rnntool_ret='file' ;;
         'rnntool models export|--registry') _rnntool_ret='file' ;;
         'rnntool models gc|--keep'|'rnntool models gc|-k') _rnntool_ret='text' ;;
@@ -75,6 +78,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool models list|--registry') _rnntool_ret='file' ;;
         'rnntool models path|--registry') _rnntool_ret='file' ;;
         'rnntool models rm|--registry') _rnntool_ret='file' ;;
+        'rnntool models show|--plot') _rnntool_ret='file' ;;
         'rnntool models show|--registry') _rnntool_ret='file' ;;
         'rnntool models verify|--registry') _rnntool_ret='file' ;;
         'rnntool tokenize decode|-m'|'rnntool tokenize decode|--model') _rnntool_ret='model' ;;
@@ -82,13 +86,13 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool tokenize decode|--side') _rnntool_ret='choice src tgt' ;;
         'rnntool tokenize decode|-o'|'rnntool tokenize decode|--output') _rnntool_ret='file' ;;
         'rnntool tokenize decode|--registry') _rnntool_ret='file' ;;
-        'rnntool tokenize decode|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool tokenize decode|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool tokenize encode|-m'|'rnntool tokenize encode|--model') _rnntool_ret='model' ;;
         'rnntool tokenize encode|--format'|'rnntool tokenize encode|-f') _rnntool_ret='choice pieces ids' ;;
         'rnntool tokenize encode|--side') _rnntool_ret='choice src tgt' ;;
         'rnntool tokenize encode|-o'|'rnntool tokenize encode|--output') _rnntool_ret='file' ;;
         'rnntool tokenize encode|--registry') _rnntool_ret='file' ;;
-        'rnntool tokenize encode|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool tokenize encode|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool tokenize train|--name'|'rnntool tokenize train|-n') _rnntool_ret='text' ;;
         'rnntool tokenize train|--vocab-size'|'rnntool tokenize train|-v') _rnntool_ret='text' ;;
         'rnntool tokenize train|--model-type') _rnntool_ret='choice bpe unigram char word' ;;
@@ -101,7 +105,100 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool tokenize train|--seed') _rnntool_ret='text' ;;
         'rnntool tokenize train|-o'|'rnntool tokenize train|--output') _rnntool_ret='file' ;;
         'rnntool tokenize train|--registry') _rnntool_ret='file' ;;
-        'rnntool tokenize train|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool tokenize train|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train lm|--name') _rnntool_ret='text' ;;
+        'rnntool train lm|-o'|'rnntool train lm|--output') _rnntool_ret='file' ;;
+        'rnntool train lm|-t'|'rnntool train lm|--tokenizer') _rnntool_ret='text' ;;
+        'rnntool train lm|--vocab-size') _rnntool_ret='text' ;;
+        'rnntool train lm|--model-type') _rnntool_ret='choice bpe unigram char word' ;;
+        'rnntool train lm|--mode') _rnntool_ret='choice stream sentence' ;;
+        'rnntool train lm|--cell') _rnntool_ret='choice rnn-tanh rnn-relu gru lstm' ;;
+        'rnntool train lm|--layers') _rnntool_ret='text' ;;
+        'rnntool train lm|--embed-dim') _rnntool_ret='text' ;;
+        'rnntool train lm|--hidden-dim') _rnntool_ret='text' ;;
+        'rnntool train lm|--dropout') _rnntool_ret='text' ;;
+        'rnntool train lm|--embed-dropout') _rnntool_ret='text' ;;
+        'rnntool train lm|--hidden-dropout') _rnntool_ret='text' ;;
+        'rnntool train lm|--output-dropout') _rnntool_ret='text' ;;
+        'rnntool train lm|--batch-size') _rnntool_ret='text' ;;
+        'rnntool train lm|--bptt') _rnntool_ret='text' ;;
+        'rnntool train lm|--valid') _rnntool_ret='file' ;;
+        'rnntool train lm|--valid-fraction') _rnntool_ret='text' ;;
+        'rnntool train lm|--cache-dir') _rnntool_ret='file' ;;
+        'rnntool train lm|--registry') _rnntool_ret='file' ;;
+        'rnntool train lm|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train lm|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train lm|--lr') _rnntool_ret='text' ;;
+        'rnntool train lm|--clip') _rnntool_ret='text' ;;
+        'rnntool train lm|--weight-decay') _rnntool_ret='text' ;;
+        'rnntool train lm|--warmup') _rnntool_ret='text' ;;
+        'rnntool train lm|--schedule') _rnntool_ret='text' ;;
+        'rnntool train lm|--min-lr') _rnntool_ret='text' ;;
+        'rnntool train lm|--epochs') _rnntool_ret='text' ;;
+        'rnntool train lm|--max-steps') _rnntool_ret='text' ;;
+        'rnntool train lm|--max-time') _rnntool_ret='text' ;;
+        'rnntool train lm|--eval-every') _rnntool_ret='text' ;;
+        'rnntool train lm|--patience') _rnntool_ret='text' ;;
+        'rnntool train lm|--seed') _rnntool_ret='text' ;;
+        'rnntool train lm|--device') _rnntool_ret='text' ;;
+        'rnntool train lm|--threads') _rnntool_ret='text' ;;
+        'rnntool train lm|--precision') _rnntool_ret='text' ;;
+        'rnntool train lm|--save-every') _rnntool_ret='text' ;;
+        'rnntool train lm|--run-dir') _rnntool_ret='file' ;;
+        'rnntool train lm|--resume') _rnntool_ret='file' ;;
+        'rnntool train lm|--promote') _rnntool_ret='text' ;;
+        'rnntool train lm|--min-delta') _rnntool_ret='text' ;;
+        'rnntool train lm|--init-from') _rnntool_ret='text' ;;
+        'rnntool train lm|--log-file') _rnntool_ret='file' ;;
+        'rnntool train translate|--src') _rnntool_ret='file' ;;
+        'rnntool train translate|--tgt') _rnntool_ret='file' ;;
+        'rnntool train translate|--tsv') _rnntool_ret='text' ;;
+        'rnntool train translate|--valid-src') _rnntool_ret='file' ;;
+        'rnntool train translate|--valid-tgt') _rnntool_ret='file' ;;
+        'rnntool train translate|--valid-fraction') _rnntool_ret='text' ;;
+        'rnntool train translate|--name') _rnntool_ret='text' ;;
+        'rnntool train translate|-o'|'rnntool train translate|--output') _rnntool_ret='file' ;;
+        'rnntool train translate|-t'|'rnntool train translate|--tokenizer') _rnntool_ret='text' ;;
+        'rnntool train translate|--src-tokenizer') _rnntool_ret='text' ;;
+        'rnntool train translate|--tgt-tokenizer') _rnntool_ret='text' ;;
+        'rnntool train translate|--vocab-size') _rnntool_ret='text' ;;
+        'rnntool train translate|--model-type') _rnntool_ret='text' ;;
+        'rnntool train translate|--cell') _rnntool_ret='text' ;;
+        'rnntool train translate|--layers') _rnntool_ret='text' ;;
+        'rnntool train translate|--embed-dim') _rnntool_ret='text' ;;
+        'rnntool train translate|--hidden-dim') _rnntool_ret='text' ;;
+        'rnntool train translate|--attention') _rnntool_ret='text' ;;
+        'rnntool train translate|--bridge') _rnntool_ret='text' ;;
+        'rnntool train translate|--dropout') _rnntool_ret='text' ;;
+        'rnntool train translate|--max-len') _rnntool_ret='text' ;;
+        'rnntool train translate|--batch-tokens') _rnntool_ret='text' ;;
+        'rnntool train translate|--label-smoothing') _rnntool_ret='text' ;;
+        'rnntool train translate|--select') _rnntool_ret='text' ;;
+        'rnntool train translate|--registry') _rnntool_ret='file' ;;
+        'rnntool train translate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train translate|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train translate|--lr') _rnntool_ret='text' ;;
+        'rnntool train translate|--clip') _rnntool_ret='text' ;;
+        'rnntool train translate|--weight-decay') _rnntool_ret='text' ;;
+        'rnntool train translate|--warmup') _rnntool_ret='text' ;;
+        'rnntool train translate|--schedule') _rnntool_ret='text' ;;
+        'rnntool train translate|--min-lr') _rnntool_ret='text' ;;
+        'rnntool train translate|--epochs') _rnntool_ret='text' ;;
+        'rnntool train translate|--max-steps') _rnntool_ret='text' ;;
+        'rnntool train translate|--max-time') _rnntool_ret='text' ;;
+        'rnntool train translate|--eval-every') _rnntool_ret='text' ;;
+        'rnntool train translate|--patience') _rnntool_ret='text' ;;
+        'rnntool train translate|--seed') _rnntool_ret='text' ;;
+        'rnntool train translate|--device') _rnntool_ret='text' ;;
+        'rnntool train translate|--threads') _rnntool_ret='text' ;;
+        'rnntool train translate|--precision') _rnntool_ret='text' ;;
+        'rnntool train translate|--save-every') _rnntool_ret='text' ;;
+        'rnntool train translate|--run-dir') _rnntool_ret='file' ;;
+        'rnntool train translate|--resume') _rnntool_ret='file' ;;
+        'rnntool train translate|--promote') _rnntool_ret='text' ;;
+        'rnntool train translate|--min-delta') _rnntool_ret='text' ;;
+        'rnntool train translate|--init-from') _rnntool_ret='text' ;;
+        'rnntool train translate|--log-file') _rnntool_ret='file' ;;
         'rnntool translate|-m'|'rnntool translate|--model') _rnntool_ret='model' ;;
         'rnntool translate|--beam'|'rnntool translate|-k') _rnntool_ret='text' ;;
         'rnntool translate|--length-penalty') _rnntool_ret='text' ;;
@@ -113,14 +210,14 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool translate|--device') _rnntool_ret='text' ;;
         'rnntool translate|-o'|'rnntool translate|--output') _rnntool_ret='file' ;;
         'rnntool translate|--registry') _rnntool_ret='file' ;;
-        'rnntool translate|--on-bad-utf8') _rnntool_ret='text' ;;
+        'rnntool translate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         *) _rnntool_ret='' ;;
     esac
 }
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool evaluate bleu'|'rnntool evaluate perplexity'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool translate') return 0 ;;
+        'rnntool evaluate bleu'|'rnntool evaluate perplexity'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train lm'|'rnntool translate') return 0 ;;
     esac
     return 1
 }
