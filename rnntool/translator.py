@@ -30,7 +30,15 @@ MAX_LEN_EXTRA = 10
 DEVICES = ("auto", "cpu", "cuda")
 
 
-DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
+DEFAULT_LENGTH_PENALTY = 0.6
+_LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ",
+                              "\x1e": " ", "\x85": " ", "\u2028": " ", "\u2029": " "})
+
+
+def one_line(text: str) -> str:
+    """A hypothesis as one output line: byte-fallback pieces of an undertrained model can decode to
+    line breaks, which would break the one-line-out-per-line-in contract."""
+    return text.translate(_LINE_BREAKS)  # GNMT alpha of `rnntool translate` (beam search)
 
 
 @dataclass
@@ -216,7 +224,7 @@ class Translator:
         tok = self.tgt_tokenizer
         alignment = h.alignment(src_pieces) if self.settings.alignments else None
         return TranslatedHypothesis(
-            text=tok.decode(h.tokens),
+            text=one_line(tok.decode(h.tokens)),
             score=h.score,
             log_prob=h.log_prob,
             tokens=[tok.id_to_piece(t) for t in h.tokens],

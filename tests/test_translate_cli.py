@@ -281,3 +281,9 @@ def test_cli_default_length_penalty_is_the_core_one():
     from rnntool.translator import DEFAULT_LENGTH_PENALTY
 
     assert cli_default == DEFAULT_LENGTH_PENALTY
+
+
+def test_hypotheses_never_contain_line_breaks():
+    from rnntool.translator import one_line
+
+    assert one_line("a\rb\nc\u2028d") == "a b c d"
