@@ -27,7 +27,7 @@ from pathlib import Path
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.lm_data import MODES, Corpus, build_token_cache
 from rnntool.lm_retrain import lm_promotion, lm_settings, warm_start_parent
-from rnntool.retrain import RetrainOptions, retrain_key, unchanged
+from rnntool.retrain import RetrainOptions, begin, training_lock
 from rnntool.textio import fingerprint_file, is_stdin, sha256_file, spool_stdin
 from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
 
@@ -246,18 +246,12 @@ def train_language_model(
                 raise UsageError("a distributed run cannot read stdin; give the training text as files")
             prepare_inputs(spec, work_dir, log)
         if spec.name is not None and is_main_process():
-            stack.enter_context(registry.training_lock(
-                spec.name, wait=retrain.wait, hint="wait for it to finish, or pass --wait to queue behind it"))
-        parent = None
-        if retrain.init_from is not None and not resume:
-            parent = warm_start_parent(spec, registry, retrain.init_from, log)
-        elif spec.init_from is not None:  # a resumed warm start: the checkpoint has the weights
-            parent = registry.resolve(spec.init_from)
-        key = retrain_key(spec.fingerprints, lm_settings(spec, train_cfg, registry, parent))
-        if retrain.if_changed and not resume:
-            latest = registry.latest(spec.name)
-            if unchanged(latest, key):
-                return LMTrainOutcome(None, latest, None, skipped=True)
+            stack.enter_context(training_lock(registry, spec.name, retrain))
+        start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start_parent,
+                      settings=lm_settings, log=log)
+        if start.skip is not None:
+            return LMTrainOutcome(None, start.skip, None, skipped=True)
+        parent = start.parent
         tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
         cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
         corpora = load_corpora(spec, tok, cache_dir, log)
@@ -280,7 +274,7 @@ def train_language_model(
             parents["tokenizer"] = tok_ref
         if parent is not None:
             parents["init"] = parent.ref
-        extra = {"retrain_key": key}
+        extra = {"retrain_key": start.key}
         decision = None
         if retrain.promote is not None:
             decision = lm_promotion(spec, registry, model, tok, retrain, log)

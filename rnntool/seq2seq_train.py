@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rnntool.bundle import validate_name
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
-from rnntool.retrain import RetrainOptions, retrain_key, unchanged
+from rnntool.retrain import RetrainOptions, begin, training_lock
 from rnntool.seq2seq_retrain import translation_promotion, translation_settings, warm_start_parent
 from rnntool.tokenizer import SIDE_FILES, Tokenizer, train_tokenizer
 
@@ -319,18 +319,12 @@ def train_translation(
         if run_dir is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
         if spec.name is not None and is_main_process():
-            stack.enter_context(registry.training_lock(
-                spec.name, wait=retrain.wait, hint="wait for it to finish, or pass --wait to queue behind it"))
-        parent = None
-        if retrain.init_from is not None and not resume:
-            parent = warm_start_parent(spec, registry, retrain.init_from, log)
-        elif spec.init_from is not None:  # a resumed warm start: the checkpoint has the weights
-            parent = registry.resolve(spec.init_from)
-        key = retrain_key(spec.fingerprints, translation_settings(spec, train_cfg, registry, parent))
-        if retrain.if_changed and not resume:
-            latest = registry.latest(spec.name)
-            if unchanged(latest, key):
-                return TranslationOutcome(None, latest, {}, {}, skipped=True)
+            stack.enter_context(training_lock(registry, spec.name, retrain))
+        start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start_parent,
+                      settings=translation_settings, log=log)
+        if start.skip is not None:
+            return TranslationOutcome(None, start.skip, {}, {}, skipped=True)
+        parent = start.parent
         src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
         train_data = ParallelData.from_lines(corpora.train_src, corpora.train_tgt, src_tok.encode_batch,
                                              tgt_tok.encode_batch, max_len=spec.max_len)
@@ -366,7 +360,7 @@ def train_translation(
         parents = publish_tokenizers(spec, registry, work_dir, refs)
         if parent is not None:
             parents = {**parents, "init": parent.ref}
-        extra = {"retrain_key": key}
+        extra = {"retrain_key": start.key}
         decision = None
         if retrain.promote is not None:
             decision = translation_promotion(spec, registry, model, src_tok, tgt_tok, corpora.valid_src,
