@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,6 +25,7 @@ from pathlib import Path
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.lm_data import MODES, Corpus, build_token_cache
 from rnntool.lm_retrain import lm_promotion, lm_settings, warm_start_parent
+from rnntool.publishing import publish_trained
 from rnntool.retrain import RetrainOptions, begin, training_lock
 from rnntool.textio import fingerprint_file, is_stdin, sha256_file, spool_stdin
 from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
@@ -173,12 +172,7 @@ def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path |
                corpora: tuple[Corpus, Corpus], parents: dict, more_extra: dict | None = None) -> object:
     from rnntool.lm import save_lm
     from rnntool.lm_task import corpus_summary
-    from rnntool.registry import write_bundle
 
-    best = result.best_metrics
-    metrics = {f"val_{k}": v for k, v in best.items()}
-    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
-                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
     config = {
         "model": model.config.to_dict(),
         "train": train_cfg.to_dict(),
@@ -186,24 +180,14 @@ def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path |
                  "valid": spec.valid, "valid_fraction": None if spec.valid else spec.valid_fraction,
                  "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])},
     }
-    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
-    with registry.staging() as stage:
+
+    def write_files(stage: Path) -> None:
         save_lm(model, stage / "model.safetensors")
         shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
-        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
-        if metrics_log is not None and metrics_log.exists():
-            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
-        else:
-            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
-        kw = dict(kind="lm", config=config, metrics=metrics, data=spec.fingerprints, parents=parents, extra=extra)
-        if spec.name is not None:
-            return registry.publish(stage, name=spec.name, **kw)
-        return write_bundle(stage, spec.output, name=_bundle_name(spec.output), **kw)
 
-
-def _bundle_name(output: str) -> str:
-    name = re.sub(r"[^a-z0-9._-]+", "-", Path(output).name.lower()).strip("-._")
-    return name or "lm"
+    return publish_trained(registry, kind="lm", name=spec.name, output=spec.output, result=result, run_dir=run_dir,
+                           write_files=write_files, config=config, data=spec.fingerprints, parents=parents,
+                           more_extra=more_extra)
 
 
 # -- the whole run ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from rnntool.bundle import validate_name
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
+from rnntool.publishing import publish_trained
 from rnntool.retrain import RetrainOptions, begin, training_lock
 from rnntool.seq2seq_retrain import translation_promotion, translation_settings, warm_start_parent
 from rnntool.tokenizer import SIDE_FILES, Tokenizer, train_tokenizer
@@ -239,30 +239,18 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
 # -- publishing ------------------------------------------------------------------------------------
 def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Path, run_dir: Path | None,
                         result, train_cfg, data_summary: dict, parents: dict, more_extra: dict | None = None):
-    from rnntool.lm_train import _bundle_name
-    from rnntool.registry import write_bundle
     from rnntool.seq2seq import WEIGHTS_FILE, save_weights
 
-    metrics = {f"val_{k}": v for k, v in result.best_metrics.items()}
-    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
-                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
-    config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
-    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
-    with registry.staging() as stage:
+    def write_files(stage: Path) -> None:
         save_weights(model, stage / WEIGHTS_FILE)
-        for side, name in SIDE_FILES.items():
+        for name in SIDE_FILES.values():
             source = work_dir / (JOINT_TOKENIZER_FILE if spec.shared_tokenizer else name)
             shutil.copyfile(source, stage / name)
-        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
-        if metrics_log is not None and metrics_log.exists():
-            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
-        else:
-            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
-        kw = dict(kind="translation", config=config, metrics=metrics, data=spec.fingerprints, parents=parents,
-                  extra=extra)
-        if spec.name is not None:
-            return registry.publish(stage, name=spec.name, **kw)
-        return write_bundle(stage, spec.output, name=_bundle_name(spec.output), **kw)
+
+    config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
+    return publish_trained(registry, kind="translation", name=spec.name, output=spec.output, result=result,
+                           run_dir=run_dir, write_files=write_files, config=config, data=spec.fingerprints,
+                           parents=parents, more_extra=more_extra)
 
 
 # -- the whole run ---------------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Publishing a trained model: the steps every model kind shares.
+
+The metrics recorded from a ``TrainResult``, the run's ``metrics.jsonl`` copied into the bundle,
+and the choice between the registry (``--name``) and a bundle directory (``-o DIR``). The kind
+supplies only its files (weights, tokenizers) and its config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+
+def result_metrics(result) -> dict:
+    """``val_*`` of the best evaluation plus how training went."""
+    metrics = {f"val_{k}": v for k, v in result.best_metrics.items()}
+    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
+                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
+    return metrics
+
+
+def bundle_name(output: str, default: str) -> str:
+    """A valid model name from an ``-o DIR`` directory name."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", Path(output).name.lower()).strip("-._")
+    return name or default
+
+
+def publish_trained(registry, *, kind: str, name: str | None, output: str | None, result,
+                    run_dir: Path | None, write_files: Callable[[Path], None], config: dict, data: list,
+                    parents: dict, more_extra: dict | None = None):
+    """Stage the kind's files (``write_files(stage)``) and the metrics log, then publish under
+    ``name`` or write the bundle to ``output``. Returns the Bundle."""
+    from rnntool.registry import write_bundle
+
+    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
+    with registry.staging() as stage:
+        write_files(stage)
+        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
+        if metrics_log is not None and metrics_log.exists():
+            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
+        else:
+            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
+        kw = dict(kind=kind, config=config, metrics=result_metrics(result), data=data, parents=parents,
+                  extra=extra)
+        if name is not None:
+            return registry.publish(stage, name=name, **kw)
+        return write_bundle(stage, output, name=bundle_name(output, kind), **kw)
