@@ -10,6 +10,11 @@ batch and BPTT length. Start-up, tokenization (the token cache is built by an un
 the final validation and checkpoint are taken out by running the command for --steps and 2 x --steps
 and dividing the extra tokens by the extra wall-clock time.
 
+Allocator: rnntool tunes glibc's malloc for tensors (rnntool/runtime.py: freed activation memory is
+kept for the next step instead of being unmapped and faulted in again). The bare loop is measured
+twice: with the same allocator settings (the ratio that isolates the training loop's own overhead)
+and with glibc's defaults, as a plain script runs (the speed a user gains by using rnntool).
+
 Scoring: `rnntool evaluate perplexity` (subprocess) on the validation text and on the same text
 repeated, so start-up and model loading cancel, against a bare no-grad forward loop on the same lines
 in both modes: sentence (length-sorted padded batches of 64) and stream (one sequence, state carried,
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -29,28 +33,12 @@ import sys
 import time
 from pathlib import Path
 
+from machine import machine_info  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 OUT = REPO / "bench" / "out" / "lm_throughput"
-
-
-def machine_info(threads: int) -> list[str]:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return [
-        f"machine: {platform.node()} {platform.system()} {platform.release()} {platform.machine()}",
-        f"cpu: {cpu}, {os.cpu_count()} logical cores, torch threads {threads}",
-        f"python {platform.python_version()}, torch {torch.__version__}, device cpu",
-    ]
 
 
 def rnntool(args: list[str], env: dict) -> tuple[dict, float, str]:
@@ -153,6 +141,26 @@ def bare_score_tokens_per_s(model, lines_ids: list[list[int]], mode: str) -> flo
     return n_tokens / (time.perf_counter() - t0)
 
 
+def bare_train_with_glibc_defaults(args, tokenizer_path: Path) -> float:
+    """The bare loop in a fresh process where glibc's malloc keeps its defaults."""
+    cmd = [sys.executable, __file__, "--bare-only", str(tokenizer_path), *_model_args(args)]
+    env = {**os.environ, "RNNTOOL_MALLOC": "system", "OMP_NUM_THREADS": str(args.threads)}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"bench: the bare loop with glibc defaults failed: {r.stderr.strip().splitlines()[-1:]}")
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def _model_args(args) -> list[str]:
+    return ["--data", str(args.data), "--threads", str(args.threads), "--steps", str(args.steps),
+            "--embed", str(args.embed), "--hidden", str(args.hidden), "--layers", str(args.layers),
+            "--dropout", str(args.dropout), "--batch-size", str(args.batch_size), "--bptt", str(args.bptt)]
+
+
+def corpus_ids(tok, lines: list[str]) -> list[int]:
+    return [t for line in tok.encode_batch(lines) for t in (*line, 3)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA, help="training text (default: the shared tinyshakespeare)")
@@ -166,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bptt", type=int, default=64)
     ap.add_argument("--eval-lines", type=int, default=2000, help="validation lines scored")
+    ap.add_argument("--bare-only", type=Path, metavar="TOKENIZER", help=argparse.SUPPRESS)  # internal
     args = ap.parse_args(argv)
     if not args.data.is_file():
         sys.exit(f"bench: {args.data} not found")
@@ -173,9 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rnntool.registry import Registry
-    from rnntool.tokenizer import train_tokenizer
+    from rnntool.runtime import tune_allocator
+    from rnntool.tokenizer import Tokenizer, train_tokenizer
 
+    allocator_tuned = tune_allocator()  # the same allocator settings as rnntool's commands
     torch.set_num_threads(args.threads)
+    if args.bare_only:
+        tok = Tokenizer.load(args.bare_only)
+        lines = args.data.read_text(encoding="utf-8").splitlines()
+        print(bare_train_tokens_per_s(corpus_ids(tok, lines), args, tok.vocab_size))
+        return 0
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     env = {**os.environ, "RNNTOOL_HOME": str(OUT / "registry"), "OMP_NUM_THREADS": str(args.threads)}
@@ -191,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     with reg.staging() as stage:
         tok = train_tokenizer([args.data], stage / "tokenizer.model", vocab_size=args.vocab)
         tok_ref = reg.publish(stage, name="bench-tokenizer", kind="tokenizer").ref
+    tok_path = reg.load(tok_ref).file("tokenizer.model")
 
     for line in machine_info(args.threads):
         print(line)
+    print(f"allocator: glibc malloc {'tuned as rnntool does' if allocator_tuned else 'defaults'} "
+          f"(rnntool/runtime.py) for rnntool and the bare loops, unless a line says otherwise")
     print(f"data: {args.data}; model: {args.layers}x{args.hidden} LSTM, embed {args.embed}, vocab {args.vocab}, "
           f"dropout {args.dropout}; batch {args.batch_size} x bptt {args.bptt}\n")
 
@@ -210,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((out["metrics"]["train_tokens"], wall))
         print(f"$ OMP_NUM_THREADS={args.threads} {shown}")
     tool_tps = per_second(runs)
-    bare_tps = bare_train_tokens_per_s([t for line in tok.encode_batch(lines) for t in (*line, 3)], args, tok.vocab_size)
-    print(f"train  rnntool {tool_tps:9.0f} tok/s   bare loop {bare_tps:9.0f} tok/s   ratio {tool_tps / bare_tps:.3f}\n")
+    bare_tps = bare_train_tokens_per_s(corpus_ids(tok, lines), args, tok.vocab_size)
+    print(f"train  rnntool {tool_tps:9.0f} tok/s   bare loop {bare_tps:9.0f} tok/s   ratio {tool_tps / bare_tps:.3f}")
+    plain_tps = bare_train_with_glibc_defaults(args, tok_path)
+    print(f"       rnntool {tool_tps:9.0f} tok/s   bare loop with glibc malloc defaults {plain_tps:9.0f} tok/s   "
+          f"ratio {tool_tps / plain_tps:.3f}\n")
 
     # -- scoring ------------------------------------------------------------------------------------
     bare = bare_model(tok.vocab_size, args.embed, args.hidden, args.layers, args.dropout).eval()

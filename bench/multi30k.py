@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_info  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "multi30k"
@@ -64,24 +65,6 @@ RECIPES: dict[str, list[str]] = {
              "--eval-every", "1000"],
 }
 DEFAULT_RECIPE = "best"
-
-
-def machine_info(threads: int) -> list[str]:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return [
-        f"machine: {platform.node()} {platform.system()} {platform.release()} {platform.machine()}",
-        f"cpu: {cpu}, {os.cpu_count()} logical cores, --threads {threads}",
-        f"python {platform.python_version()}, torch {torch.__version__}, device cpu",
-    ]
 
 
 def train(name: str, args) -> dict | None:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lm_throughput import machine_info  # bench/ is on sys.path when run as a script
+from machine import machine_info  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"

@@ -13,36 +13,15 @@ ratio to greedy decoding with --batch-size 1. Each configuration is run once aft
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+from machine import machine_info  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "multi30k" / "val.en"
-
-
-def machine_info(device) -> list[str]:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = [
-        f"machine: {platform.node()} {platform.system()} {platform.release()} {platform.machine()}",
-        f"cpu: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
-        f"python {platform.python_version()}, torch {torch.__version__}, device {device}",
-    ]
-    if device.type == "cuda":
-        info.append(f"gpu: {torch.cuda.get_device_name(device)}")
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     lines = [line for _, line in zip(range(args.lines), read_lines(args.input))]
     translator = open_translator(args.model, args.registry, args.device)
-    for line in machine_info(translator.device):
+    for line in machine_info(torch.get_num_threads(), str(translator.device)):
         print(line)
     print(f"model: {translator.ref}; input: {args.input}, {len(lines)} lines")
     print()

@@ -140,7 +140,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--eval-every') _rnntool_ret='text' ;;
         'rnntool train lm|--patience') _rnntool_ret='text' ;;
         'rnntool train lm|--seed') _rnntool_ret='text' ;;
-        'rnntool train lm|--device') _rnntool_ret='text' ;;
+        'rnntool train lm|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train lm|--threads') _rnntool_ret='text' ;;
         'rnntool train lm|--precision') _rnntool_ret='text' ;;
         'rnntool train lm|--save-every') _rnntool_ret='text' ;;
@@ -189,7 +189,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--eval-every') _rnntool_ret='text' ;;
         'rnntool train translate|--patience') _rnntool_ret='text' ;;
         'rnntool train translate|--seed') _rnntool_ret='text' ;;
-        'rnntool train translate|--device') _rnntool_ret='text' ;;
+        'rnntool train translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train translate|--threads') _rnntool_ret='text' ;;
         'rnntool train translate|--precision') _rnntool_ret='text' ;;
         'rnntool train translate|--save-every') _rnntool_ret='text' ;;
@@ -207,7 +207,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool translate|--nbest') _rnntool_ret='text' ;;
         'rnntool translate|--batch-size') _rnntool_ret='text' ;;
         'rnntool translate|--batch-tokens') _rnntool_ret='text' ;;
-        'rnntool translate|--device') _rnntool_ret='text' ;;
+        'rnntool translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool translate|-o'|'rnntool translate|--output') _rnntool_ret='file' ;;
         'rnntool translate|--registry') _rnntool_ret='file' ;;
         'rnntool translate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;

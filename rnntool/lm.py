@@ -259,12 +259,12 @@ def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "
     """Load a language-model bundle (a registry reference or a bundle directory), verified."""
     from rnntool.registry import Registry
     from rnntool.tokenizer import Tokenizer
-    from rnntool.training_loop import resolve_device
+    from rnntool.runtime import prepare_device
 
     bundle = Registry.open(registry).load(ref, kind="lm")
     if "model" not in bundle.config:
         raise CorruptBundle(f"{bundle.ref}: the manifest has no model config; re-publish the model")
-    model = load_lm(bundle.config["model"], bundle.file("model.safetensors"), resolve_device(device))
+    model = load_lm(bundle.config["model"], bundle.file("model.safetensors"), prepare_device(device))
     tokenizer = Tokenizer.from_bundle(bundle)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise CorruptBundle(

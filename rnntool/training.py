@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rnntool.errors import ConfigError, TrainingError
+from rnntool.runtime import DEVICES
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 BEST_MODES = ("min", "max")
 STOP_REASONS = ("max_steps", "max_time", "epochs", "early_stopping")

@@ -22,6 +22,7 @@ from rnntool import distributed as dist_utils
 from rnntool.checkpoint import CheckpointWriter, has_checkpoint, restore_rng, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, TrainingError
 from rnntool.optim import LRSchedule, build_optimizer, set_lr
+from rnntool.runtime import prepare_device
 from rnntool.training import (
     EvalInfo,
     StartInfo,
@@ -47,18 +48,8 @@ from rnntool.training_state import (
 _END = object()
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be one of auto, cpu, cuda (got {name!r})")
-    return torch.device(name)
-
-
 def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_config, run_meta) -> TrainResult:
-    device = resolve_device(cfg.device)
+    device = prepare_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if resume and run_dir is None:

@@ -24,10 +24,10 @@ import torch
 
 from rnntool.decoding import Hypothesis, beam_search, greedy
 from rnntool.errors import ConfigError
+from rnntool.runtime import prepare_device
 from rnntool.tokenizer import BOS_ID, EOS_ID, UNK_ID
 
 MAX_LEN_EXTRA = 10
-DEVICES = ("auto", "cpu", "cuda")
 
 
 DEFAULT_LENGTH_PENALTY = 0.6
@@ -117,16 +117,6 @@ class Translation:
         if alignments:
             out["source_tokens"] = self.source_tokens
         return out
-
-
-def resolve_device(name: str) -> torch.device:
-    if name not in DEVICES:
-        raise ConfigError(f"--device must be one of {', '.join(DEVICES)} (got {name!r})")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
-    return torch.device(name)
 
 
 def max_steps(src_pieces: int, ratio: float) -> int:
@@ -242,7 +232,7 @@ def open_translator(ref: str, registry=None, device: str = "auto", settings: Dec
 
     settings = (settings or DecodeSettings()).validate()
     bundle = Registry.open(registry).load(ref, kind="translation")
-    model, src_tok, tgt_tok = load_translation(bundle, resolve_device(device))
+    model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
     for t in (src_tok, tgt_tok):
         t.require_rnntool_ids()
     return Translator(model, src_tok, tgt_tok, settings, ref=bundle.ref)

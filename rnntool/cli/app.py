@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 try:  # typer >= 0.25 vendors click as typer._click; older typer uses click itself
-    from typer._click import exceptions as click_exceptions
+    from typer._click import exceptions as click_exceptions  # noqa: F401 (re-exported)
 except ImportError:  # pragma: no cover
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # noqa: F401
 
 from rnntool import __version__
 

@@ -9,8 +9,8 @@ import typer
 
 from rnntool.cli.app import app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import DeviceOpt, stdin_is_tty
-from rnntool.cli.options import ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
+from rnntool.cli.lm_common import stdin_is_tty
+from rnntool.cli.options import DeviceOpt, ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
 
 
 @app.command("generate")

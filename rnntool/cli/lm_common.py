@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
-
-import typer
-
-DeviceOpt = Annotated[Literal["auto", "cpu", "cuda"], typer.Option("--device", help="auto: CUDA if available.")]
 
 
 def stdin_is_tty() -> bool:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from rnntool.runtime import DEVICES
+
 RegistryOpt = Annotated[
     Optional[Path],
     typer.Option(
@@ -15,6 +17,9 @@ RegistryOpt = Annotated[
         help="Registry directory (default: $RNNTOOL_HOME, else the user data dir).",
         show_envvar=False,
     ),
+]
+DeviceOpt = Annotated[
+    Literal[DEVICES], typer.Option("--device", help="Where to run: auto (a GPU if there is one), cpu or cuda.")
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]

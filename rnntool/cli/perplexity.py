@@ -9,8 +9,7 @@ import typer
 
 from rnntool.cli.app import evaluate_app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import DeviceOpt
-from rnntool.cli.options import InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
+from rnntool.cli.options import DeviceOpt, InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
 
 
 def _fmt(x: float) -> str:

@@ -54,10 +54,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from rnntool.cli.console import console
+from rnntool.cli.options import DeviceOpt
 from rnntool.distributed import is_main_process
 from rnntool.errors import ConfigError
 from rnntool.training import (
-    DEVICES,
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
@@ -111,9 +111,6 @@ PatienceOpt = Annotated[
     Optional[int], typer.Option("--patience", help="Stop after N validations without improvement (default: off).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result on CPU).")]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help=f"Where to train: {', '.join(DEVICES)} (auto: a GPU if there is one).")
-]
 ThreadsOpt = Annotated[
     Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")
 ]

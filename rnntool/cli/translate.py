@@ -9,7 +9,7 @@ import typer
 
 from rnntool.cli.app import app
 from rnntool.cli.console import console
-from rnntool.cli.options import InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import DeviceOpt, InputArg, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
 from rnntool.errors import UsageError
 
 DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.translator.DEFAULT_LENGTH_PENALTY (not imported here: torch)
@@ -47,7 +47,7 @@ def translate(
     batch_tokens: Annotated[
         int, typer.Option("--batch-tokens", help="Most padded source subwords per model batch.")
     ] = 4096,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")] = "auto",
+    device: DeviceOpt = "auto",
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per line (JSON Lines): hypotheses, scores, "
                                           "token log-probs.")

@@ -1,0 +1,74 @@
+"""The process a model runs in: which device, and a host memory allocator fit for tensors.
+
+``prepare_device(name)`` is what every command that builds or loads a model calls: it checks the
+``--device`` choice and, once per process, tunes glibc's malloc (``tune_allocator``).
+
+Why the allocator: glibc serves large blocks with ``mmap`` (above a threshold that adapts but stops
+at 32 MB) and hands the top of the heap back to the OS whenever more than a trim threshold is free.
+A training step frees and re-allocates the same large activations, gate buffers and gradients every
+time, so with the defaults each step maps fresh pages and the kernel zeroes them: a 2x512 LSTM
+(batch 32 x 64) took 1.8 million page faults per 50 steps and spent about a fifth of its time in
+them. Raising both thresholds keeps that memory in the process to be reused (the behaviour jemalloc
+and tcmalloc have by design): the same steps take ~0.1 million faults and run 1.2-1.3x faster.
+The cost: the process keeps its peak heap until it exits instead of shrinking between steps.
+
+Left alone when the user chose an allocator (any ``MALLOC_*`` tuning variable, an ``LD_PRELOAD``)
+or sets ``RNNTOOL_MALLOC=system``, and on a C library that is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+from rnntool.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
+_M_MMAP_THRESHOLD = -3
+_KEEP_BYTES = 1 << 30  # blocks below this come from the heap; up to this much free heap is kept
+_GLIBC_MMAP_MAX = 32 << 20  # the largest mmap threshold older glibc versions accept
+
+_tuned: bool | None = None
+
+
+def prepare_device(name: str):
+    """Resolve ``--device`` (auto|cpu|cuda) to a ``torch.device`` and tune the allocator once."""
+    if name not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)} (got {name!r})")
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    tune_allocator()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def tune_allocator(environ=os.environ) -> bool:
+    """Raise glibc's mmap and trim thresholds (see the module docstring). True when applied;
+    later calls return the first answer."""
+    global _tuned
+    if _tuned is None:
+        _tuned = _apply(environ)
+    return _tuned
+
+
+def _apply(environ) -> bool:
+    if environ.get("RNNTOOL_MALLOC", "").lower() == "system" or environ.get("LD_PRELOAD"):
+        return False
+    if any(key.startswith("MALLOC_") or key.startswith("GLIBC_TUNABLES") for key in environ):
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if not mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES) and not mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_MAX):
+        return False
+    return bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
