@@ -6,13 +6,20 @@ reading every training batch from it stays flat, far below the corpus size.
 
 The corpus is generated (Tiny Shakespeare lines repeated and shuffled) under bench/out/lm_memory/.
 The script prints the peak resident set (VmHWM) after importing everything, after building the token
-cache and after one pass over all stream batches (batch 32 x bptt 64), next to the corpus size.
+cache and after one pass over all stream batches (batch 32 x bptt 64), next to the corpus size. Then it
+runs `rnntool train lm` on the whole corpus (the cache it built is the command's cache: same data and
+tokenizer fingerprint) for --steps steps of a 1x256 LSTM and prints that process's peak resident set.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
+import shlex
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,11 +56,13 @@ def make_corpus(path: Path, megabytes: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=int, default=1024, help="corpus size in MB (default 1024)")
+    ap.add_argument("--steps", type=int, default=200, help="training steps of the `train lm` run (default 200)")
     args = ap.parse_args(argv)
 
     import numpy as np  # noqa: F401  (counted in the baseline)
 
     from rnntool.lm_data import StreamBatches, build_token_cache
+    from rnntool.registry import Registry
     from rnntool.textio import fingerprint_file
     from rnntool.tokenizer import train_tokenizer
 
@@ -62,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     if not corpus.exists() or corpus.stat().st_size < args.mb << 20:
         make_corpus(corpus, args.mb)
     size_mb = corpus.stat().st_size / (1 << 20)
-    tok = train_tokenizer([DATA], OUT / "tokenizer.model", vocab_size=1000)
+    registry = Registry.open(OUT / "registry")
+    with registry.staging() as stage:
+        tok = train_tokenizer([DATA], stage / "tokenizer.model", vocab_size=1000)
+        tok_ref = registry.publish(stage, name="memory-bench-tokenizer", kind="tokenizer").ref
     print(f"corpus {corpus}: {size_mb:.0f} MB")
     print(f"after imports and tokenizer:   rss {rss_mb()[0]:7.0f} MB  peak {rss_mb()[1]:7.0f} MB")
     sha = fingerprint_file(corpus)["sha256"]
-    cache_dir = OUT / "cache"
+    cache_dir = registry.root / "cache"  # where `rnntool train lm` looks for it
     t0 = time.perf_counter()
     data, hit = build_token_cache([corpus], [sha], tok, cache_dir)
     print(f"token cache ({'hit' if hit else 'built'} in {time.perf_counter() - t0:.0f}s, {data.n_tokens:,} tokens, "
@@ -77,6 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         batches.batch(i)
     print(f"all {len(batches):,} stream batches read in {time.perf_counter() - t0:.0f}s: "
           f"rss {rss_mb()[0]:7.0f} MB  peak {rss_mb()[1]:7.0f} MB (corpus {size_mb:.0f} MB)")
+
+    valid = OUT / "valid.txt"
+    valid.write_text("".join(line + "\n" for line in DATA.read_text(encoding="utf-8").splitlines()[-200:]),
+                     encoding="utf-8")
+    cmd = ["rnntool", "train", "lm", str(corpus), "-t", tok_ref, "--valid", str(valid), "--cell", "lstm",
+           "--layers", "1", "--embed-dim", "256", "--hidden-dim", "256", "--batch-size", "32", "--bptt", "64",
+           "--max-steps", str(args.steps), "--eval-every", "1000000", "--device", "cpu", "-o", str(OUT / "model"),
+           "-q"]
+    shutil.rmtree(OUT / "model", ignore_errors=True)
+    print(f"$ RNNTOOL_HOME={registry.root} {shlex.join(cmd)}")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], check=True,
+                   env={**os.environ, "RNNTOOL_HOME": str(registry.root)})
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
+    print(f"train lm on the {size_mb:.0f} MB corpus ({args.steps} steps, {time.perf_counter() - t0:.0f}s): "
+          f"peak rss {peak:7.0f} MB")
     return 0
 
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from rnntool.decoding import NEG_INF, Hypothesis, _as_row_tensor, _check_lengths, _device_of
 from rnntool.errors import ConfigError
+from rnntool.runtime import step_kernels
 
 __all__ = ["beam_search", "length_penalty_divisor"]
 
@@ -147,7 +148,8 @@ def beam_search(
     with torch.no_grad():
         for t in range(T):
             A = sent.numel()
-            log_probs, state, attention = model.step(inputs, state)  # (A*K, V), state, (A*K, S)
+            with step_kernels(inputs.numel()):
+                log_probs, state, attention = model.step(inputs, state)  # (A*K, V), state, (A*K, S)
             V = log_probs.size(-1)
             if V < 2:
                 raise ConfigError("beam search needs a vocabulary of at least 2 tokens")

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from rnntool.errors import ConfigError
+from rnntool.runtime import step_kernels
 
 __all__ = [
     "DecodeStep",
@@ -192,7 +193,7 @@ def _decode_steps(
     t = 0
     while rows.numel():
         # no_grad only around the model's work: a context held across ``yield`` would leak to the caller
-        with torch.no_grad():
+        with torch.no_grad(), step_kernels(inputs.numel()):
             log_probs, state, attention = model.step(inputs, state)  # (A, V), state, (A, S)
             log_probs = log_probs.float()
             masked = log_probs

@@ -65,3 +65,26 @@ def test_tuned_allocator_reuses_memory_instead_of_faulting_fresh_pages():
     system = _page_faults_of_steps({"RNNTOOL_MALLOC": "system"})
     # The default allocator maps and zeroes fresh pages for the big blocks of every step.
     assert tuned * 3 < system, (tuned, system)
+
+
+def test_step_kernels_switch_onednn_off_and_always_restore():
+    assert torch.backends.mkldnn.enabled
+    with runtime.step_kernels(1):
+        assert not torch.backends.mkldnn.enabled
+    assert torch.backends.mkldnn.enabled
+    with runtime.step_kernels(runtime.NATIVE_STEP_ROWS):  # many rows: oneDNN pays off
+        assert torch.backends.mkldnn.enabled
+    with pytest.raises(RuntimeError), runtime.step_kernels(1):
+        raise RuntimeError("boom")
+    assert torch.backends.mkldnn.enabled
+
+
+def test_one_token_steps_give_the_same_result_on_either_kernel():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(32, 32, 2, batch_first=True).eval()
+    x, state = torch.randn(3, 1, 32), (torch.randn(2, 3, 32), torch.randn(2, 3, 32))
+    with torch.no_grad():
+        onednn, _ = lstm(x, state)
+        with runtime.step_kernels(3):
+            native, _ = lstm(x, state)
+    torch.testing.assert_close(native, onednn, rtol=1e-5, atol=1e-6)
