@@ -14,7 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from rnntool.cli.console import console
-from rnntool.cli.train_options import ConsoleProgress, TrainOptions, format_lr, train_options
+from rnntool.cli.train_options import TrainOptions, train_options
+from rnntool.cli.train_report import ConsoleProgress, format_lr
 from rnntool.errors import ConfigError
 from rnntool.training import TrainConfig, train
 

@@ -12,7 +12,8 @@ from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
-from rnntool.cli.train_options import ConsoleProgress, TrainOptions, report_result, report_skipped, run_directory, train_options
+from rnntool.cli.train_options import TrainOptions, run_directory, train_options
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."

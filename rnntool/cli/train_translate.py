@@ -11,14 +11,8 @@ import typer
 from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
-from rnntool.cli.train_options import (
-    ConsoleProgress,
-    TrainOptions,
-    report_result,
-    report_skipped,
-    run_directory,
-    train_options,
-)
+from rnntool.cli.train_options import TrainOptions, run_directory, train_options
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
 from rnntool.errors import UsageError
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
