@@ -105,19 +105,19 @@ def generate(
     model, tokenizer = lm.model, lm.tokenizer
     device = model.embedding.weight.device
     prompt_ids = tokenizer.encode(prompt) if prompt else []
-    state, last = model.prompt_state(torch.tensor([[lm.start_id, *prompt_ids]], device=device))
-    with torch.no_grad():
-        if settings.beam:
-            hyps = beam_search(model, state, 1, last, EOS_ID, settings.max_tokens, beam=settings.beam,
-                               nbest=settings.num_samples, device=device)[0]
-            for hyp in hyps:
-                start = len(_one_line(tokenizer.decode(prompt_ids)))
-                full = _one_line(tokenizer.decode(prompt_ids + hyp.tokens))
-                yield full
-                yield Sample(prompt, full, full[start:], hyp.tokens, hyp.token_log_probs, hyp.finished)
-            return
-        for _ in range(settings.num_samples):
-            yield from _stream_one(lm, prompt, prompt_ids, state, last, settings, generator)
+    with torch.no_grad():  # only around the model's work: this generator yields to its caller
+        state, last = model.prompt_state(torch.tensor([[lm.start_id, *prompt_ids]], device=device))
+    if settings.beam:  # beam_search and the step generators below run their steps under no_grad
+        hyps = beam_search(model, state, 1, last, EOS_ID, settings.max_tokens, beam=settings.beam,
+                           nbest=settings.num_samples, device=device)[0]
+        for hyp in hyps:
+            start = len(_one_line(tokenizer.decode(prompt_ids)))
+            full = _one_line(tokenizer.decode(prompt_ids + hyp.tokens))
+            yield full
+            yield Sample(prompt, full, full[start:], hyp.tokens, hyp.token_log_probs, hyp.finished)
+        return
+    for _ in range(settings.num_samples):
+        yield from _stream_one(lm, prompt, prompt_ids, state, last, settings, generator)
 
 
 def _stream_one(lm, prompt, prompt_ids, state, last, settings, generator) -> Iterator[str | Sample]:

@@ -120,3 +120,20 @@ def test_incremental_text_waits_for_whole_characters(bundle):
     pieces = [inc.push(i) for i in ids] + [inc.flush()]
     assert "".join(pieces) == text
     assert all("\ufffd" not in p for p in pieces)
+
+
+@pytest.mark.parametrize("settings", [dict(greedy=True), dict(beam=2, num_samples=2), dict(top_k=5)])
+def test_generate_does_not_switch_gradients_off_for_its_caller(bundle, settings):
+    """generate() is a generator: a no_grad held across its yields would leak into the caller's code."""
+    import torch
+
+    from rnntool.lm import open_lm
+    from rnntool.lm_generate import GenerateSettings, Sample, generate
+
+    lm = open_lm(str(bundle), device="cpu")
+    seen = []
+    for item in generate(lm, "the", GenerateSettings(max_tokens=5, **settings), generator=torch.Generator().manual_seed(0)):
+        seen.append(torch.is_grad_enabled())
+        if isinstance(item, Sample):
+            assert all(isinstance(lp, float) for lp in item.token_logprobs)
+    assert seen and all(seen)
