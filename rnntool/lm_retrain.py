@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 
 from rnntool.errors import BadInput, RegistryError, WrongKind
-from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion
+from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion, tokenizer_sha
 from rnntool.textio import read_lines
 from rnntool.tokenizer import TOKENIZER_FILE
 
@@ -40,7 +40,7 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
         same = False
         if tok_ref is not None:
             try:
-                same = registry.resolve(tok_ref).files.get(TOKENIZER_FILE, {}).get("sha256") == parent_tok_sha
+                same = tokenizer_sha(registry, tok_ref) == parent_tok_sha
             except RegistryError:
                 same = False
         spec.tokenizer = tok_ref if same else parent.ref
@@ -57,7 +57,7 @@ def lm_settings(spec, train_cfg, registry, parent) -> dict:
     """What shapes the model, for the retrain key (paths and runtime knobs are dropped there)."""
     settings = {"kind": "lm", "spec": dataclasses.asdict(spec), "train": train_cfg.to_dict()}
     if spec.tokenizer is not None:  # the tokenizer file itself, not the reference text
-        settings["tokenizer_sha256"] = registry.resolve(spec.tokenizer).files.get(TOKENIZER_FILE, {}).get("sha256")
+        settings["tokenizer_sha256"] = tokenizer_sha(registry, spec.tokenizer)
     if parent is not None:
         settings["init_from"] = parent.ref
     return settings

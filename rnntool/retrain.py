@@ -35,6 +35,14 @@ RUNTIME_KEYS = frozenset({
 SIGNIFICANCE = 0.05
 
 
+
+def tokenizer_sha(registry, ref: str) -> str | None:
+    """The sha256 of the tokenizer file of a published tokenizer bundle (what a retrain key and a
+    warm start compare, rather than the reference text)."""
+    from rnntool.tokenizer import TOKENIZER_FILE
+
+    return registry.resolve(ref).files.get(TOKENIZER_FILE, {}).get("sha256")
+
 @dataclass
 class RetrainOptions:
     """The cron-related options of `train lm|translate`."""

@@ -8,9 +8,10 @@ Why the allocator: glibc serves large blocks with ``mmap`` (above a threshold th
 at 32 MB) and hands the top of the heap back to the OS whenever more than a trim threshold is free.
 A training step frees and re-allocates the same large activations, gate buffers and gradients every
 time, so with the defaults each step maps fresh pages and the kernel zeroes them: a 2x512 LSTM
-(batch 32 x 64) took 1.8 million page faults per 50 steps and spent about a fifth of its time in
-them. Raising both thresholds keeps that memory in the process to be reused (the behaviour jemalloc
-and tcmalloc have by design): the same steps take ~0.1 million faults and run 1.2-1.3x faster.
+(batch 32 x 64) took 1.8 million page faults per 50 steps (`/usr/bin/time`). Raising both
+thresholds keeps that memory in the process to be reused (the behaviour jemalloc and tcmalloc have
+by design): the same steps take ~0.15 million faults, and training runs 1.14x faster than a bare
+loop under glibc's defaults (bench/lm_throughput.py, bench/RESULTS.md).
 The cost: the process keeps its peak heap until it exits instead of shrinking between steps.
 
 Left alone when the user chose an allocator (any ``MALLOC_*`` tuning variable, an ``LD_PRELOAD``)
@@ -20,9 +21,7 @@ or sets ``RNNTOOL_MALLOC=system``, and on a C library that is not glibc.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import platform
 
 from rnntool.errors import ConfigError
 
@@ -85,6 +84,9 @@ def tune_allocator(environ=os.environ) -> bool:
 
 
 def _apply(environ) -> bool:
+    import ctypes  # here, not at the top: `rnntool --help` imports this module
+    import platform
+
     if environ.get("RNNTOOL_MALLOC", "").lower() == "system" or environ.get("LD_PRELOAD"):
         return False
     if any(key.startswith("MALLOC_") or key.startswith("GLIBC_TUNABLES") for key in environ):

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from rnntool.errors import BadInput, RegistryError
-from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion
+from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion, tokenizer_sha
 from rnntool.tokenizer import SIDE_FILES
 
 Log = Callable[[str], None]
@@ -24,12 +24,6 @@ def _file_sha(bundle, side: str) -> str | None:
     return bundle.files.get(SIDE_FILES[side], {}).get("sha256")
 
 
-def _tokenizer_sha(registry, ref: str) -> str | None:
-    from rnntool.tokenizer import TOKENIZER_FILE
-
-    return registry.resolve(ref).files.get(TOKENIZER_FILE, {}).get("sha256")
-
-
 def warm_start_parent(spec, registry, ref: str, log: Log):
     """The published translation model to start from: its tokenizers and architecture become the
     run's; different tokenizers given with -t/--src-tokenizer/--tgt-tokenizer are an error."""
@@ -39,7 +33,7 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
              {"src": spec.src_tokenizer, "tgt": spec.tgt_tokenizer} if spec.src_tokenizer is not None else None)
     if given is not None:
         for side, tok_ref in given.items():
-            if _tokenizer_sha(registry, tok_ref) != want[side]:
+            if tokenizer_sha(registry, tok_ref) != want[side]:
                 raise BadInput(f"tokenizer mismatch: {tok_ref} is not the {side} tokenizer of {parent.ref}; "
                                "a warm start keeps the vocabulary — drop the tokenizer options")
     else:  # the parent's own tokenizer versions (its parents), which must be the very files it carries
@@ -47,7 +41,7 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
         refs = ({"src": p["tokenizer"], "tgt": p["tokenizer"]} if "tokenizer" in p else
                 {"src": p.get("src_tokenizer"), "tgt": p.get("tgt_tokenizer")})
         try:
-            ok = all(r is not None and _tokenizer_sha(registry, r) == want[s] for s, r in refs.items())
+            ok = all(r is not None and tokenizer_sha(registry, r) == want[s] for s, r in refs.items())
         except RegistryError:
             ok = False
         if not ok:
@@ -73,7 +67,7 @@ def translation_settings(spec, train_cfg, registry, parent) -> dict:
     for field in ("tokenizer", "src_tokenizer", "tgt_tokenizer"):
         ref = getattr(spec, field)
         if ref is not None:
-            settings[f"{field}_sha256"] = _tokenizer_sha(registry, ref)
+            settings[f"{field}_sha256"] = tokenizer_sha(registry, ref)
     if parent is not None:
         settings["init_from"] = parent.ref
     return settings

@@ -118,7 +118,7 @@ def check_bleu_json(out: str, work: Path) -> None:
 
 
 def check_paired_bootstrap(out: str, work: Path) -> None:
-    assert "BLEU" in out
+    assert "BLEU" in out and "p = " in out and "significant at" in out
     for f in ("prod.de", "latest.de"):
         assert len(_lines((work / f).read_text())) == TEST_LINES
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -13,7 +12,7 @@ from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
@@ -22,10 +21,6 @@ MODE_HELP = (
     "with the state carried across segments; sentence: each line alone (<bos> ... <eos>), padded and "
     "batched by length."
 )
-
-
-def _fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
 @train_app.command("lm")
@@ -119,8 +114,8 @@ def train_lm(
                "steps": r.steps, "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
                "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
     m = b.metrics
-    line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {_fmt(m.get('val_ppl'))}, "
-            f"bpc {_fmt(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
+    line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {summary_number(m.get('val_ppl'))}, "
+            f"bpc {summary_number(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
     report_result(summary, line, json_out)

@@ -22,6 +22,11 @@ from rnntool.training import format_duration
 # ---------------------------------------------------------------------------------------------
 # Results: the one line a cron mail shows
 # ---------------------------------------------------------------------------------------------
+def summary_number(x) -> str:
+    """A metric in the summary line: 4 significant digits, or as it is (None, inf, an int)."""
+    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
 def report_skipped(latest, json_out: bool) -> None:
     """--if-changed found the same data and settings as the latest version: exit 0, say so."""
     line = f"skipped: data and settings unchanged since {latest.ref}"
@@ -153,4 +158,4 @@ class ConsoleProgress:
                     f"{skipped}; best {best or '-'} at step {result.best_step}")
 
 
-__all__ = ["ConsoleProgress", "eval_line", "format_lr", "report_result", "report_skipped"]
+__all__ = ["ConsoleProgress", "eval_line", "format_lr", "report_result", "report_skipped", "summary_number"]

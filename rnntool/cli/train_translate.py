@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,15 +11,11 @@ from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
 from rnntool.errors import UsageError
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
                   "mlp (Bahdanau's additive score).")
-
-
-def _fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
 def _opt(help: str, *names: str, **kw):
@@ -134,8 +129,8 @@ def train_translate(
                "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
                "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
     verb = "published" if b.version is not None else "wrote"
-    line = (f"{verb} {b.ref}: val BLEU {_fmt(m.get('val_bleu'))}, loss {_fmt(m.get('val_loss'))}, "
-            f"ppl {_fmt(m.get('val_ppl'))} ({r.steps} steps, {_fmt(m.get('tokens_per_s'))} tok/s, "
+    line = (f"{verb} {b.ref}: val BLEU {summary_number(m.get('val_bleu'))}, loss {summary_number(m.get('val_loss'))}, "
+            f"ppl {summary_number(m.get('val_ppl'))} ({r.steps} steps, {summary_number(m.get('tokens_per_s'))} tok/s, "
             f"stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
