@@ -52,8 +52,8 @@ class DotAttention(Attention):
         return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
 
 
-class GeneralAttention(Attention):
-    """score(h, m) = h·(W m) (Luong "general"); W m is computed once per sentence."""
+class GeneralAttention(DotAttention):
+    """score(h, m) = h·(W m) (Luong "general"): dot attention on keys W m, computed once per sentence."""
 
     def __init__(self, query_dim: int, memory_dim: int) -> None:
         super().__init__()
@@ -61,9 +61,6 @@ class GeneralAttention(Attention):
 
     def prepare(self, memory):
         return self.key_proj(memory)  # (B, S, Hq)
-
-    def score(self, query, keys):
-        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
 
 
 class MlpAttention(Attention):

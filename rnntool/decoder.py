@@ -83,12 +83,12 @@ class Decoder(nn.Module):
         if self.input_feeding:
             parts.append(state.feed[:, None, :])  # (B, 1, H): only valid for T = 1
         if self.attention is None:
-            parts.append(state.summary[:, None, :].expand(batch, steps, -1))  # (B, T, Hm)
+            summary = state.summary[:, None, :].expand(batch, steps, -1)  # (B, T, Hm)
+            parts.append(summary)
         rnn_in = torch.cat(parts, dim=-1) if len(parts) > 1 else embedded
         out, rnn_state = self.rnn(rnn_in, state.rnn)  # (B, T, H)
         if self.attention is None:
-            context = state.summary[:, None, :].expand(batch, steps, -1)  # (B, T, Hm)
-            weights = None
+            context, weights = summary, None
         else:
             context, weights = self.attention(out, state.memory, state.keys, state.mask)  # (B, T, Hm)
         attentional = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))  # (B, T, H)

@@ -110,8 +110,8 @@ def generate(
     if settings.beam:  # beam_search and the step generators below run their steps under no_grad
         hyps = beam_search(model, state, 1, last, EOS_ID, settings.max_tokens, beam=settings.beam,
                            nbest=settings.num_samples, device=device)[0]
+        start = len(_one_line(tokenizer.decode(prompt_ids)))
         for hyp in hyps:
-            start = len(_one_line(tokenizer.decode(prompt_ids)))
             full = _one_line(tokenizer.decode(prompt_ids + hyp.tokens))
             yield full
             yield Sample(prompt, full, full[start:], hyp.tokens, hyp.token_log_probs, hyp.finished)

@@ -30,7 +30,7 @@ from rnntool.tokenizer import BOS_ID, EOS_ID, UNK_ID
 MAX_LEN_EXTRA = 10
 
 
-DEFAULT_LENGTH_PENALTY = 0.6
+DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
 _LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ",
                               "\x1e": " ", "\x85": " ", "\u2028": " ", "\u2029": " "})
 
@@ -38,7 +38,7 @@ _LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\x0b": " ", "\x0c": " ", "\
 def one_line(text: str) -> str:
     """A hypothesis as one output line: byte-fallback pieces of an undertrained model can decode to
     line breaks, which would break the one-line-out-per-line-in contract."""
-    return text.translate(_LINE_BREAKS)  # GNMT alpha of `rnntool translate` (beam search)
+    return text.translate(_LINE_BREAKS)
 
 
 @dataclass
