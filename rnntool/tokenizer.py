@@ -8,7 +8,8 @@ as byte fallback is on (the default for bpe/unigram/char). Known SentencePiece l
 
 Training reads its input through :mod:`rnntool.textio` (``file:line`` errors for invalid UTF-8, BOM
 and CRLF handled) and is deterministic: the same input and settings give the same model file,
-byte for byte (a fixed seed for sampling; unigram results also depend on ``threads``).
+byte for byte, in any process (the line sample is drawn from ``seed``; unigram results also depend
+on ``threads``).
 
     tok = train_tokenizer([Path("corpus.txt")], Path("tokenizer.model"), vocab_size=8000)
     tok.encode("Hello world")        # [ids...]
@@ -20,13 +21,15 @@ This module does not import torch.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, CorruptBundle, UsageError
-from rnntool.textio import atomic_write_bytes, display_name, read_lines
+from rnntool.textio import atomic_write_bytes, display_name, is_stdin, read_lines, spool_stdin
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # fixed in every model rnntool trains
 SPECIAL_PIECES = ("<pad>", "<unk>", "<s>", "</s>")
@@ -199,7 +202,7 @@ def _check_settings(
         raise ConfigError("byte fallback does not work with word models; turn it off or use bpe/unigram/char")
     if max_line_bytes < 1:
         raise ConfigError(f"max line bytes must be positive, not {max_line_bytes}")
-    if sample_lines < 0 or 0 < sample_lines <= 100:  # sentencepiece's own limit
+    if sample_lines < 0 or 0 < sample_lines <= 100:  # the limit sentencepiece sets on its own sampling
         raise ConfigError(f"sample lines must be 0 (use all) or more than 100, not {sample_lines}")
     if threads < 1:
         raise ConfigError(f"threads must be at least 1, not {threads}")
@@ -226,29 +229,57 @@ def _meta_pieces(byte_fallback: bool, user_symbols: Sequence[str]) -> tuple[int,
 
 
 class _LineFeed:
-    """The training input as a sentence iterator, with counts and the first error kept aside."""
+    """The training input as a sentence iterator, with counts and the first error kept aside.
 
-    def __init__(self, inputs: Sequence, on_bad_utf8: str, max_line_bytes: int) -> None:
+    sentencepiece's own sampling (``input_sentence_size``) ignores its seed when fed an iterator, so
+    the sample is drawn here: a first pass counts the text lines, a second keeps a uniform random
+    sample of ``sample_lines`` of them (selection sampling, Knuth's Algorithm S) in input order,
+    from ``random.Random(seed)``. Nothing but the counts is held in memory.
+    """
+
+    def __init__(self, inputs: Sequence, on_bad_utf8: str, max_line_bytes: int,
+                 sample_lines: int = 0, seed: int = 0) -> None:
         self.inputs = list(inputs)
         self.on_bad_utf8 = on_bad_utf8
         self.max_line_bytes = max_line_bytes
+        self.sample_lines = sample_lines
+        self.seed = seed
         self.lines = 0
         self.text_lines = 0
         self.too_long = 0
         self.error: BaseException | None = None
+        for _ in self._text(count=True):  # the first pass: counts (and any input error, raised here)
+            self.text_lines += 1
+
+    @property
+    def sampled(self) -> bool:
+        return 0 < self.sample_lines < self.text_lines
+
+    def _text(self, count: bool = False) -> Iterator[str]:
+        for path in self.inputs:
+            for line in read_lines(path, on_bad_utf8=self.on_bad_utf8):
+                self.lines += count
+                if not line:
+                    continue
+                if len(line) * 4 > self.max_line_bytes and len(line.encode("utf-8")) > self.max_line_bytes:
+                    self.too_long += count
+                    continue
+                yield line
 
     def __iter__(self) -> Iterator[str]:
+        import random
+
+        rng = random.Random(self.seed)
+        wanted = self.sample_lines if self.sampled else self.text_lines
+        left = self.text_lines
         try:
-            for path in self.inputs:
-                for line in read_lines(path, on_bad_utf8=self.on_bad_utf8):
-                    self.lines += 1
-                    if not line:
-                        continue
-                    if len(line) * 4 > self.max_line_bytes and len(line.encode("utf-8")) > self.max_line_bytes:
-                        self.too_long += 1
-                        continue
-                    self.text_lines += 1
+            for line in self._text():
+                if wanted == 0:
+                    break
+                if wanted == left or rng.random() * left < wanted:
+                    wanted -= 1
                     yield line
+                left -= 1
         except BaseException as e:  # sentencepiece turns it into RuntimeError: keep the real one
             self.error = e
             raise
@@ -308,7 +339,8 @@ def train_tokenizer(
 
     ``byte_fallback=None`` means on, except for word models (which cannot use it). Lines longer than
     ``max_line_bytes`` are skipped (with a warning); inputs with more than ``sample_lines`` lines are
-    sampled (0 = use all). ``inputs`` may include ``"-"`` (stdin, read once). ``display_names``
+    sampled (0 = use all). ``inputs`` may include ``"-"`` (stdin, read once into a temporary file:
+    sampling reads the input twice). ``display_names``
     replaces the input paths in messages (e.g. ``<stdin>`` for a spooled copy of stdin).
     """
     if byte_fallback is None:
@@ -321,45 +353,43 @@ def train_tokenizer(
     log = on_log or (lambda msg: None)
     warn = on_warning or log
 
-    import io
-
     spm = _sentencepiece()
-    feed = _LineFeed(inputs, on_bad_utf8, max_line_bytes)
-    identity = normalization == "identity"
-    options = dict(
-        model_type=model_type,
-        vocab_size=vocab_size,
-        character_coverage=character_coverage,
-        byte_fallback=byte_fallback,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        normalization_rule_name=normalization,
-        remove_extra_whitespaces=not identity,  # identity: text round-trips exactly
-        split_digits=split_digits,
-        max_sentence_length=max_line_bytes,
-        input_sentence_size=sample_lines,
-        shuffle_input_sentence=True,
-        num_threads=threads,
-        minloglevel=2,  # sentencepiece's own INFO/WARNING lines would flood stderr
-    )
-    if user_symbols:
-        options["user_defined_symbols"] = list(user_symbols)
     names = ", ".join(display_names or [display_name(p) for p in inputs])
-    log(f"training a {model_type} tokenizer (vocabulary {vocab_size}) on {names}")
-    model = io.BytesIO()
-    spm.set_random_generator_seed(seed)
-    try:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **options)
-    except RuntimeError as e:
-        if feed.error is not None:
-            raise feed.error from None
+    with tempfile.TemporaryDirectory(prefix="rnntool-tokenizer-") as spool_dir:
+        inputs = [spool_stdin(Path(spool_dir), on_bad_utf8) if is_stdin(p) else p for p in inputs]
+        feed = _LineFeed(inputs, on_bad_utf8, max_line_bytes, sample_lines, seed)
         if feed.text_lines == 0:
-            raise _no_text(feed, names) from None
-        raise _explain_failure(str(e), vocab_size=vocab_size, byte_fallback=byte_fallback,
-                               character_coverage=character_coverage, user_symbols=user_symbols) from None
+            raise _no_text(feed, names)
+        identity = normalization == "identity"
+        options = dict(
+            model_type=model_type,
+            vocab_size=vocab_size,
+            character_coverage=character_coverage,
+            byte_fallback=byte_fallback,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            normalization_rule_name=normalization,
+            remove_extra_whitespaces=not identity,  # identity: text round-trips exactly
+            split_digits=split_digits,
+            max_sentence_length=max_line_bytes,
+            input_sentence_size=0,  # _LineFeed samples: sentencepiece's sampling ignores the seed
+            shuffle_input_sentence=False,
+            num_threads=threads,
+            minloglevel=2,  # sentencepiece's own INFO/WARNING lines would flood stderr
+        )
+        if user_symbols:
+            options["user_defined_symbols"] = list(user_symbols)
+        log(f"training a {model_type} tokenizer (vocabulary {vocab_size}) on {names}")
+        model = io.BytesIO()
+        spm.set_random_generator_seed(seed)
+        try:
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(feed), model_writer=model, **options)
+        except RuntimeError as e:
+            if feed.error is not None:
+                raise feed.error from None
+            raise _explain_failure(str(e), vocab_size=vocab_size, byte_fallback=byte_fallback,
+                                   character_coverage=character_coverage, user_symbols=user_symbols) from None
     if feed.error is not None:  # pragma: no cover - sentencepiece always re-raises
         raise feed.error
-    if feed.text_lines == 0:
-        raise _no_text(feed, names)
     if feed.too_long:
         warn(f"left {feed.too_long} lines longer than {max_line_bytes} bytes out of training "
              "(raise the maximum line length to use them)")
@@ -376,7 +406,7 @@ def train_tokenizer(
     }
     if tok.vocab_size != vocab_size:
         log(f"the vocabulary has {tok.vocab_size} pieces (the input has no more distinct characters)")
-    if sample_lines and feed.text_lines > sample_lines:
+    if feed.sampled:
         log(f"trained on a random sample of {sample_lines} of {feed.text_lines} lines: {tok.vocab_size} pieces")
     else:
         log(f"trained on {feed.text_lines} lines: {tok.vocab_size} pieces")

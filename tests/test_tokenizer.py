@@ -87,12 +87,41 @@ def test_unknown_piece_maps_to_unk(bpe):
     assert bpe.piece_to_id("no-such-piece") == UNK_ID
 
 
-def test_training_is_deterministic(train_file, tmp_path):
+def _train_in_subprocess(train_file: Path, out: Path, **settings) -> str:
+    code = ("import sys; from rnntool.tokenizer import train_tokenizer; "
+            f"print(train_tokenizer([sys.argv[1]], sys.argv[2], **{settings!r}).sha256)")
+    done = subprocess.run([sys.executable, "-c", code, str(train_file), str(out)],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_training_is_deterministic_across_processes(train_file, tmp_path):
+    # sentencepiece's own line sampling ignores its seed: a fresh process drew another sample
     for model_type in ("bpe", "unigram"):
-        a = train_tokenizer([train_file], tmp_path / "a.model", vocab_size=300, model_type=model_type, sample_lines=120)
-        b = train_tokenizer([train_file], tmp_path / "b.model", vocab_size=300, model_type=model_type, sample_lines=120)
-        assert a.sha256 == b.sha256, model_type
+        settings = dict(vocab_size=300, model_type=model_type, sample_lines=150)
+        a = train_tokenizer([train_file], tmp_path / "a.model", **settings)
+        assert _train_in_subprocess(train_file, tmp_path / "b.model", **settings) == a.sha256, model_type
+        assert _train_in_subprocess(train_file, tmp_path / "c.model", **settings) == a.sha256, model_type
         assert (tmp_path / "a.model").read_bytes() == (tmp_path / "b.model").read_bytes()
+
+
+def test_sample_is_exactly_the_size_asked_and_follows_the_seed(tmp_path):
+    from rnntool.tokenizer import _LineFeed
+
+    corpus = tmp_path / "numbers.txt"
+    corpus.write_text("".join(f"line {i}\n" for i in range(1000)) + "\n\n", encoding="utf-8")
+    samples = {}
+    for seed in (0, 0, 1):
+        feed = _LineFeed([corpus], "strict", 1000, sample_lines=300, seed=seed)
+        lines = list(feed)
+        assert feed.sampled and feed.text_lines == 1000 and feed.lines == 1002
+        assert len(lines) == len(set(lines)) == 300
+        assert lines == sorted(lines, key=lambda t: int(t.split()[1]))  # input order kept
+        assert list(feed) == lines  # the same sample on every pass
+        samples.setdefault(seed, lines)
+        assert samples[seed] == lines
+    assert samples[0] != samples[1]
+    assert len(list(_LineFeed([corpus], "strict", 1000, sample_lines=5000))) == 1000
 
 
 def test_model_file_and_checksum(bpe, train_file):
