@@ -9,12 +9,19 @@ per character (fair even when their tokenizers differ).
 from __future__ import annotations
 
 import collections
-import dataclasses
 import math
 from collections.abc import Callable, Iterator
 
 from rnntool.errors import BadInput, RegistryError, WrongKind
-from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion, tokenizer_sha
+from rnntool.retrain import (
+    PromotionDecision,
+    RetrainOptions,
+    adopt_architecture,
+    decide,
+    first_promotion,
+    model_settings,
+    tokenizer_sha,
+)
 from rnntool.textio import read_lines
 from rnntool.tokenizer import TOKENIZER_FILE
 
@@ -44,23 +51,13 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
             except RegistryError:
                 same = False
         spec.tokenizer = tok_ref if same else parent.ref
-    model = {k: v for k, v in parent.config["model"].items() if k != "vocab_size"}
-    if model != spec.model:
-        log(f"warm start from {parent.ref}: using its architecture ({model.get('cell')}, "
-            f"{model.get('layers')}x{model.get('hidden_dim')})")
-    spec.model = model
-    spec.init_from = parent.ref
+    adopt_architecture(spec, parent, derived=("vocab_size",), describe="{cell}, {layers}x{hidden_dim}", log=log)
     return parent
 
 
 def lm_settings(spec, train_cfg, registry, parent) -> dict:
-    """What shapes the model, for the retrain key (paths and runtime knobs are dropped there)."""
-    settings = {"kind": "lm", "spec": dataclasses.asdict(spec), "train": train_cfg.to_dict()}
-    if spec.tokenizer is not None:  # the tokenizer file itself, not the reference text
-        settings["tokenizer_sha256"] = tokenizer_sha(registry, spec.tokenizer)
-    if parent is not None:
-        settings["init_from"] = parent.ref
-    return settings
+    """What shapes the model, for the retrain key (see rnntool.retrain.model_settings)."""
+    return model_settings("lm", spec, train_cfg, registry, parent, tokenizer_fields=("tokenizer",))
 
 
 def validation_lines(spec) -> Iterator[str]:

@@ -14,10 +14,8 @@ A tokenizer trained on the fly is written into the run directory, published as
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +23,12 @@ from pathlib import Path
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.lm_data import MODES, Corpus, build_token_cache
 from rnntool.lm_retrain import lm_promotion, lm_settings, warm_start_parent
-from rnntool.publishing import publish_trained
-from rnntool.retrain import RetrainOptions, begin, training_lock
-from rnntool.textio import fingerprint_file, is_stdin, sha256_file, spool_stdin
-from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
+from rnntool.publishing import check_output_dir, publish_trained
+from rnntool.retrain import RetrainOptions
+from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
+from rnntool.tokenizer import TOKENIZER_FILE, Tokenizer
+from rnntool.tokenizer_training import train_tokenizer
+from rnntool.training_run import publish_tokenizer, training_run
 
 Log = Callable[[str], None]
 
@@ -65,11 +65,7 @@ class LMRunSpec:
             raise ConfigError(f"--valid-fraction must be between 0 and 1 (got {self.valid_fraction}), or give --valid FILE")
         if not self.inputs:
             raise UsageError("no training data: give text files, or '-' for stdin")
-        out = Path(self.output) if self.output else None
-        if out is not None and out.exists() and (
-            not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())
-        ):  # found now, not after training
-            raise UsageError(f"{out} exists and is not an rnntool bundle; choose another -o directory or remove it")
+        check_output_dir(self.output)
         return self
 
     @classmethod
@@ -95,6 +91,10 @@ class LMTrainOutcome:
 def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> None:
     """Spool stdin into ``work_dir`` (so it can be fingerprinted, re-read and resumed), make paths
     absolute and take the data fingerprints — all before training starts."""
+    from rnntool.distributed import env_world_size
+
+    if env_world_size() > 1 and any(is_stdin(p) for p in spec.inputs):
+        raise UsageError("a distributed run cannot read stdin; give the training text as files")
     if sum(is_stdin(p) for p in spec.inputs) > 1 or (spec.valid is not None and is_stdin(spec.valid)):
         raise UsageError("stdin ('-') can be read only once: give it as one training input at most")
     inputs = []
@@ -115,14 +115,6 @@ def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> None:
         raise BadInput(f"{', '.join(spec.inputs)}: training input is empty; give a file with some text")
     if spec.valid is not None and spec.fingerprints[-1]["bytes"] == 0:
         raise BadInput(f"{spec.valid}: validation input is empty; give a file with some text")
-
-
-def check_fingerprints(spec: LMRunSpec) -> None:
-    """On resume: the inputs must be the files the run started with."""
-    for fp in spec.fingerprints:
-        path = Path(fp["path"])
-        if not path.is_file() or fingerprint_file(path)["sha256"] != fp["sha256"]:
-            raise BadInput(f"{path}: changed or missing since the run started; restore it, or start a new run")
 
 
 def resolve_tokenizer(spec: LMRunSpec, registry, work_dir: Path, resume: bool, log: Log,
@@ -155,21 +147,9 @@ def load_corpora(spec: LMRunSpec, tok: Tokenizer, cache_dir: Path, log: Log) -> 
 
 
 # -- publishing ------------------------------------------------------------------------------------
-def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> str:
-    """Publish a tokenizer trained on the fly as ``<name>-tokenizer`` (reusing an identical latest)."""
-    tok_name = f"{name}-tokenizer"
-    latest = registry.latest(tok_name)
-    if latest is not None and latest.files.get(TOKENIZER_FILE, {}).get("sha256") == sha256_file(tok_path):
-        return latest.ref
-    with registry.staging() as stage:
-        shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
-        bundle = registry.publish(stage, name=tok_name, kind="tokenizer", data=data,
-                                  extra={"trained_for": name})
-    return bundle.ref
-
-
 def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path | None, result, train_cfg,
-               corpora: tuple[Corpus, Corpus], parents: dict, more_extra: dict | None = None) -> object:
+               corpora: tuple[Corpus, Corpus], parents: dict, more_extra: dict | None = None,
+               record_run_dir: bool = True) -> object:
     from rnntool.lm import save_lm
     from rnntool.lm_task import corpus_summary
 
@@ -187,7 +167,7 @@ def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path |
 
     return publish_trained(registry, kind="lm", name=spec.name, output=spec.output, result=result, run_dir=run_dir,
                            write_files=write_files, config=config, data=spec.fingerprints, parents=parents,
-                           more_extra=more_extra)
+                           more_extra=more_extra, record_run_dir=record_run_dir)
 
 
 # -- the whole run ---------------------------------------------------------------------------------
@@ -202,12 +182,13 @@ def train_language_model(
     log: Log = lambda msg: None,
     warn: Log | None = None,
     retrain: RetrainOptions | None = None,
+    record_run_dir: bool = True,
 ) -> LMTrainOutcome:
     """Prepare data and tokenizer, train (resuming when asked), publish on rank 0.
 
     ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
-    to the new version only when it beats the aliased one (see rnntool.retrain)."""
-    from rnntool.distributed import env_world_size, is_main_process
+    to the new version only when it beats the aliased one (see rnntool.retrain). ``record_run_dir``
+    False: the manifest does not name ``run_dir`` (the caller removes it after publishing)."""
     from rnntool.lm import LMConfig, RNNLM, load_lm
     from rnntool.lm_task import LMTask
     from rnntool.training import seed_everything, train
@@ -215,27 +196,11 @@ def train_language_model(
     warn = warn or log
     retrain = retrain or RetrainOptions()
     spec.check()
-    if spec.name is None and (retrain.if_changed or retrain.promote):
-        raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
-    with contextlib.ExitStack() as stack:
-        if run_dir is None:
-            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rnntool-lm-")))
-        else:
-            work_dir = Path(run_dir)
-            work_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            check_fingerprints(spec)
-        else:
-            if env_world_size() > 1 and any(is_stdin(p) for p in spec.inputs):
-                raise UsageError("a distributed run cannot read stdin; give the training text as files")
-            prepare_inputs(spec, work_dir, log)
-        if spec.name is not None and is_main_process():
-            stack.enter_context(training_lock(registry, spec.name, retrain))
-        start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start_parent,
-                      settings=lm_settings, log=log)
-        if start.skip is not None:
-            return LMTrainOutcome(None, start.skip, None, skipped=True)
-        parent = start.parent
+    with training_run(spec, registry, train_cfg, retrain, run_dir=run_dir, resume=resume, prepare=prepare_inputs,
+                      warm_start=warm_start_parent, settings=lm_settings, log=log, temp_prefix="rnntool-lm-") as run:
+        if run.skip is not None:
+            return LMTrainOutcome(None, run.skip, None, skipped=True)
+        parent, work_dir = run.parent, run.work_dir
         tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
         cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
         corpora = load_corpora(spec, tok, cache_dir, log)
@@ -250,34 +215,13 @@ def train_language_model(
                        model_config=model_cfg.to_dict(), run_meta=dataclasses.asdict(spec))
         if not result.is_main:
             return LMTrainOutcome(result, None, tok_ref)
-        parents = {}
-        if tok_ref is not None:
-            parents["tokenizer"] = tok_ref
-        elif spec.name is not None:
+        if tok_ref is None and spec.name is not None:
             tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
-            parents["tokenizer"] = tok_ref
+        parents = {"tokenizer": tok_ref} if tok_ref is not None else {}
         if parent is not None:
             parents["init"] = parent.ref
-        extra = {"retrain_key": start.key}
-        decision = None
-        if retrain.promote is not None:
-            decision = lm_promotion(spec, registry, model, tok, retrain, log)
-            extra["promotion"] = decision.to_dict()
-        bundle = publish_lm(spec, registry, model, work_dir / TOKENIZER_FILE, run_dir, result, train_cfg,
-                            corpora, parents, extra)
-        if decision is not None and decision.promoted:
-            registry.set_alias(bundle.ref, decision.alias)
+        bundle, decision = run.publish(
+            promote=lambda: lm_promotion(spec, registry, model, tok, retrain, log),
+            publish=lambda extra: publish_lm(spec, registry, model, work_dir / TOKENIZER_FILE, run_dir, result,
+                                             train_cfg, corpora, parents, extra, record_run_dir))
         return LMTrainOutcome(result, bundle, tok_ref, promotion=decision)
-
-
-def default_run_dir(registry, spec: LMRunSpec) -> Path | None:
-    """A new ``<registry>/runs/<label>-<time>-<random>``; None under torchrun (give --run-dir there)."""
-    import time
-
-    from rnntool.distributed import env_world_size
-
-    if env_world_size() > 1:
-        return None
-    runs = registry.root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{spec.label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))

@@ -28,21 +28,35 @@ def bundle_name(output: str, default: str) -> str:
     return name or default
 
 
+def check_output_dir(output: str | None) -> None:
+    """``-o DIR`` must be new, empty or an rnntool bundle: found before training, not after it."""
+    from rnntool.errors import UsageError
+
+    out = Path(output) if output else None
+    if out is not None and out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())
+    ):
+        raise UsageError(f"{out} exists and is not an rnntool bundle; choose another -o directory or remove it")
+
+
 def publish_trained(registry, *, kind: str, name: str | None, output: str | None, result,
                     run_dir: Path | None, write_files: Callable[[Path], None], config: dict, data: list,
-                    parents: dict, more_extra: dict | None = None):
+                    parents: dict, more_extra: dict | None = None, record_run_dir: bool = True):
     """Stage the kind's files (``write_files(stage)``) and the metrics log, then publish under
-    ``name`` or write the bundle to ``output``. Returns the Bundle."""
+    ``name`` or write the bundle to ``output``. Returns the Bundle. ``run_dir`` is recorded in the
+    manifest only when it outlives the command (None for a default run directory removed after
+    publishing); its metrics log is copied either way."""
+    from rnntool.bundle import METRICS_FILE
     from rnntool.registry import write_bundle
 
-    extra = {"run_dir": str(run_dir) if run_dir else None, "world_size": result.world_size, **(more_extra or {})}
+    extra = {"run_dir": str(run_dir) if run_dir and record_run_dir else None, "world_size": result.world_size, **(more_extra or {})}
     with registry.staging() as stage:
         write_files(stage)
-        metrics_log = run_dir / "metrics.jsonl" if run_dir else None
+        metrics_log = run_dir / METRICS_FILE if run_dir else None
         if metrics_log is not None and metrics_log.exists():
-            shutil.copyfile(metrics_log, stage / "metrics.jsonl")
+            shutil.copyfile(metrics_log, stage / METRICS_FILE)
         else:
-            (stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.history))
+            (stage / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in result.history))
         kw = dict(kind=kind, config=config, metrics=result_metrics(result), data=data, parents=parents,
                   extra=extra)
         if name is not None:

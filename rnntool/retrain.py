@@ -35,13 +35,13 @@ RUNTIME_KEYS = frozenset({
 SIGNIFICANCE = 0.05
 
 
-
 def tokenizer_sha(registry, ref: str) -> str | None:
     """The sha256 of the tokenizer file of a published tokenizer bundle (what a retrain key and a
     warm start compare, rather than the reference text)."""
     from rnntool.tokenizer import TOKENIZER_FILE
 
     return registry.resolve(ref).files.get(TOKENIZER_FILE, {}).get("sha256")
+
 
 @dataclass
 class RetrainOptions:
@@ -83,10 +83,44 @@ def begin(spec, registry, train_cfg, retrain: RetrainOptions, *, resume: bool, w
     return RetrainStart(parent, key)
 
 
-def training_lock(registry, name: str, retrain: RetrainOptions):
-    """The per-name training lock (LockHeld, exit 75, unless --wait)."""
-    return registry.training_lock(name, wait=retrain.wait,
-                                  hint="wait for it to finish, or pass --wait to queue behind it")
+def adopt_architecture(spec, parent, *, derived: tuple[str, ...], describe: str, log) -> None:
+    """A warm start trains the parent's architecture: ``spec.model`` becomes the parent's model
+    config without the ``derived`` fields (vocabulary sizes: they follow from the tokenizers), said
+    in the log when it differs from what was asked."""
+    model = {k: v for k, v in parent.config["model"].items() if k not in derived}
+    if model != spec.model:
+        log(f"warm start from {parent.ref}: using its architecture ({describe.format_map(model)})")
+    spec.model = model
+    spec.init_from = parent.ref
+
+
+def model_settings(kind: str, spec, train_cfg, registry, parent, *, tokenizer_fields: tuple[str, ...]) -> dict:
+    """What shapes the model, for the retrain key (paths and runtime knobs are dropped there): the
+    run spec, the training config, the tokenizer files themselves (not the reference text) and the
+    warm-start parent."""
+    settings = {"kind": kind, "spec": asdict(spec), "train": train_cfg.to_dict()}
+    for field in tokenizer_fields:
+        ref = getattr(spec, field)
+        if ref is not None:
+            settings[f"{field}_sha256"] = tokenizer_sha(registry, ref)
+    if parent is not None:
+        settings["init_from"] = parent.ref
+    return settings
+
+
+def training_lock(registry, name: str, retrain: RetrainOptions, log=lambda msg: None):
+    """The per-name training lock: LockHeld (exit 75) when another run holds it, unless --wait, which
+    says in the log whom it waits for and then queues behind it."""
+    from rnntool.errors import LockHeld
+
+    hint = "wait for it to finish, or pass --wait to queue behind it"
+    try:
+        return registry.training_lock(name, hint=hint)
+    except LockHeld as e:
+        if not retrain.wait:
+            raise
+        log(f"--wait: {str(e).split('; ' + hint)[0]}; waiting for it to finish")
+    return registry.training_lock(name, wait=True, hint=hint)
 
 
 def _canonical(value: Any) -> Any:

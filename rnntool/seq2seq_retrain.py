@@ -8,11 +8,18 @@ must be better by at least --min-delta BLEU and the difference significant (p < 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from rnntool.errors import BadInput, RegistryError
-from rnntool.retrain import PromotionDecision, RetrainOptions, decide, first_promotion, tokenizer_sha
+from rnntool.retrain import (
+    PromotionDecision,
+    RetrainOptions,
+    adopt_architecture,
+    decide,
+    first_promotion,
+    model_settings,
+    tokenizer_sha,
+)
 from rnntool.tokenizer import SIDE_FILES
 
 Log = Callable[[str], None]
@@ -52,25 +59,15 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
         else:
             spec.src_tokenizer, spec.tgt_tokenizer = refs["src"], refs["tgt"]
         spec.joint_vocab = False
-    model = {k: v for k, v in parent.config["model"].items() if k not in MODEL_ONLY}
-    if model != spec.model:
-        log(f"warm start from {parent.ref}: using its architecture ({model.get('cell')}, "
-            f"{model.get('layers')}x{model.get('hidden_dim')}, attention {model.get('attention')})")
-    spec.model = model
-    spec.init_from = parent.ref
+    adopt_architecture(spec, parent, derived=MODEL_ONLY, log=log,
+                       describe="{cell}, {layers}x{hidden_dim}, attention {attention}")
     return parent
 
 
 def translation_settings(spec, train_cfg, registry, parent) -> dict:
-    """What shapes the model, for the retrain key (paths and runtime knobs are dropped there)."""
-    settings = {"kind": "translation", "spec": dataclasses.asdict(spec), "train": train_cfg.to_dict()}
-    for field in ("tokenizer", "src_tokenizer", "tgt_tokenizer"):
-        ref = getattr(spec, field)
-        if ref is not None:
-            settings[f"{field}_sha256"] = tokenizer_sha(registry, ref)
-    if parent is not None:
-        settings["init_from"] = parent.ref
-    return settings
+    """What shapes the model, for the retrain key (see rnntool.retrain.model_settings)."""
+    return model_settings("translation", spec, train_cfg, registry, parent,
+                          tokenizer_fields=("tokenizer", "src_tokenizer", "tgt_tokenizer"))
 
 
 def _settings():

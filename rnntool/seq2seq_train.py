@@ -6,16 +6,16 @@ training loop -> a ``translation`` bundle.
     outcome = train_translation(spec, train_cfg, registry=reg, run_dir=Path("runs/x"), resume=False)
     outcome.bundle.ref                                   # "en-de@1" (rank 0 only)
 
-Order of work (each step can fail before the costlier next one): options checked; both sides read
-(line counts compared, UTF-8 validated); data fingerprinted; tokenizers resolved or trained; pairs
-tokenized and filtered by ``max_len``; training; publishing. Everything a resume needs is the spec,
+Order of work (each step can fail before the costlier next one): options checked; data fingerprinted
+(stdin spooled first); ``--if-changed`` may stop here; both sides read (line counts compared, UTF-8
+validated); tokenizers resolved or trained; pairs tokenized and filtered by ``max_len``; training;
+publishing. Everything a resume needs is the spec,
 saved in the run directory's ``run.json``; tokenizers live in the run directory, so a resumed run
 uses the very files it started with.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -25,10 +25,12 @@ from pathlib import Path
 
 from rnntool.bundle import validate_name
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
-from rnntool.publishing import publish_trained
-from rnntool.retrain import RetrainOptions, begin, training_lock
+from rnntool.publishing import check_output_dir, publish_trained
+from rnntool.retrain import RetrainOptions
 from rnntool.seq2seq_retrain import translation_promotion, translation_settings, warm_start_parent
-from rnntool.tokenizer import SIDE_FILES, Tokenizer, train_tokenizer
+from rnntool.tokenizer import SIDE_FILES, Tokenizer
+from rnntool.tokenizer_training import train_tokenizer
+from rnntool.training_run import publish_tokenizer, training_run
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("bleu", "loss")
@@ -91,6 +93,7 @@ class TranslationRunSpec:
             raise ConfigError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
         if self.select not in SELECT_METRICS:
             raise ConfigError(f"--select must be one of {', '.join(SELECT_METRICS)} (got {self.select!r})")
+        check_output_dir(self.output)
         return self
 
     @classmethod
@@ -134,20 +137,32 @@ class Corpora:
 
 
 # -- data ------------------------------------------------------------------------------------------
-def read_corpora(spec: TranslationRunSpec, work_dir: Path, log: Log) -> Corpora:
-    """Read and check every text file (counts, UTF-8) and hold out validation pairs if needed.
-    Spools ``--tsv -`` into ``work_dir`` first, so it can be fingerprinted and resumed."""
+def prepare_inputs(spec: TranslationRunSpec, work_dir: Path, log: Log) -> None:
+    """Spool ``--tsv -`` into ``work_dir`` (so it can be fingerprinted and resumed), make paths
+    absolute and take the data fingerprints: all that ``--if-changed`` needs, without reading pairs."""
+    from rnntool.distributed import env_world_size
+    from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
+
+    if spec.tsv is not None and is_stdin(spec.tsv):
+        if env_world_size() > 1:
+            raise UsageError("a distributed run cannot read stdin; give the training pairs as files")
+        log("reading training pairs from stdin")
+        spec.tsv = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
+    if spec.tsv is None and (is_stdin(spec.src) or is_stdin(spec.tgt)):
+        raise UsageError("--src and --tgt must be files; for stdin use --tsv - with 'source<TAB>target' lines")
+    for attr in ("src", "tgt", "tsv", "valid_src", "valid_tgt"):
+        if getattr(spec, attr) is not None:
+            setattr(spec, attr, str(Path(getattr(spec, attr)).resolve()))
+    spec.fingerprints = [fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]]
+
+
+def read_corpora(spec: TranslationRunSpec, log: Log) -> Corpora:
+    """Read and check every text file (line counts, UTF-8); hold out validation pairs if needed."""
     from rnntool.parallel_data import read_parallel, read_tsv
-    from rnntool.textio import is_stdin, spool_stdin
 
     if spec.tsv is not None:
-        if is_stdin(spec.tsv):
-            log("reading training pairs from stdin")
-            spec.tsv = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
         src, tgt = read_tsv(spec.tsv, on_bad_utf8=spec.on_bad_utf8)
     else:
-        if is_stdin(spec.src) or is_stdin(spec.tgt):
-            raise UsageError("--src and --tgt must be files; for stdin use --tsv - with 'source<TAB>target' lines")
         src, tgt = read_parallel(spec.src, spec.tgt, on_bad_utf8=spec.on_bad_utf8)
     if spec.valid_src is not None:
         valid_src, valid_tgt = read_parallel(spec.valid_src, spec.valid_tgt, on_bad_utf8=spec.on_bad_utf8)
@@ -160,15 +175,6 @@ def read_corpora(spec: TranslationRunSpec, work_dir: Path, log: Log) -> Corpora:
         tgt, valid_tgt = tgt[:-held], tgt[-held:]
         log(f"holding out the last {held} pairs for validation (give --valid-src/--valid-tgt to choose)")
     return Corpora(src, tgt, valid_src, valid_tgt)
-
-
-def fingerprint_inputs(spec: TranslationRunSpec) -> None:
-    from rnntool.textio import fingerprint_file
-
-    for attr in ("src", "tgt", "tsv", "valid_src", "valid_tgt"):
-        if getattr(spec, attr) is not None:
-            setattr(spec, attr, str(Path(getattr(spec, attr)).resolve()))
-    spec.fingerprints = [fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]]
 
 
 # -- tokenizers ------------------------------------------------------------------------------------
@@ -225,8 +231,6 @@ def resolve_tokenizers(spec: TranslationRunSpec, corpora: Corpora, registry, wor
 def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs: dict) -> dict:
     """Tokenizers trained on the fly become registry entries (``<name>-tokenizer``, or
     ``<name>-src-tokenizer`` and ``<name>-tgt-tokenizer``) so the model's parents can name them."""
-    from rnntool.lm_train import publish_tokenizer
-
     if refs or spec.name is None:
         return refs
     if spec.shared_tokenizer:
@@ -238,7 +242,8 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
 
 # -- publishing ------------------------------------------------------------------------------------
 def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Path, run_dir: Path | None,
-                        result, train_cfg, data_summary: dict, parents: dict, more_extra: dict | None = None):
+                        result, train_cfg, data_summary: dict, parents: dict, more_extra: dict | None = None,
+                        record_run_dir: bool = True):
     from rnntool.seq2seq import WEIGHTS_FILE, save_weights
 
     def write_files(stage: Path) -> None:
@@ -250,7 +255,7 @@ def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Pat
     config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
     return publish_trained(registry, kind="translation", name=spec.name, output=spec.output, result=result,
                            run_dir=run_dir, write_files=write_files, config=config, data=spec.fingerprints,
-                           parents=parents, more_extra=more_extra)
+                           parents=parents, more_extra=more_extra, record_run_dir=record_run_dir)
 
 
 # -- the whole run ---------------------------------------------------------------------------------
@@ -273,46 +278,29 @@ def train_translation(
     log: Log = lambda msg: None,
     warn: Log | None = None,
     retrain: RetrainOptions | None = None,
+    record_run_dir: bool = True,
 ) -> TranslationOutcome:
     """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0.
 
     ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
-    to the new version only when it beats the aliased one (see rnntool.retrain)."""
-    from rnntool.distributed import env_world_size, is_main_process
-    from rnntool.lm_train import check_fingerprints
+    to the new version only when it beats the aliased one (see rnntool.retrain). ``record_run_dir``
+    False: the manifest does not name ``run_dir`` (the caller removes it after publishing)."""
     from rnntool.parallel_data import ParallelData
     from rnntool.seq2seq import Seq2Seq
     from rnntool.seq2seq_task import TranslationTask
-    from rnntool.textio import is_stdin
     from rnntool.training import seed_everything, train
 
     warn = warn or log
     retrain = retrain or RetrainOptions()
     spec.check()
-    if spec.name is None and (retrain.if_changed or retrain.promote):
-        raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
     model_config(spec, 1, 1)  # a bad model setting fails before any data is read
-    with contextlib.ExitStack() as stack:
-        if run_dir is None:
-            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rnntool-translate-")))
-        else:
-            work_dir = Path(run_dir)
-        if resume:
-            check_fingerprints(spec)
-        elif env_world_size() > 1 and spec.tsv is not None and is_stdin(spec.tsv):
-            raise UsageError("a distributed run cannot read stdin; give the training pairs as files")
-        corpora = read_corpora(spec, work_dir, log)  # line counts are checked here, before anything else
-        if not resume:
-            fingerprint_inputs(spec)
-        if run_dir is not None:
-            work_dir.mkdir(parents=True, exist_ok=True)
-        if spec.name is not None and is_main_process():
-            stack.enter_context(training_lock(registry, spec.name, retrain))
-        start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start_parent,
-                      settings=translation_settings, log=log)
-        if start.skip is not None:
-            return TranslationOutcome(None, start.skip, {}, {}, skipped=True)
-        parent = start.parent
+    with training_run(spec, registry, train_cfg, retrain, run_dir=run_dir, resume=resume, prepare=prepare_inputs,
+                      warm_start=warm_start_parent, settings=translation_settings, log=log,
+                      temp_prefix="rnntool-translate-") as run:
+        if run.skip is not None:  # before the pairs are read: a skipped cron run costs a hash
+            return TranslationOutcome(None, run.skip, {}, {}, skipped=True)
+        parent, work_dir = run.parent, run.work_dir
+        corpora = read_corpora(spec, log)  # line counts and UTF-8 are checked here, before tokenizers
         src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
         train_data = ParallelData.from_lines(corpora.train_src, corpora.train_tgt, src_tok.encode_batch,
                                              tgt_tok.encode_batch, max_len=spec.max_len)
@@ -345,17 +333,11 @@ def train_translation(
                        model_config=cfg.to_dict(), run_meta=dataclasses.asdict(spec))
         if not result.is_main:
             return TranslationOutcome(result, None, refs, data_summary)
-        parents = publish_tokenizers(spec, registry, work_dir, refs)
-        if parent is not None:
-            parents = {**parents, "init": parent.ref}
-        extra = {"retrain_key": start.key}
-        decision = None
-        if retrain.promote is not None:
-            decision = translation_promotion(spec, registry, model, src_tok, tgt_tok, corpora.valid_src,
-                                             corpora.valid_tgt, retrain, log)
-            extra["promotion"] = decision.to_dict()
-        bundle = publish_translation(spec, registry, model, work_dir, run_dir, result, train_cfg, data_summary,
-                                     parents, extra)
-        if decision is not None and decision.promoted:
-            registry.set_alias(bundle.ref, decision.alias)
-        return TranslationOutcome(result, bundle, parents, data_summary, promotion=decision)
+        tok_refs = publish_tokenizers(spec, registry, work_dir, refs)
+        parents = {**tok_refs, "init": parent.ref} if parent is not None else tok_refs
+        bundle, decision = run.publish(
+            promote=lambda: translation_promotion(spec, registry, model, src_tok, tgt_tok, corpora.valid_src,
+                                                  corpora.valid_tgt, retrain, log),
+            publish=lambda extra: publish_translation(spec, registry, model, work_dir, run_dir, result, train_cfg,
+                                                      data_summary, parents, extra, record_run_dir))
+        return TranslationOutcome(result, bundle, tok_refs, data_summary, promotion=decision)

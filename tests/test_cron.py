@@ -103,6 +103,38 @@ def test_cron_cycles_on_growing_data(cron_env, registry):
     assert "skipped: data and settings unchanged" in log and "\x1b[" not in log
 
 
+def _wait_until_held(lock: Path, holder: subprocess.Popen) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:  # the holder writes its pid into the lock file once it holds it
+        text = lock.read_text(errors="replace").replace(" ", "") if lock.exists() else ""
+        if f'"pid":{holder.pid}' in text:
+            return
+        assert holder.poll() is None, holder.communicate()[1]
+        time.sleep(0.1)
+    raise AssertionError(f"{lock} was never taken by pid {holder.pid}")
+
+
+def test_wait_queues_behind_the_running_holder(tmp_path, registry):
+    data = tmp_path / "d.txt"
+    data.write_text(_lines(400, 5), encoding="utf-8")
+    base = [sys.executable, "-m", "rnntool", "train", "lm", str(data), "--name", "n", *TINY.split(),
+            "--valid-fraction", "0.1", "--json"]
+    holder = subprocess.Popen([*base, "-q", "--max-time", "10s", "--eval-every", "100000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until_held(registry / "locks" / "n@train.lock", holder)
+        waiter = subprocess.run([*base, "--max-steps", "1", "--wait"], capture_output=True, text=True, timeout=300)
+        out, err = holder.communicate(timeout=300)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert holder.returncode == 0, err
+    assert waiter.returncode == 0, waiter.stderr
+    # a 1-step run that had not waited would have published first, as n@1
+    assert json.loads(out)["ref"] == "n@1" and json.loads(waiter.stdout)["ref"] == "n@2"
+    assert f"--wait: a training run for 'n' is in progress (pid {holder.pid}" in waiter.stderr
+
+
 def test_overlapping_runs_exit_75_and_a_killed_holder_leaves_no_lock(tmp_path, registry):
     data = tmp_path / "d.txt"
     data.write_text(_lines(400, 5), encoding="utf-8")
@@ -112,12 +144,7 @@ def test_overlapping_runs_exit_75_and_a_killed_holder_leaves_no_lock(tmp_path, r
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lock = registry / "locks" / "n@train.lock"
-        deadline = time.time() + 60
-        while time.time() < deadline:  # the holder writes its pid into the lock file once it holds it
-            if lock.exists() and f'"pid": {holder.pid}' in lock.read_text(errors="replace").replace('"pid":' + str(holder.pid), f'"pid": {holder.pid}'):
-                break
-            assert holder.poll() is None, holder.communicate()[1]
-            time.sleep(0.2)
+        _wait_until_held(lock, holder)
         second = subprocess.run([*base, "--max-steps", "1"], capture_output=True, text=True, timeout=120)
         assert second.returncode == 75, (second.returncode, second.stderr)
         last = second.stderr.strip().splitlines()[-1]

@@ -108,7 +108,7 @@ def test_joint_vocab_from_stdin_tsv_to_output_dir(pairs, tmp_path):
 
 
 def test_registry_tokenizer_is_used_and_named(pairs, tmp_path, registry):
-    from rnntool.tokenizer import train_tokenizer
+    from rnntool.tokenizer_training import train_tokenizer
 
     src, tgt = pairs
     reg = Registry.open(registry)
@@ -151,3 +151,57 @@ def test_two_process_torchrun_trains_and_publishes_once(pairs, tmp_path, registr
     assert [b.ref for b in reg.versions("ddp")] == ["ddp@1"]
     b = reg.load("ddp", kind="translation")
     assert b.manifest["extra"]["world_size"] == 2 and b.metrics["steps"] == 4
+
+
+def test_existing_non_bundle_output_fails_before_any_data_is_read(tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine\n")
+    r = invoke("train", "translate", "--src", tmp_path / "missing.en", "--tgt", tmp_path / "missing.de",
+               "-o", taken)
+    assert r.exit_code == 2, r.output
+    assert "is not an rnntool bundle" in r.stderr and "missing.en" not in r.stderr
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+
+
+def test_relative_output_is_written_where_the_command_ran(pairs, tmp_path, monkeypatch):
+    src, tgt = pairs
+    monkeypatch.chdir(tmp_path)
+    r = train("--src", src, "--tgt", tgt, "-o", "rel-bundle", "--max-steps", "1", "--json", *TINY)
+    assert json.loads(r.stdout)["path"] == str(tmp_path / "rel-bundle")
+    assert (tmp_path / "rel-bundle" / "manifest.json").is_file()
+
+
+def test_warm_start_reports_tokenizers_apart_from_the_parent(pairs, registry):
+    src, tgt = pairs
+    train("--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "1", *TINY)
+    r = train("--src", src, "--tgt", tgt, "--name", "warm", "--init-from", "rev", "--max-steps", "1", "--json",
+              *TINY)
+    summary = json.loads(r.stdout)
+    assert summary["tokenizers"] == {"src_tokenizer": "rev-src-tokenizer@1", "tgt_tokenizer": "rev-tgt-tokenizer@1"}
+    assert Registry.open(registry).load("warm").parents == {**summary["tokenizers"], "init": "rev@1"}
+
+
+def test_manifest_names_the_run_directory_only_when_it_is_kept(pairs, tmp_path, registry):
+    src, tgt = pairs
+    train("--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "1", *TINY)
+    reg = Registry.open(registry)
+    assert reg.load("rev@1").manifest["extra"]["run_dir"] is None  # the default one is removed
+    assert not any((registry / "runs").iterdir())
+    train("--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "1", "--run-dir", tmp_path / "run", *TINY)
+    assert reg.load("rev@2").manifest["extra"]["run_dir"] == str(tmp_path / "run")
+    assert (tmp_path / "run").is_dir()
+
+
+def test_if_changed_skips_before_reading_the_pairs(pairs, registry, monkeypatch):
+    from rnntool import seq2seq_train
+
+    src, tgt = pairs
+    args = ["--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "1", "--if-changed", "--json", *TINY]
+    assert json.loads(train(*args).stdout)["status"] == "published"
+
+    def read_corpora(spec, log):
+        raise AssertionError("an unchanged run read the training pairs")
+
+    monkeypatch.setattr(seq2seq_train, "read_corpora", read_corpora)
+    assert json.loads(train(*args).stdout)["status"] == "skipped"

@@ -36,8 +36,8 @@ How a training command uses this module (the whole pattern)::
 - ``ConsoleProgress`` (train_report.py): the progress callback; use it as a context manager.
 - The Annotated aliases (``LrOpt``...) are exported too, for a command that needs one of them alone.
 
-This module must not import torch (``rnntool --help`` stays fast); ``rnntool.training`` is torch-free
-at import time, so importing TrainConfig/parse_duration from it here is fine.
+This module must not import torch (``rnntool --help`` stays fast); ``rnntool.train_config`` is
+torch-free, so importing TrainConfig/parse_duration from it here is fine.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from rnntool.cli.console import console
 from rnntool.cli.options import DeviceOpt
 from rnntool.distributed import is_main_process
 from rnntool.errors import ConfigError
-from rnntool.training import (
+from rnntool.train_config import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
@@ -310,8 +310,9 @@ def train_options(func):
 # The run directory
 # ---------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def run_directory(train: TrainOptions, *, resuming_saved: bool, make_default):
-    """Yield the run directory: ``--resume RUN_DIR`` > ``--run-dir`` > a new one from ``make_default()``.
+def run_directory(train: TrainOptions, *, make_default):
+    """Yield ``(run directory, kept)``: ``--resume RUN_DIR`` > ``--run-dir`` > a new one from
+    ``make_default()``; ``kept`` says whether it outlives a published model (manifests name only those).
 
     A directory made here is only scaffolding: it is removed when the command ends with the model
     published (the bundle holds the metrics log) or with nothing worth resuming in it (skipped by
@@ -321,14 +322,14 @@ def run_directory(train: TrainOptions, *, resuming_saved: bool, make_default):
     import shutil
 
     run_dir = train.run_dir_for(default=None)
-    owned = run_dir is None and not resuming_saved
+    owned = run_dir is None  # --resume and --run-dir name their directory
     if owned:
         run_dir = make_default()
     if run_dir is not None and not train.resuming:
         console.log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
     ok = False
     try:
-        yield run_dir
+        yield run_dir, not owned
         ok = True
     finally:
         if owned and run_dir is not None and run_dir.exists():

@@ -87,7 +87,7 @@ def train_translate(
     cased sacreBLEU on detokenized output); --select picks the metric that chooses the published weights.
     """
     from rnntool.checkpoint import read_run_info
-    from rnntool.lm_train import default_run_dir
+    from rnntool.training_run import default_run_dir
     from rnntool.registry import Registry
     from rnntool.seq2seq_train import TranslationRunSpec, train_translation
 
@@ -102,7 +102,7 @@ def train_translate(
         path = lambda p: None if p is None else str(p)  # noqa: E731
         spec = TranslationRunSpec(
             src=path(src), tgt=path(tgt), tsv=tsv, valid_src=path(valid_src), valid_tgt=path(valid_tgt),
-            valid_fraction=valid_fraction, name=name, output=path(output),
+            valid_fraction=valid_fraction, name=name, output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
                        bidirectional=bidirectional, attention=attention, bridge=bridge,
                        input_feeding=input_feeding, tie_embeddings=tie_embeddings, dropout=dropout),
@@ -112,10 +112,10 @@ def train_translate(
         ).check()
     best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
     cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
-    with run_directory(train, resuming_saved=saved is not None,
-                       make_default=lambda: default_run_dir(reg, spec)) as run_dir, \
+    with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train translate") as progress:
-        outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
+        outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
+                                    resume=train.resuming,
                                     callbacks=[progress], log=console.log, warn=console.warn,
                                     retrain=train.retrain)
     if outcome.skipped:
