@@ -18,15 +18,12 @@ Reference points (validation nats/char, 10 minutes on 2 CPU cores): PyTorch's wo
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
+from recipes import override, pick, run_rnntool
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -49,15 +46,16 @@ RECIPES: dict[str, list[str]] = {
               "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "0.05", "--schedule", "cosine",
               "--warmup", "200", "--clip", "1.0", "--batch-size", "32", "--bptt", "96", "--eval-every", "1000"],
 }
-RECIPES["tuned-bf16"] = [*RECIPES["tuned"], "--precision", "bf16"]
+RECIPES["tuned-bf16"] = override(RECIPES["tuned"], "--precision", "bf16")
 # tuned overfits (training loss 2.48 against validation 3.27 nats/token after 17 epochs of tuned-bf16),
 # so: more dropout and weight decay, the rest unchanged
-RECIPES["dropout"] = [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--tie-embeddings",
-                      "--embed-dropout", "0.15", "--hidden-dropout", "0.4", "--output-dropout", "0.5",
-                      "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "0.1", "--schedule", "cosine",
-                      "--warmup", "200", "--clip", "1.0", "--batch-size", "32", "--bptt", "96", "--eval-every", "1000"]
+RECIPES["dropout"] = override(RECIPES["tuned"], "--embed-dropout", "0.15", "--hidden-dropout", "0.4",
+                              "--output-dropout", "0.5", "--weight-decay", "0.1")
 # tuned on a smaller vocabulary: more tokens per character, fewer epochs in the budget
-RECIPES["tuned-bpe512"] = [*RECIPES["tuned"], "--vocab-size", "512"]  # the last --vocab-size wins
+RECIPES["tuned-bpe512"] = override(RECIPES["tuned"], "--vocab-size", "512")
+# tuned with AWD-LSTM's DropConnect on the recurrent weights (--weight-drop), in fp32 and in bf16
+RECIPES["awd"] = override(RECIPES["tuned"], "--weight-drop", "0.3")
+RECIPES["awd-bf16"] = override(RECIPES["awd"], "--precision", "bf16")
 DEFAULT_RECIPE = "tuned"
 
 
@@ -79,19 +77,12 @@ def valid_fraction_at_90_percent(path: Path) -> tuple[float, int, int]:
 def run_recipe(name: str, args, fraction: float) -> dict:
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     cmd = ["rnntool", "train", "lm", str(args.data), "-o", str(out / "model"), "--valid-fraction", f"{fraction:.6f}",
            "--max-time", args.max_time, "--seed", str(args.seed), "--device", "cpu", "--json", "--run-dir",
            str(out / "run"), *(["--threads", str(args.threads)] if args.threads else []), *RECIPES[name]]
-    print(f"$ RNNTOOL_HOME={out / 'registry'} {shlex.join(cmd)}", flush=True)
-    env = {**os.environ, "RNNTOOL_HOME": str(out / "registry")}
-    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True)
-    (out / "stderr.log").write_text(r.stderr)
-    if r.returncode != 0:
-        tail = r.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        print(f"  failed (exit {r.returncode}): {tail[0]}; log in {out / 'stderr.log'}")
+    summary = run_rnntool(cmd, out)
+    if summary is None:
         return {"recipe": name, "failed": True}
-    summary = json.loads(r.stdout)
     m = summary["metrics"]
     row = {"recipe": name, "nats_per_char": m["val_nats_per_char"], "bpc": m["val_bpc"], "ppl": m["val_ppl"],
            "steps": summary["steps"], "tokens_per_s": m["tokens_per_s"], "elapsed": summary["elapsed"]}
@@ -102,17 +93,14 @@ def run_recipe(name: str, args, fraction: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(RECIPES)}, or 'all' "
-                    f"(default: {DEFAULT_RECIPE})")
+    ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(RECIPES)}, a comma-separated "
+                    f"list, or 'all' (default: {DEFAULT_RECIPE})")
     ap.add_argument("--max-time", default="10m", help="training budget per recipe (default 10m)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--data", type=Path, default=DATA, help="the corpus (default: the shared tinyshakespeare)")
     args = ap.parse_args(argv)
-    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown:
-        ap.error(f"unknown recipe {unknown[0]!r}; choose one of {', '.join(RECIPES)} or all")
+    names = pick(args.recipe, RECIPES, ap.error)
     if not args.data.is_file():
         print(f"bench: {args.data} not found (the shared benchmark data)", file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize train') _rnntool_ret='-h --help --name -n --vocab-size -v --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
         'rnntool train') _rnntool_ret='-h --help' ;;
-        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
+        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool translate') _rnntool_ret='-h --help -m --model --beam -k --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest --alignments --batch-size --batch-tokens --device --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
@@ -120,6 +120,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--embed-dropout') _rnntool_ret='text' ;;
         'rnntool train lm|--hidden-dropout') _rnntool_ret='text' ;;
         'rnntool train lm|--output-dropout') _rnntool_ret='text' ;;
+        'rnntool train lm|--weight-drop') _rnntool_ret='text' ;;
         'rnntool train lm|--batch-size') _rnntool_ret='text' ;;
         'rnntool train lm|--bptt') _rnntool_ret='text' ;;
         'rnntool train lm|--valid') _rnntool_ret='file' ;;

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from rnntool.attention import build_attention
-from rnntool.encoder import RnnState, make_rnn, map_state
+from rnntool.recurrent import RnnState, make_rnn, map_state
 from rnntool.tokenizer import PAD_ID
 
 

@@ -12,33 +12,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnntool.errors import ConfigError
+from rnntool.recurrent import RnnState, make_rnn, map_state
 from rnntool.tokenizer import PAD_ID
 
-CELL_TYPES = ("rnn-tanh", "gru", "lstm")
-
-# An RNN's recurrent state: h (L, B, H) for rnn-tanh/gru; (h, c) for lstm.
-RnnState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def make_rnn(cell: str, input_dim: int, hidden_dim: int, layers: int, dropout: float,
-             bidirectional: bool = False) -> nn.RNNBase:
-    """torch's fused multi-layer RNN for ``--cell`` (batch-first)."""
-    kw = dict(num_layers=layers, batch_first=True, bidirectional=bidirectional,
-              dropout=dropout if layers > 1 else 0.0)
-    if cell == "lstm":
-        return nn.LSTM(input_dim, hidden_dim, **kw)
-    if cell == "gru":
-        return nn.GRU(input_dim, hidden_dim, **kw)
-    if cell == "rnn-tanh":
-        return nn.RNN(input_dim, hidden_dim, nonlinearity="tanh", **kw)
-    raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELL_TYPES)}")
-
-
-def map_state(state: RnnState, fn) -> RnnState:
-    """Apply ``fn`` to h (and c): the one place that knows LSTM states are pairs."""
-    if isinstance(state, tuple):
-        return tuple(fn(s) for s in state)
-    return fn(state)
+CELL_TYPES = ("rnn-tanh", "gru", "lstm")  # of rnntool.recurrent.CELLS, those translation offers
 
 
 class Encoder(nn.Module):

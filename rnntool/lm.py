@@ -28,14 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.recurrent import CELLS, RnnState, make_rnn, map_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from rnntool.bundle import Bundle
     from rnntool.tokenizer import Tokenizer
 
-CELLS = ("rnn-tanh", "rnn-relu", "gru", "lstm")
-
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+State = RnnState
 
 
 @dataclass
@@ -49,6 +48,7 @@ class LMConfig:
     hidden_dropout: float = 0.2  # between recurrent layers
     output_dropout: float = 0.2  # on the last layer's output, before the projection
     tie_embeddings: bool = False
+    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights, as in AWD-LSTM
 
     def __post_init__(self) -> None:
         self.validate()
@@ -60,7 +60,7 @@ class LMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        for name in ("embed_dropout", "hidden_dropout", "output_dropout"):
+        for name in ("embed_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value!r}")
@@ -88,28 +88,14 @@ class LMConfig:
             raise CorruptBundle(f"language model config is incomplete ({e}); re-train or re-publish the model")
 
 
-def _recurrent(config: LMConfig) -> nn.Module:
-    kw = dict(
-        input_size=config.embed_dim,
-        hidden_size=config.hidden_dim,
-        num_layers=config.layers,
-        dropout=config.hidden_dropout if config.layers > 1 else 0.0,
-        batch_first=True,
-    )
-    if config.cell == "lstm":
-        return nn.LSTM(**kw)
-    if config.cell == "gru":
-        return nn.GRU(**kw)
-    return nn.RNN(nonlinearity=config.cell.removeprefix("rnn-"), **kw)
-
-
 class RNNLM(nn.Module):
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.embed_dropout = nn.Dropout(config.embed_dropout)
-        self.rnn = _recurrent(config)
+        self.rnn = make_rnn(config.cell, config.embed_dim, config.hidden_dim, config.layers,
+                            config.hidden_dropout)  # (B, T, E) -> (B, T, H)
         self.output_dropout = nn.Dropout(config.output_dropout)
         if config.tie_embeddings:
             self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
@@ -134,8 +120,21 @@ class RNNLM(nn.Module):
     def encode(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> last-layer hidden states (B, T, H), state after the last step."""
         embedded = self.embed_dropout(self.embedding(tokens))  # (B, T, E)
-        hidden, state = self.rnn(embedded, state)  # (B, T, H)
+        if self.training and self.config.weight_drop > 0:
+            hidden, state = self._weight_dropped_rnn(embedded, state)  # (B, T, H)
+        else:
+            hidden, state = self.rnn(embedded, state)  # (B, T, H)
         return hidden, state
+
+    def _weight_dropped_rnn(self, embedded: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The fused RNN with a fresh dropout mask on each layer's weight_hh (one mask for all time
+        steps and rows of this call: DropConnect, Merity et al. 2017), the parameters untouched."""
+        from torch.func import functional_call
+
+        p = self.config.weight_drop
+        dropped = {f"weight_hh_l{k}": F.dropout(getattr(self.rnn, f"weight_hh_l{k}"), p, training=True)
+                   for k in range(self.config.layers)}  # each (G*H, H)
+        return functional_call(self.rnn, dropped, (embedded, state))
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> logits (B, T, V), state."""
@@ -165,27 +164,17 @@ class RNNLM(nn.Module):
     @staticmethod
     def reorder_state(state: State, index: torch.Tensor) -> State:
         """Select/repeat rows of the state: index (M,) into the batch dimension (dim 1)."""
-        if isinstance(state, tuple):
-            return tuple(s.index_select(1, index) for s in state)
-        return state.index_select(1, index)
+        return map_state(state, lambda s: s.index_select(1, index))
 
 
 def detach_state(state: State | None) -> State | None:
     """Cut the graph between BPTT segments, keeping the values (repackage_hidden)."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
+    return None if state is None else map_state(state, torch.Tensor.detach)
 
 
 def move_state(state: State | None, device: torch.device | str) -> State | None:
     """The state on ``device`` (no copy when it is there already)."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.to(device) for s in state)
-    return state.to(device)
+    return None if state is None else map_state(state, lambda s: s.to(device))
 
 
 def state_tensors(state: State | None) -> dict[str, torch.Tensor]:

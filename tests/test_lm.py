@@ -51,6 +51,29 @@ def test_config_errors_name_the_setting():
         tiny(layers=0)
     with pytest.raises(ConfigError, match="dropout"):
         tiny(output_dropout=1.0)
+    with pytest.raises(ConfigError, match="weight-drop"):
+        tiny(weight_drop=-0.1)
+
+
+@pytest.mark.parametrize("cell", ["rnn-tanh", "gru", "lstm"])
+def test_weight_drop_masks_recurrent_weights_in_training_only(cell):
+    torch.manual_seed(0)
+    dropped = RNNLM(tiny(cell, weight_drop=0.5))
+    plain = RNNLM(tiny(cell))
+    plain.load_state_dict(dropped.state_dict())
+    tokens = torch.randint(0, 17, (3, 6))
+    before = {k: v.clone() for k, v in dropped.state_dict().items()}
+    # evaluation: no mask, the same function as the model without weight drop
+    assert torch.equal(dropped.eval()(tokens)[0], plain.eval()(tokens)[0])
+    # training: the recurrent weights are masked (the first step has no state yet, so it is equal)
+    out = dropped.train()(tokens)[0]
+    ref = plain.train()(tokens)[0]
+    assert torch.equal(out[:, 0], ref[:, 0]) and not torch.allclose(out[:, 1:], ref[:, 1:])
+    # the gradient reaches the real parameters, and only through the kept entries
+    out.sum().backward()
+    grad = dropped.rnn.weight_hh_l0.grad
+    assert grad is not None and 0 < torch.count_nonzero(grad) < grad.numel()
+    assert all(torch.equal(v, before[k]) for k, v in dropped.state_dict().items())  # nothing changed in place
 
 
 @pytest.mark.parametrize("tie", [False, True])

@@ -72,7 +72,7 @@ def test_bundle_files_manifest_and_tokenizer_parent(corpus, registry):
 
 
 def test_registry_tokenizer_stdin_and_output_dir(corpus, tmp_path, registry):
-    from rnntool.tokenizer import train_tokenizer
+    from rnntool.tokenizer_training import train_tokenizer
 
     reg = Registry.open(registry)
     with reg.staging() as stage:
@@ -95,6 +95,18 @@ def test_same_seed_same_weights(corpus, tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
+def test_weight_drop_is_recorded_repeatable_and_changes_training(corpus, tmp_path):
+    common = [corpus, "--vocab-size", "320", "--max-steps", "5", "--seed", "3", *TINY]
+    for d in ("a", "b"):
+        train(*common, "-o", tmp_path / d, "--weight-drop", "0.4")
+    train(*common, "-o", tmp_path / "plain")
+    a, b, plain = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b", "plain"))
+    assert all((a[k] == b[k]).all() for k in a)  # the masks come from the seed
+    assert not (a["rnn.weight_hh_l0"] == plain["rnn.weight_hh_l0"]).all()
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["model"]["weight_drop"] == 0.4
+
+
 @pytest.mark.parametrize(
     "args, code, words",
     [
@@ -104,6 +116,7 @@ def test_same_seed_same_weights(corpus, tmp_path):
         (("--mode", "lines"), 2, "--mode"),
         (("--name", "x", "-o", "d"), 2, "not both"),
         (("-o", "."), 2, "not an rnntool bundle"),
+        (("--weight-drop", "1"), 2, "weight-drop"),
     ],
 )
 def test_bad_settings_are_one_line_errors(corpus, args, code, words):

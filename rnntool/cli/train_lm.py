@@ -50,6 +50,8 @@ def train_lm(
                                                             show_default=False)] = None,
     output_dropout: Annotated[Optional[float], typer.Option("--output-dropout", help="Dropout before the "
                                                             "output projection.", show_default=False)] = None,
+    weight_drop: Annotated[float, typer.Option("--weight-drop", help="DropConnect on the recurrent weights "
+                                               "(AWD-LSTM): a fresh mask per batch, off at evaluation.")] = 0.0,
     tie_embeddings: Annotated[bool, typer.Option("--tie-embeddings", help="Share the embedding matrix with the "
                                                  "output projection (needs --embed-dim = --hidden-dim).")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams (stream mode) or lines per "
@@ -72,7 +74,8 @@ def train_lm(
     character: total NLL in bits over the characters of the validation text, one newline per line).
     """
     from rnntool.checkpoint import read_run_info
-    from rnntool.lm_train import LMRunSpec, default_run_dir, train_language_model
+    from rnntool.lm_train import LMRunSpec, train_language_model
+    from rnntool.training_run import default_run_dir
     from rnntool.registry import Registry
 
     reg = Registry.open(registry)
@@ -89,7 +92,8 @@ def train_lm(
             inputs=list(inputs or ["-"]), name=name, output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
                        embed_dropout=drop(embed_dropout), hidden_dropout=drop(hidden_dropout),
-                       output_dropout=drop(output_dropout), tie_embeddings=tie_embeddings),
+                       output_dropout=drop(output_dropout), weight_drop=weight_drop,
+                       tie_embeddings=tie_embeddings),
             mode=mode, batch_size=batch_size, bptt=bptt, valid=str(valid) if valid else None,
             valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
             cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,
@@ -97,10 +101,10 @@ def train_lm(
         _check_model_options(spec)
     cfg = train.config(base=saved["train"] if saved else None)
     retrain = train.retrain
-    with run_directory(train, resuming_saved=saved is not None,
-                       make_default=lambda: default_run_dir(reg, spec)) as run_dir, \
+    with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train lm") as progress:
-        outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, resume=train.resuming,
+        outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
+                                       resume=train.resuming,
                                        callbacks=[progress], log=console.log, warn=console.warn,
                                        retrain=retrain)
     if outcome.skipped:
