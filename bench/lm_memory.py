@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from rnntool.lm_data import StreamBatches, build_token_cache
     from rnntool.registry import Registry
     from rnntool.textio import fingerprint_file
-    from rnntool.tokenizer import train_tokenizer
+    from rnntool.tokenizer_training import train_tokenizer
 
     OUT.mkdir(parents=True, exist_ok=True)
     corpus = OUT / f"corpus-{args.mb}mb.txt"

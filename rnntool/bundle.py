@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from rnntool.errors import CorruptBundle, InvalidName, RegistryError, UsageError
 
 MANIFEST = "manifest.json"
+METRICS_FILE = "metrics.jsonl"  # the training log: in the run directory, copied into trained bundles
 SCHEMA_VERSION = 1
 FORMAT = "rnntool-bundle"
 KINDS = ("tokenizer", "lm", "translation")

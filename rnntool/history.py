@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 
+from rnntool.bundle import METRICS_FILE
 from rnntool.errors import CorruptBundle, RegistryError
 
 # The validation metrics that say how good a version is, best known first, per bundle kind.
@@ -31,7 +32,6 @@ METRIC_LABELS = {
     "val_bleu": "validation BLEU",
     "val_loss": "validation loss (nats/token)",
 }
-TRAINING_LOG = "metrics.jsonl"
 
 
 def is_number(value) -> bool:
@@ -82,12 +82,12 @@ def promotion_text(p: dict | None) -> str:
 
 def training_log(bundle) -> list[dict]:
     """The records of the bundle's training log (``type`` "train" or "eval", with ``step``)."""
-    if not bundle.has_file(TRAINING_LOG):
+    if not bundle.has_file(METRICS_FILE):
         raise RegistryError(
-            f"{bundle.ref} ({bundle.kind}) has no training log ({TRAINING_LOG}); "
+            f"{bundle.ref} ({bundle.kind}) has no training log ({METRICS_FILE}); "
             "training curves exist for models trained with 'rnntool train'"
         )
-    path = bundle.file(TRAINING_LOG)
+    path = bundle.file(METRICS_FILE)
     records: list[dict] = []
     try:
         text = path.read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import torch
 
 from rnntool.errors import ConfigError
-from rnntool.training import OPTIMIZERS, TrainConfig
+from rnntool.train_config import OPTIMIZERS, TrainConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -19,10 +19,12 @@ from typing import Any
 import torch
 
 from rnntool import distributed as dist_utils
-from rnntool.checkpoint import CheckpointWriter, has_checkpoint, restore_rng, write_run_info
+from rnntool.bundle import METRICS_FILE
+from rnntool.checkpoint import CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, TrainingError
 from rnntool.optim import LRSchedule, build_optimizer, set_lr
 from rnntool.runtime import prepare_device
+from rnntool.state_codec import restore_rng
 from rnntool.training import (
     EvalInfo,
     StartInfo,
@@ -34,7 +36,6 @@ from rnntool.training import (
     seed_everything,
 )
 from rnntool.training_state import (
-    METRICS_FILE,
     LoopState,
     MetricsLog,
     StopSignals,

@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 
 from rnntool import distributed as dist_utils
-from rnntool.checkpoint import SavedCheckpoint, capture_rng, load_checkpoint, pack_rank_state
+from rnntool.checkpoint import SavedCheckpoint, load_checkpoint
+from rnntool.state_codec import capture_rng, pack_rank_state
 from rnntool.errors import CheckpointError
 from rnntool.textio import atomic_write_text
-
-METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from rnntool.lm import LMConfig, RNNLM, save_lm
 from rnntool.lm_data import build_token_cache
 from rnntool.lm_task import LMTask
 from rnntool.textio import fingerprint_file
-from rnntool.tokenizer import train_tokenizer
+from rnntool.tokenizer_training import train_tokenizer
 
 
 def make_lm_bundle(tmp_path: Path, corpus: Path, *, mode: str = "sentence", steps: int = 30,

@@ -13,18 +13,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from rnntool.checkpoint import (
-    CheckpointWriter,
-    capture_rng,
-    flatten_state,
-    list_checkpoints,
-    load_checkpoint,
-    read_run_info,
-    restore_rng,
-    unflatten_state,
-)
+from rnntool.checkpoint import CheckpointWriter, list_checkpoints, load_checkpoint, read_run_info
+from rnntool.state_codec import capture_rng, flatten_state, restore_rng, unflatten_state
 from rnntool.errors import CheckpointError
-from rnntool.training import TrainConfig, train
+from rnntool.train_config import TrainConfig
+from rnntool.training import train
 
 from toy_training import ToyLM, make_task
 

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve()
 
 
 def _cfg(**kw):
-    from rnntool.training import TrainConfig
+    from rnntool.train_config import TrainConfig
 
     return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, "threads": 1, **kw})
 

@@ -140,7 +140,7 @@ def test_weights_round_trip(tmp_path):
 
 def test_load_translation_from_bundle(tmp_path):
     from rnntool.registry import Registry, write_bundle
-    from rnntool.tokenizer import train_tokenizer
+    from rnntool.tokenizer_training import train_tokenizer
 
     text = tmp_path / "text.txt"
     text.write_text("".join(f"the cat sees {i} birds\n" for i in range(50)), encoding="utf-8")

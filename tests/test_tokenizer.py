@@ -16,8 +16,8 @@ from rnntool.tokenizer import (
     TOKENIZER_FILE,
     UNK_ID,
     Tokenizer,
-    train_tokenizer,
 )
+from rnntool.tokenizer_training import train_tokenizer
 
 # Awkward text a tokenizer must give back unchanged (never seen in training).
 AWKWARD = [
@@ -88,7 +88,7 @@ def test_unknown_piece_maps_to_unk(bpe):
 
 
 def _train_in_subprocess(train_file: Path, out: Path, **settings) -> str:
-    code = ("import sys; from rnntool.tokenizer import train_tokenizer; "
+    code = ("import sys; from rnntool.tokenizer_training import train_tokenizer; "
             f"print(train_tokenizer([sys.argv[1]], sys.argv[2], **{settings!r}).sha256)")
     done = subprocess.run([sys.executable, "-c", code, str(train_file), str(out)],
                           capture_output=True, text=True, check=True)
@@ -106,7 +106,7 @@ def test_training_is_deterministic_across_processes(train_file, tmp_path):
 
 
 def test_sample_is_exactly_the_size_asked_and_follows_the_seed(tmp_path):
-    from rnntool.tokenizer import _LineFeed
+    from rnntool.tokenizer_training import _LineFeed
 
     corpus = tmp_path / "numbers.txt"
     corpus.write_text("".join(f"line {i}\n" for i in range(1000)) + "\n\n", encoding="utf-8")

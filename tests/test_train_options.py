@@ -17,7 +17,8 @@ from rnntool.cli.console import console
 from rnntool.cli.train_options import TrainOptions, train_options
 from rnntool.cli.train_report import ConsoleProgress, format_lr
 from rnntool.errors import ConfigError
-from rnntool.training import TrainConfig, train
+from rnntool.train_config import TrainConfig
+from rnntool.training import train
 
 from toy_training import make_task
 

@@ -17,7 +17,8 @@ import torch
 from rnntool.checkpoint import load_checkpoint
 from rnntool.errors import CheckpointError, ConfigError, TrainingError
 from rnntool.optim import LRSchedule
-from rnntool.training import TrainConfig, parse_duration, train
+from rnntool.train_config import TrainConfig, parse_duration
+from rnntool.training import train
 
 from toy_training import Sleepy, make_task
 

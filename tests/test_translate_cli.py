@@ -41,7 +41,8 @@ def model_dir(tmp_path_factory) -> Path:
 
     from rnntool.registry import write_bundle
     from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig, save_weights, source_batch
-    from rnntool.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
+    from rnntool.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from rnntool.tokenizer_training import train_tokenizer
 
     root = tmp_path_factory.mktemp("translation")
     pairs = make_pairs(400, seed=0)
@@ -284,6 +285,8 @@ def test_cli_default_length_penalty_is_the_core_one():
 
 
 def test_hypotheses_never_contain_line_breaks():
-    from rnntool.translator import one_line
+    from rnntool.textio import one_line
 
-    assert one_line("a\rb\nc\u2028d") == "a b c d"
+    assert one_line("a\rb\nc\u2028d\x85e\x0bf") == "a b c d e f"
+    for text in ("a\rb", "x\u2029y\x1cz", "tab\tstays"):
+        assert len(one_line(text).splitlines()) == 1

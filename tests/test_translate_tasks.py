@@ -48,7 +48,8 @@ def test_copy_and_reverse_reach_95_percent(task, attention, longest, steps):
     from rnntool.parallel_data import ParallelData
     from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig
     from rnntool.seq2seq_task import TranslationTask, greedy_translate
-    from rnntool.training import TrainConfig, seed_everything, train
+    from rnntool.train_config import TrainConfig
+    from rnntool.training import seed_everything, train
 
     torch.set_num_threads(1)
     rng = random.Random(0)

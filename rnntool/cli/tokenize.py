@@ -110,7 +110,8 @@ def tokenize_train(
     import tempfile
 
     from rnntool import textio
-    from rnntool.tokenizer import TOKENIZER_FILE, train_tokenizer
+    from rnntool.tokenizer import TOKENIZER_FILE
+    from rnntool.tokenizer_training import train_tokenizer
 
     console.quiet = quiet
     if name is None and output is None:
