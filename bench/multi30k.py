@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
+from recipes import override, pick, run_rnntool
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "multi30k"
@@ -57,34 +55,21 @@ RECIPES: dict[str, list[str]] = {
              "--dropout", "0.3", "--label-smoothing", "0.1", "--batch-tokens", "2048", "--optimizer", "adam",
              "--lr", "2e-3", "--warmup", "200", "--schedule", "cosine", "--clip", "1", "--precision", "bf16",
              "--eval-every", "1000"],
-    # The same at hidden 256: about twice the tokens/s, so twice the epochs in the same time.
-    "fast": ["--joint-vocab", "--vocab-size", "4000", "--cell", "lstm", "--layers", "2", "--embed-dim", "256",
-             "--hidden-dim", "256", "--attention", "general", "--no-input-feeding", "--tie-embeddings",
-             "--dropout", "0.3", "--label-smoothing", "0.1", "--batch-tokens", "2048", "--optimizer", "adam",
-             "--lr", "2e-3", "--warmup", "200", "--schedule", "cosine", "--clip", "1", "--precision", "bf16",
-             "--eval-every", "1000"],
 }
+# the same at hidden 256 (what each change costs or buys in speed: bench/translate_train_speed.py)
+RECIPES["fast"] = override(RECIPES["best"], "--embed-dim", "256", "--hidden-dim", "256")
 DEFAULT_RECIPE = "best"
 
 
 def train(name: str, args) -> dict | None:
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     d = args.data
     cmd = ["rnntool", "train", "translate", "--src", str(d / "train.en"), "--tgt", str(d / "train.de"),
            "--valid-src", str(d / "val.en"), "--valid-tgt", str(d / "val.de"), "-o", str(out / "model"),
            "--max-time", args.max_time, "--seed", str(args.seed), "--device", "cpu", "--threads", str(args.threads),
            "--run-dir", str(out / "run"), "--json", *RECIPES[name]]
-    print(f"$ RNNTOOL_HOME={out / 'registry'} {shlex.join(cmd)}", flush=True)
-    env = {**os.environ, "RNNTOOL_HOME": str(out / "registry"), "OMP_NUM_THREADS": str(args.threads)}
-    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True)
-    (out / "stderr.log").write_text(r.stderr)
-    if r.returncode != 0:
-        tail = r.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        print(f"  training failed (exit {r.returncode}): {tail[0]}; log in {out / 'stderr.log'}")
-        return None
-    return json.loads(r.stdout)
+    return run_rnntool(cmd, out, threads=args.threads)
 
 
 def translate_and_score(bundle: Path, args, beam: int) -> dict:
@@ -135,18 +120,15 @@ def run_recipe(name: str, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(RECIPES)}, or 'all' "
-                    f"(default: {DEFAULT_RECIPE})")
+    ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(RECIPES)}, a comma-separated "
+                    f"list, or 'all' (default: {DEFAULT_RECIPE})")
     ap.add_argument("--max-time", default="30m", help="training budget per recipe (default 30m)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--data", type=Path, default=DATA, help="the Multi30k directory (default: the shared one)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON lines at the end")
     args = ap.parse_args(argv)
-    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown:
-        ap.error(f"unknown recipe {unknown[0]!r}; choose one of {', '.join(RECIPES)} or all")
+    names = pick(args.recipe, RECIPES, ap.error)
     missing = [f for f in ("train.en", "train.de", "val.en", "val.de") if not (args.data / f).is_file()]
     if missing:
         print(f"bench: {args.data / missing[0]} not found (the shared benchmark data)", file=sys.stderr)

@@ -20,6 +20,7 @@ import torch
 from rnntool.decoding import beam_search, greedy_steps, sample_steps
 from rnntool.errors import UsageError
 from rnntool.lm import LoadedLM
+from rnntool.textio import one_line
 from rnntool.tokenizer import EOS_ID
 
 
@@ -76,12 +77,12 @@ class IncrementalText:
     def __init__(self, tokenizer, prefix_ids: list[int]) -> None:
         self.tokenizer = tokenizer
         self.ids = list(prefix_ids)
-        self.text = _one_line(tokenizer.decode(self.ids))
+        self.text = one_line(tokenizer.decode(self.ids))
         self.shown = len(self.text)
 
     def push(self, token: int) -> str:
         self.ids.append(token)
-        text = _one_line(self.tokenizer.decode(self.ids))
+        text = one_line(self.tokenizer.decode(self.ids))
         if text.endswith("\ufffd") or not text.startswith(self.text[: self.shown]):
             self.text = text  # an unfinished UTF-8 sequence, or a changed prefix: wait
             return ""
@@ -92,10 +93,6 @@ class IncrementalText:
     def flush(self) -> str:
         new, self.shown = self.text[self.shown :], len(self.text)
         return new
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")
 
 
 def generate(
@@ -110,9 +107,9 @@ def generate(
     if settings.beam:  # beam_search and the step generators below run their steps under no_grad
         hyps = beam_search(model, state, 1, last, EOS_ID, settings.max_tokens, beam=settings.beam,
                            nbest=settings.num_samples, device=device)[0]
-        start = len(_one_line(tokenizer.decode(prompt_ids)))
+        start = len(one_line(tokenizer.decode(prompt_ids)))
         for hyp in hyps:
-            full = _one_line(tokenizer.decode(prompt_ids + hyp.tokens))
+            full = one_line(tokenizer.decode(prompt_ids + hyp.tokens))
             yield full
             yield Sample(prompt, full, full[start:], hyp.tokens, hyp.token_log_probs, hyp.finished)
         return

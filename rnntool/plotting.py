@@ -57,10 +57,9 @@ def _integer_locator():
     return MaxNLocator(integer=True)
 
 
-def _save(fig, dest: str | os.PathLike) -> Path:
+def _save(fig, dest: str | os.PathLike, fmt: str) -> Path:
     from matplotlib import rc_context
 
-    fmt = plot_format(dest)
     with atomic_path(dest) as tmp, rc_context({"svg.fonttype": "none"}):  # SVG text stays text
         fig.savefig(tmp, format=fmt)
     return Path(dest)
@@ -72,7 +71,7 @@ def plot_history(bundles: list, aliases: dict[int, list[str]], dest: str | os.Pa
 
     ``aliases`` maps a version number to its alias names.
     """
-    plot_format(dest)
+    fmt = plot_format(dest)  # a bad file name fails before any work
     if not bundles:
         raise RnnToolError("no versions to plot")
     name = bundles[0].name
@@ -107,19 +106,20 @@ def plot_history(bundles: list, aliases: dict[int, list[str]], dest: str | os.Pa
     if versions:
         axes[-1].set_xticks(versions if len(versions) <= 20 else versions[:: max(1, len(versions) // 20)])
     fig.suptitle(f"{name}: {len(bundles)} version(s)")
-    return _save(fig, dest)
+    return _save(fig, dest, fmt)
 
 
 # -- one training run ------------------------------------------------------------------------------
 def plot_training_curve(bundle, dest: str | os.PathLike, aliases: list[str] | None = None) -> Path:
     """Train and validation loss over steps (top), the kind's quality metric (bottom); best step marked."""
-    plot_format(dest)
+    fmt = plot_format(dest)  # a bad file name fails before any work
     records = training_log(bundle)
     train_steps, train_loss = series(records, "train", "loss")
     if len(train_steps) < 2:  # few "train" lines (log_every): use each eval's window loss instead
         train_steps, train_loss = series(records, "eval", "train_loss")
     val_steps, val_loss = series(records, "eval", "val_loss")
-    curve_metric = next((m for m in CURVE_METRIC.get(bundle.kind, ()) if series(records, "eval", m)[0]), None)
+    curves = {m: series(records, "eval", m) for m in CURVE_METRIC.get(bundle.kind, ())}
+    curve_metric = next((m for m, (steps, _) in curves.items() if steps), None)
     if not train_steps and not val_steps:
         raise RnnToolError(f"{bundle.ref}: its training log has no loss values to plot (was it trained at all?)")
     fig, axes = _figure(2 if curve_metric else 1)
@@ -131,7 +131,7 @@ def plot_training_curve(bundle, dest: str | os.PathLike, aliases: list[str] | No
                 label="validation loss")
     ax.set_ylabel("loss (nats/token)")
     if curve_metric:
-        steps, values = series(records, "eval", curve_metric)
+        steps, values = curves[curve_metric]
         axes[1].plot(steps, values, color="tab:green", marker="o", markersize=3, linewidth=1.5)
         axes[1].set_ylabel(curve_metric)
         axes[1].set_title(metric_label(curve_metric), fontsize="medium", loc="left")
@@ -147,7 +147,7 @@ def plot_training_curve(bundle, dest: str | os.PathLike, aliases: list[str] | No
     axes[-1].set_xlabel("step")
     tag = f" ({', '.join('@' + a for a in aliases)})" if aliases else ""
     fig.suptitle(f"{bundle.ref}{tag}: training curve")
-    return _save(fig, dest)
+    return _save(fig, dest, fmt)
 
 
 __all__ = ["INSTALL_HINT", "plot_format", "plot_history", "plot_training_curve"]

@@ -204,10 +204,17 @@ class Registry(RegistryAdmin):
                     out[p.name] = int(text)
         return out
 
+    def aliases_by_version(self, name: str) -> dict[int, list[str]]:
+        """``{version: [alias, ...]}`` for ``name``, from one read of its aliases."""
+        out: dict[int, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            out.setdefault(version, []).append(alias)
+        return out
+
     def aliases_of(self, bundle: Bundle) -> list[str]:
         if bundle.version is None:
             return []
-        return [a for a, v in self.aliases(bundle.name).items() if v == bundle.version]
+        return self.aliases_by_version(bundle.name).get(bundle.version, [])
 
     def _not_found(self, name: str) -> ModelNotFound:
         names = self.names()

@@ -22,6 +22,16 @@ STDIN_NAMES = (None, "-", "")
 BAD_UTF8_POLICIES = ("strict", "replace")
 
 
+# Every character str.splitlines() breaks at: none may reach a line-per-record output.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def one_line(text: str) -> str:
+    """Text as one output line (line breaks become spaces): byte-fallback pieces of an undertrained
+    model can decode to line breaks, which would break the one-line-out-per-line-in contract."""
+    return text.translate(_LINE_BREAKS)
+
+
 def display_name(path: str | os.PathLike | None) -> str:
     return "<stdin>" if path in STDIN_NAMES else str(path)
 
@@ -111,7 +121,7 @@ def fingerprint_file(path: str | os.PathLike) -> dict:
     size = 0
     lines = 0
     last = b""
-    with open(path, "rb") as f:
+    with _open_binary(path) as f:  # a missing file: BadInput naming it
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
             size += len(chunk)
@@ -211,6 +221,7 @@ __all__ = [
     "is_stdin",
     "iter_raw_lines",
     "line_writer",
+    "one_line",
     "open_output",
     "read_all_lines",
     "read_lines",

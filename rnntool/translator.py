@@ -25,22 +25,13 @@ import torch
 from rnntool.decoding import Hypothesis, beam_search, greedy
 from rnntool.errors import ConfigError
 from rnntool.runtime import prepare_device
+from rnntool.textio import one_line
 from rnntool.tokenizer import BOS_ID, EOS_ID, UNK_ID
 
 MAX_LEN_EXTRA = 10
 
 
 DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
-_LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ",
-                              "\x1e": " ", "\x85": " ", "\u2028": " ", "\u2029": " "})
-
-
-def one_line(text: str) -> str:
-    """A hypothesis as one output line: byte-fallback pieces of an undertrained model can decode to
-    line breaks, which would break the one-line-out-per-line-in contract."""
-    return text.translate(_LINE_BREAKS)
-
-
 @dataclass
 class DecodeSettings:
     """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``."""

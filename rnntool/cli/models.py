@@ -85,8 +85,22 @@ def _is_history(reg: Registry, ref: str) -> bool:
     return bool(reg.versions(ref)) or not (Path(ref) / MANIFEST).is_file()
 
 
-def _version_json(reg: Registry, b: Bundle) -> dict:
-    return {**b.summary(), "aliases": reg.aliases_of(b)}
+def _version_json(b: Bundle, aliases_of) -> dict:
+    return {**b.summary(), "aliases": aliases_of(b)}
+
+
+def _alias_lookup(reg: Registry):
+    """``aliases_of(bundle)`` that reads each model's aliases once, however many versions ask."""
+    by_name: dict[str, dict[int, list[str]]] = {}
+
+    def aliases_of(b: Bundle) -> list[str]:
+        if b.version is None:
+            return []
+        if b.name not in by_name:
+            by_name[b.name] = reg.aliases_by_version(b.name)
+        return by_name[b.name].get(b.version, [])
+
+    return aliases_of
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -103,14 +117,15 @@ def models_list(
     """List model versions in the registry."""
     reg = _open(registry, quiet)
     bundles = reg.list(name, kind=kind)
+    aliases_of = _alias_lookup(reg)
     if json_out:
-        console.emit_json([_version_json(reg, b) for b in bundles])
+        console.emit_json([_version_json(b, aliases_of) for b in bundles])
         return
     if not bundles:
         console.log(f"no models in {reg.root}" + (f" of kind {kind}" if kind else ""))
         return
     rows = [
-        [b.ref, b.kind, _when(b.created), ",".join(reg.aliases_of(b)) or "-", _size(b.size_bytes), _pairs(b.metrics)]
+        [b.ref, b.kind, _when(b.created), ",".join(aliases_of(b)) or "-", _size(b.size_bytes), _pairs(b.metrics)]
         for b in bundles
     ]
     _table(["MODEL", "KIND", "CREATED", "ALIASES", "SIZE", "METRICS"], rows)
@@ -130,20 +145,22 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
     if _is_history(reg, ref):
         name = ref
         versions = reg.list(name)
+        by_version = reg.aliases_by_version(name)
+        aliases_of = lambda b: by_version.get(b.version, [])  # noqa: E731
         if plot is not None and versions:
             from rnntool.plotting import plot_history
 
-            plot_history(versions, {b.version: reg.aliases_of(b) for b in versions}, plot)
+            plot_history(versions, by_version, plot)
             console.log(f"wrote {plot}")
         if json_out:
             console.emit_json({"name": name, "aliases": reg.aliases(name),
-                               "versions": [{**_version_json(reg, b), "promotion": history.promotion(b)}
+                               "versions": [{**_version_json(b, aliases_of), "promotion": history.promotion(b)}
                                             for b in versions]})
             return
         console.log(f"{name}: {len(versions)} version(s) in {reg.model_dir(name)}")
         promoted = any(history.promotion(b) for b in versions)
         rows = [
-            [str(b.version), b.kind, _when(b.created), ",".join(reg.aliases_of(b)) or "-", _data_text(b),
+            [str(b.version), b.kind, _when(b.created), ",".join(aliases_of(b)) or "-", _data_text(b),
              _pairs(b.parents), *([history.promotion_text(history.promotion(b))] if promoted else []),
              _pairs(history.key_metrics(b))]
             for b in versions
@@ -306,6 +323,6 @@ def models_import(
     reg = _open(registry, quiet)
     b = reg.import_bundle(path, name=name)
     if json_out:
-        console.emit_json(_version_json(reg, b))
+        console.emit_json(_version_json(b, reg.aliases_of))
     else:
         console.emit(b.ref)

@@ -1,0 +1,69 @@
+"""What the recipe benchmarks (tinyshakespeare.py, multi30k.py, translate_train_speed.py) share:
+recipes as argument lists, picking them from the command line, and running one `rnntool` command
+with a fresh registry.
+
+Imported by the scripts in bench/ (their folder is on sys.path when they run as scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def override(args: list[str], *changes: str) -> list[str]:
+    """``args`` with options replaced where they stand: ``override(base, "--lr", "1e-3", "--no-x")``.
+
+    A change is ``--flag VALUE`` when the base has ``--flag`` followed by a value, a bare flag
+    otherwise; ``--x``/``--no-x`` replace each other. Options the base lacks are appended."""
+    out = list(args)
+    i = 0
+    while i < len(changes):
+        flag = changes[i]
+        takes_value = i + 1 < len(changes) and not changes[i + 1].startswith("--")
+        value = [changes[i + 1]] if takes_value else []
+        i += 1 + len(value)
+        twin = "--" + flag[len("--no-"):] if flag.startswith("--no-") else "--no-" + flag[2:]
+        for k, a in enumerate(out):
+            if a == flag and value:
+                out[k + 1] = value[0]
+                break
+            if a in (flag, twin) and not value:
+                out[k] = flag
+                break
+        else:
+            out += [flag, *value]
+    return out
+
+
+def pick(spec: str, recipes: dict, error) -> list[str]:
+    """Recipe names from ``--recipe``: one name, a comma-separated list, or ``all``."""
+    names = list(recipes) if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in recipes]
+    if unknown or not names:
+        error(f"unknown recipe {unknown[0] if unknown else spec!r}; choose from {', '.join(recipes)}, "
+              "a comma-separated list, or all")
+    return names
+
+
+def run_rnntool(cmd: list[str], out: Path, threads: int | None = None) -> dict | None:
+    """Run ``rnntool ...`` (printed first) with a fresh registry in ``out/registry``; its stderr goes to
+    ``out/stderr.log``. Returns the JSON summary it prints (``--json``), or None when it failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "registry", ignore_errors=True)
+    print(f"$ RNNTOOL_HOME={out / 'registry'} {shlex.join(cmd)}", flush=True)
+    env = {**os.environ, "RNNTOOL_HOME": str(out / "registry")}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True)
+    (out / "stderr.log").write_text(r.stderr)
+    if r.returncode != 0:
+        tail = r.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        print(f"  failed (exit {r.returncode}): {tail[0]}; log in {out / 'stderr.log'}", flush=True)
+        return None
+    return json.loads(r.stdout) if r.stdout.strip() else {}
