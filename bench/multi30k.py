@@ -46,8 +46,9 @@ RECIPES: dict[str, list[str]] = {
                 "--hidden-dim", "256", "--attention", "general", "--input-feeding", "--no-tie-embeddings",
                 "--dropout", "0.3", "--label-smoothing", "0", "--batch-tokens", "1024", "--optimizer", "adam",
                 "--lr", "1e-3", "--clip", "5", "--eval-every", "2000"],
-    # Built for 2 CPU cores: bf16 autocast (oneDNN's AVX-512 bf16 kernels, about twice fp32's speed), no
-    # input feeding (the decoder runs as one fused RNN call per batch: twice the tokens/s of stepping),
+    # Built for 2 CPU cores: bf16 autocast (oneDNN's AVX-512 bf16 kernels, 1.4-1.5x fp32's speed), no
+    # input feeding (the decoder runs as one fused RNN call per batch: 1.6-1.9x the tokens/s of stepping;
+    # both measured by translate_train_speed.py),
     # a small joint BPE vocabulary (4k: a cheaper softmax and better-trained pieces on 29k pairs), tied
     # and shared embeddings, label smoothing, a cosine learning-rate decay that ends with the budget.
     "best": ["--joint-vocab", "--vocab-size", "4000", "--cell", "lstm", "--layers", "2", "--embed-dim", "512",

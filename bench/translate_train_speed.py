@@ -43,7 +43,7 @@ def run_variant(name: str, args, valid: tuple[Path, Path]) -> float | None:
     cmd = ["rnntool", "train", "translate", "--src", str(d / "train.en"), "--tgt", str(d / "train.de"),
            "--valid-src", str(valid[0]), "--valid-tgt", str(valid[1]), "-o", str(out / "model"),
            "--max-steps", steps, "--seed", "1234", "--device", "cpu", "--threads", str(args.threads),
-           "--run-dir", str(out / "run"), "-q", *override(VARIANTS[name][1], "--eval-every", steps)]
+           "--run-dir", str(out / "run"), "--json", *override(VARIANTS[name][1], "--eval-every", steps)]
     if run_rnntool(cmd, out, threads=args.threads) is None:
         return None
     records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
