@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo pipeline, on data the project generates (demo/make_data.py): tokenize, train a language
-# model and an English→German translator, score, generate and translate. A few minutes on 2 CPU
-# cores. Everything goes to demo-out/, with its own registry; running it again starts over.
+# model and an English→German translator, score, generate and translate. About 3.5 minutes on 2 CPU
+# cores (bench/RESULTS.md). Everything goes to demo-out/, with its own registry; running it again
+# starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=demo-out
