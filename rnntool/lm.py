@@ -71,7 +71,10 @@ class LMConfig:
             )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["weight_drop"]:  # off: the config reads as before the setting existed (older readers,
+            del d["weight_drop"]  # retrain keys)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LMConfig":

@@ -51,7 +51,10 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
             except RegistryError:
                 same = False
         spec.tokenizer = tok_ref if same else parent.ref
-    adopt_architecture(spec, parent, derived=("vocab_size",), describe="{cell}, {layers}x{hidden_dim}", log=log)
+    from rnntool.lm import LMConfig
+
+    adopt_architecture(spec, parent, LMConfig.from_dict(parent.config["model"]).to_dict(), derived=("vocab_size",),
+                       describe="{cell}, {layers}x{hidden_dim}", log=log)
     return parent
 
 

@@ -83,13 +83,18 @@ def begin(spec, registry, train_cfg, retrain: RetrainOptions, *, resume: bool, w
     return RetrainStart(parent, key)
 
 
-def adopt_architecture(spec, parent, *, derived: tuple[str, ...], describe: str, log) -> None:
-    """A warm start trains the parent's architecture: ``spec.model`` becomes the parent's model
-    config without the ``derived`` fields (vocabulary sizes: they follow from the tokenizers), said
-    in the log when it differs from what was asked."""
-    model = {k: v for k, v in parent.config["model"].items() if k not in derived}
-    if model != spec.model:
-        log(f"warm start from {parent.ref}: using its architecture ({describe.format_map(model)})")
+def adopt_architecture(spec, parent, model_config: dict, *, derived: tuple[str, ...], describe: str,
+                       log) -> None:
+    """A warm start trains the parent's architecture: ``spec.model`` becomes ``model_config`` (the
+    parent's, with defaults filled in for settings newer than it) without the ``derived`` fields
+    (vocabulary sizes: they follow from the tokenizers), said in the log when it differs from what
+    was asked."""
+    model = {k: v for k, v in model_config.items() if k not in derived}
+    asked = spec.model
+    if model != asked:
+        ignored = [f"--{k.replace('_', '-')} {asked[k]}" for k in asked if model.get(k) != asked[k]]
+        log(f"warm start from {parent.ref}: using its architecture ({describe.format_map(model)})"
+            + (f"; ignoring {', '.join(ignored)}" if ignored else ""))
     spec.model = model
     spec.init_from = parent.ref
 

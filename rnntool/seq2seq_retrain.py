@@ -59,8 +59,10 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
         else:
             spec.src_tokenizer, spec.tgt_tokenizer = refs["src"], refs["tgt"]
         spec.joint_vocab = False
-    adopt_architecture(spec, parent, derived=MODEL_ONLY, log=log,
-                       describe="{cell}, {layers}x{hidden_dim}, attention {attention}")
+    from rnntool.seq2seq import Seq2SeqConfig
+
+    adopt_architecture(spec, parent, Seq2SeqConfig.from_dict(parent.config["model"]).to_dict(), derived=MODEL_ONLY,
+                       log=log, describe="{cell}, {layers}x{hidden_dim}, attention {attention}")
     return parent
 
 

@@ -140,6 +140,8 @@ class _LineFeed:
                     wanted -= 1
                     yield line
                 left -= 1
+        except GeneratorExit:  # the reader stopped early: nothing went wrong here
+            raise
         except BaseException as e:  # sentencepiece turns it into RuntimeError: keep the real one
             self.error = e
             raise

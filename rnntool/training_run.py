@@ -71,8 +71,11 @@ def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, run_dir:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=temp_prefix)))
         else:
             work_dir = Path(run_dir)
-            if not work_dir.exists():
+            try:
                 work_dir.mkdir(parents=True)
+            except FileExistsError:  # given, or made by another torchrun rank a moment ago
+                pass
+            else:
                 stack.callback(_remove_if_empty, work_dir)  # bad input leaves no empty --run-dir behind
         if resume:
             check_fingerprints(spec)

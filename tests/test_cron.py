@@ -119,7 +119,7 @@ def test_wait_queues_behind_the_running_holder(tmp_path, registry):
     data.write_text(_lines(400, 5), encoding="utf-8")
     base = [sys.executable, "-m", "rnntool", "train", "lm", str(data), "--name", "n", *TINY.split(),
             "--valid-fraction", "0.1", "--json"]
-    holder = subprocess.Popen([*base, "-q", "--max-time", "10s", "--eval-every", "100000"],
+    holder = subprocess.Popen([*base, "-q", "--max-time", "15s", "--eval-every", "100000"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_until_held(registry / "locks" / "n@train.lock", holder)
@@ -182,6 +182,19 @@ def test_warm_start_with_another_tokenizer_is_an_error(tmp_path):
     assert r.exit_code == 0, r.stderr
     manifest = json.loads((Path(os.environ["RNNTOOL_HOME"]) / "models/warm/1/manifest.json").read_text())
     assert manifest["parents"]["init"] == "base@1"
+
+
+def test_warm_start_says_when_it_overrides_the_architecture(tmp_path):
+    data = tmp_path / "d.txt"
+    data.write_text(_lines(200, 8), encoding="utf-8")
+    common = [str(data), "--valid-fraction", "0.1", "--max-steps", "1"]
+    assert invoke("train", "lm", *common, *TINY.split(), "--name", "base", "-q").exit_code == 0
+    same = invoke("train", "lm", *common, *TINY.split(), "--name", "warm", "--init-from", "base")
+    assert same.exit_code == 0, same.stderr
+    assert "using its architecture" not in same.stderr  # nothing was overridden
+    other = invoke("train", "lm", *common, *TINY.split(), "--hidden-dim", "48", "--name", "warm", "--init-from", "base")
+    assert other.exit_code == 0, other.stderr
+    assert "warm start from base@1: using its architecture (lstm, 1x32); ignoring --hidden-dim 48" in other.stderr
 
 
 def test_translation_promotion_uses_the_paired_bootstrap(tmp_path, registry):

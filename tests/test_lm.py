@@ -55,6 +55,13 @@ def test_config_errors_name_the_setting():
         tiny(weight_drop=-0.1)
 
 
+def test_weight_drop_off_leaves_the_config_as_it_was_before_the_setting():
+    # bundles and retrain keys of models without weight drop read exactly as before it existed
+    assert "weight_drop" not in tiny().to_dict()
+    assert LMConfig.from_dict(tiny().to_dict()) == tiny()
+    assert LMConfig.from_dict(tiny(weight_drop=0.2).to_dict()).weight_drop == 0.2
+
+
 @pytest.mark.parametrize("cell", ["rnn-tanh", "gru", "lstm"])
 def test_weight_drop_masks_recurrent_weights_in_training_only(cell):
     torch.manual_seed(0)

@@ -105,6 +105,16 @@ def test_training_is_deterministic_across_processes(train_file, tmp_path):
         assert (tmp_path / "a.model").read_bytes() == (tmp_path / "b.model").read_bytes()
 
 
+def test_stdin_is_read_once_even_when_sampling_reads_twice(train_file, tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(train_file.read_bytes())))
+    from_stdin = train_tokenizer(["-"], tmp_path / "s.model", vocab_size=300, sample_lines=150)
+    from_file = train_tokenizer([train_file], tmp_path / "f.model", vocab_size=300, sample_lines=150)
+    assert from_stdin.sha256 == from_file.sha256
+    assert from_stdin.train_stats == from_file.train_stats
+
+
 def test_sample_is_exactly_the_size_asked_and_follows_the_seed(tmp_path):
     from rnntool.tokenizer_training import _LineFeed
 

@@ -105,6 +105,8 @@ def test_weight_drop_is_recorded_repeatable_and_changes_training(corpus, tmp_pat
     assert not (a["rnn.weight_hh_l0"] == plain["rnn.weight_hh_l0"]).all()
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["config"]["model"]["weight_drop"] == 0.4
+    plain_manifest = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert "weight_drop" not in plain_manifest["config"]["model"]  # off: as before the option existed
 
 
 @pytest.mark.parametrize(

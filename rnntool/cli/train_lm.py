@@ -92,8 +92,8 @@ def train_lm(
             inputs=list(inputs or ["-"]), name=name, output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
                        embed_dropout=drop(embed_dropout), hidden_dropout=drop(hidden_dropout),
-                       output_dropout=drop(output_dropout), weight_drop=weight_drop,
-                       tie_embeddings=tie_embeddings),
+                       output_dropout=drop(output_dropout), tie_embeddings=tie_embeddings,
+                       **({"weight_drop": weight_drop} if weight_drop else {})),  # off: as before it existed
             mode=mode, batch_size=batch_size, bptt=bptt, valid=str(valid) if valid else None,
             valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
             cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,
