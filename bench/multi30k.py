@@ -62,6 +62,14 @@ RECIPES["fast"] = override(RECIPES["best"], "--embed-dim", "256", "--hidden-dim"
 DEFAULT_RECIPE = "best"
 
 
+def data_missing(data: Path) -> bool:
+    """True (with a message) when the shared Multi30k files are not in ``data``."""
+    missing = [f for f in ("train.en", "train.de", "val.en", "val.de") if not (data / f).is_file()]
+    if missing:
+        print(f"bench: {data / missing[0]} not found (the shared benchmark data)", file=sys.stderr)
+    return bool(missing)
+
+
 def train(name: str, args) -> dict | None:
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
@@ -130,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON lines at the end")
     args = ap.parse_args(argv)
     names = pick(args.recipe, RECIPES, ap.error)
-    missing = [f for f in ("train.en", "train.de", "val.en", "val.de") if not (args.data / f).is_file()]
-    if missing:
-        print(f"bench: {args.data / missing[0]} not found (the shared benchmark data)", file=sys.stderr)
+    if data_missing(args.data):
         return 1
     for line in machine_info(args.threads):
         print(line)

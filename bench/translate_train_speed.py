@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
-from multi30k import DATA, RECIPES
+from multi30k import DATA, RECIPES, data_missing
 from recipes import override, run_rnntool
 
 OUT = Path(__file__).resolve().parent / "out" / "translate_train_speed"
@@ -59,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--data", type=Path, default=DATA, help="the Multi30k directory (default: the shared one)")
     args = ap.parse_args(argv)
-    missing = [f for f in ("train.en", "train.de", "val.en", "val.de") if not (args.data / f).is_file()]
-    if missing:
-        print(f"bench: {args.data / missing[0]} not found (the shared benchmark data)", file=sys.stderr)
+    if data_missing(args.data):
         return 1
     for line in machine_info(args.threads):
         print(line)

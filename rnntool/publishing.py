@@ -30,11 +30,12 @@ def bundle_name(output: str, default: str) -> str:
 
 def check_output_dir(output: str | None) -> None:
     """``-o DIR`` must be new, empty or an rnntool bundle: found before training, not after it."""
+    from rnntool.bundle import MANIFEST
     from rnntool.errors import UsageError
 
     out = Path(output) if output else None
     if out is not None and out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())
+        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
     ):
         raise UsageError(f"{out} exists and is not an rnntool bundle; choose another -o directory or remove it")
 
@@ -49,7 +50,8 @@ def publish_trained(registry, *, kind: str, name: str | None, output: str | None
     from rnntool.bundle import METRICS_FILE
     from rnntool.registry import write_bundle
 
-    extra = {"run_dir": str(run_dir) if run_dir and record_run_dir else None, "world_size": result.world_size, **(more_extra or {})}
+    extra = {"run_dir": str(run_dir) if run_dir and record_run_dir else None, "world_size": result.world_size,
+             **(more_extra or {})}
     with registry.staging() as stage:
         write_files(stage)
         metrics_log = run_dir / METRICS_FILE if run_dir else None

@@ -118,14 +118,13 @@ def training_lock(registry, name: str, retrain: RetrainOptions, log=lambda msg: 
     says in the log whom it waits for and then queues behind it."""
     from rnntool.errors import LockHeld
 
-    hint = "wait for it to finish, or pass --wait to queue behind it"
+    if not retrain.wait:
+        return registry.training_lock(name, hint="wait for it to finish, or pass --wait to queue behind it")
     try:
-        return registry.training_lock(name, hint=hint)
+        return registry.training_lock(name, hint="waiting for it to finish")
     except LockHeld as e:
-        if not retrain.wait:
-            raise
-        log(f"--wait: {str(e).split('; ' + hint)[0]}; waiting for it to finish")
-    return registry.training_lock(name, wait=True, hint=hint)
+        log(f"--wait: {e}")
+    return registry.training_lock(name, wait=True)
 
 
 def _canonical(value: Any) -> Any:

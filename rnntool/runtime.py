@@ -56,12 +56,11 @@ def step_kernels(rows: int):
     """Run a one-token RNN step over ``rows`` rows on the faster CPU kernels for that size.
 
     oneDNN's RNN primitive pays a set-up cost on every call that only long sequences or many rows
-    amortize. One step of a 2x512 LSTM (torch 2.13, one thread), oneDNN against torch's native
-    kernels: 9.1 / 1.0 ms at 1 row, 5.2 / 2.1 at 5, about even at 64, 24.3 / 35.0 at 320. In
-    whole decoding runs of a Multi30k model: greedy at batch 1 went from 9.8 to 21.2 sentences/s
-    natively, but beam 5 over 32 sentences (160 rows) fell from 49.2 to 42.5. So steps of fewer
-    than NATIVE_STEP_ROWS rows run natively; training and scoring, which run whole sequences, keep
-    oneDNN. Wrap only the model's work: the setting is process-wide.
+    amortize: for one step of a 2x512 LSTM, torch's native kernels are faster at a few rows and
+    slower at hundreds, about even near 64. So steps of fewer than NATIVE_STEP_ROWS rows run
+    natively; training and scoring, which run whole sequences, keep oneDNN. The effect on whole
+    decoding runs: bench/translate_throughput.py (bench/RESULTS.md). Wrap only the model's work:
+    the setting is process-wide.
     """
     import torch
 

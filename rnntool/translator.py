@@ -32,6 +32,8 @@ MAX_LEN_EXTRA = 10
 
 
 DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
+
+
 @dataclass
 class DecodeSettings:
     """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``."""

@@ -145,12 +145,11 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
     if _is_history(reg, ref):
         name = ref
         versions = reg.list(name)
-        by_version = reg.aliases_by_version(name)
-        aliases_of = lambda b: by_version.get(b.version, [])  # noqa: E731
+        aliases_of = _alias_lookup(reg)
         if plot is not None and versions:
             from rnntool.plotting import plot_history
 
-            plot_history(versions, by_version, plot)
+            plot_history(versions, {b.version: aliases_of(b) for b in versions}, plot)
             console.log(f"wrote {plot}")
         if json_out:
             console.emit_json({"name": name, "aliases": reg.aliases(name),
