@@ -28,7 +28,16 @@ METRICS_FILE = "metrics.jsonl"  # the training log: in the run directory, copied
 SCHEMA_VERSION = 1
 FORMAT = "rnntool-bundle"
 KINDS = ("tokenizer", "lm", "translation")
-KIND_LABELS = {"tokenizer": "a tokenizer", "lm": "a language model", "translation": "a translation model"}
+KIND_NOUNS = {"tokenizer": "tokenizer", "lm": "language model", "translation": "translation model"}
+KIND_LABELS = {kind: f"a {noun}" for kind, noun in KIND_NOUNS.items()}
+# Every file a bundle of each kind may hold besides the manifest: what publishing writes for it
+# (tokenize train; lm_train.publish_lm; seq2seq_train.publish_translation; publishing.publish_trained
+# adds the training log). A manifest listing anything else is not trusted.
+KIND_FILES = {
+    "tokenizer": ("tokenizer.model",),
+    "lm": ("model.safetensors", "tokenizer.model", METRICS_FILE),
+    "translation": ("model.safetensors", "tokenizer.src.model", "tokenizer.tgt.model", METRICS_FILE),
+}
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 MAX_NAME_LEN = 100
 # Files a filesystem may leave inside a directory that are not part of the bundle (NFS "silly
@@ -52,6 +61,16 @@ def check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise UsageError(f"unknown bundle kind {kind!r}; choose one of {', '.join(KINDS)}")
     return kind
+
+
+def kind_files_text(kind: str) -> str:
+    """'tokenizer bundles hold tokenizer.model only' (for messages about files a kind never holds)."""
+    return f"{KIND_NOUNS[kind]} bundles hold {', '.join(KIND_FILES[kind])} only"
+
+
+def foreign_files(kind: str, rels) -> list[str]:
+    """The files in ``rels`` that a bundle of ``kind`` never holds, sorted."""
+    return sorted(rel for rel in rels if rel not in KIND_FILES[kind])
 
 
 def check_relpath(rel: str) -> str:
@@ -184,7 +203,11 @@ class Bundle:
         out: list[tuple[str, str]] = []
         if self.manifest.get("manifest_sha256") != manifest_digest(self.manifest):
             out.append((MANIFEST, "manifest checksum mismatch (edited or corrupt)"))
+        foreign = foreign_files(self.kind, self.files)
+        out += [(rel, kind_files_text(self.kind)) for rel in foreign]
         for rel, entry in sorted(self.files.items()):
+            if rel in foreign:
+                continue
             p = self.path / check_relpath(rel)
             try:
                 st = p.lstat()
@@ -252,13 +275,17 @@ def corrupt_error(ref: str, path: Path, bad: list[tuple[str, str]]) -> CorruptBu
 
 __all__ = [
     "KINDS",
+    "KIND_FILES",
     "KIND_LABELS",
+    "KIND_NOUNS",
     "MANIFEST",
     "NAME_RE",
     "Bundle",
     "check_kind",
     "check_relpath",
     "corrupt_error",
+    "foreign_files",
+    "kind_files_text",
     "list_files",
     "manifest_digest",
     "read_manifest",

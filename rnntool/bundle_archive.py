@@ -1,7 +1,7 @@
 """Moving bundles between registries: export to a directory or .tar.gz, import from either.
 
 Import never trusts the archive: only regular files and directories are extracted (no links,
-devices, absolute paths or '..'; tarfile's "data" filter on top), every checksum is verified
+devices, absolute paths or '..'; tarfile's "data" filter on top where Python has it), every checksum is verified
 against the bundle's manifest, and the bundle is then published as a *new* version under the
 registry's own rules (its name may be changed with ``name=``).
 """
@@ -86,11 +86,17 @@ def _safe_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     return members
 
 
+def _data_filter() -> dict:
+    """tarfile's "data" extraction filter where Python has it (3.11.4+, 3.10.12+, ...); before that
+    the member checks of _safe_members are what keeps an archive inside its directory."""
+    return {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
 def _extract(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = _safe_members(tar, archive)
-            tar.extractall(dest, members=members, filter="data")
+            tar.extractall(dest, members=members, **_data_filter())
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise CorruptBundle(f"{archive}: not a readable .tar.gz bundle ({e})") from None
 

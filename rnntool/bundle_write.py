@@ -26,12 +26,14 @@ from rnntool.bundle import (
     SCHEMA_VERSION,
     Bundle,
     check_kind,
+    foreign_files,
+    kind_files_text,
     list_files,
     manifest_digest,
     validate_name,
 )
 from rnntool.errors import RegistryError, UsageError
-from rnntool.textio import fingerprint_file, fsync_dir
+from rnntool.textio import atomic_write_text, finite_json, fingerprint_file, fsync_dir
 
 
 def checksum_files(root: Path, *, fsync: bool = True) -> dict[str, dict]:
@@ -87,6 +89,11 @@ def build_manifest(
     command: str | None = None,
     created: str | None = None,
 ) -> dict:
+    foreign = foreign_files(check_kind(kind), files)
+    if foreign:
+        raise RegistryError(
+            f"{foreign[0]}: {kind_files_text(kind)}; remove it from the staged files"
+        )
     manifest = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -105,7 +112,7 @@ def build_manifest(
         "files": files,
     }
     try:  # a JSON round trip so the digest is over exactly what a reader will load
-        manifest = json.loads(json.dumps(manifest, ensure_ascii=False))
+        manifest = json.loads(json.dumps(finite_json(manifest), ensure_ascii=False, allow_nan=False))
     except TypeError as e:
         raise RegistryError(f"manifest values must be JSON (numbers, strings, lists, dicts): {e}") from None
     return finalize_manifest(manifest)
@@ -118,13 +125,7 @@ def finalize_manifest(manifest: dict) -> dict:
 
 def write_manifest(root: Path, manifest: dict) -> None:
     """Write ``manifest.json`` via a temp file + fsync + rename (the last file of a bundle)."""
-    tmp = root / f".{MANIFEST}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / MANIFEST)
-    fsync_dir(root)
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 # -- building bundles ---------------------------------------------------------------------------
@@ -158,7 +159,8 @@ def fix_permissions(root: Path) -> None:
         for d in dirnames:
             os.chmod(Path(dirpath) / d, 0o777 & ~umask)
         for f in filenames:
-            os.chmod(Path(dirpath) / f, 0o666 & ~umask)
+            if not (Path(dirpath) / f).is_symlink():  # chmod follows links (list_files refuses them later)
+                os.chmod(Path(dirpath) / f, 0o666 & ~umask)
 
 
 def _sibling_tmp(dest: Path, tag: str) -> Path:

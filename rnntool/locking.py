@@ -18,6 +18,11 @@ Why ``fcntl.lockf`` (POSIX record locks) and not ``flock`` or a pid file:
   lock. This module hides that: locks held by this process are kept in a table, a second holder in
   the same process is refused (or waits) like one in another process, and the file is never
   reopened while we hold it.
+
+Lock files live in directories other people may write to (a shared registry), so they are opened
+without following links and must be regular files (``safe_paths``); given the registry ``root``,
+the directories down to the lock must be real directories too. A waiting ``acquire`` tells
+``on_wait`` whom it waits for once it has waited ``WAIT_NOTICE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnntool.errors import LockHeld, RnnToolError
+from rnntool.safe_paths import ensure_dirs, open_regular
 
 # Locks this process holds: key (absolute path) -> FileLock; and one thread lock per key (with a
 # count of its users, so entries for one-off paths such as staging tokens are dropped again) so
@@ -45,6 +52,7 @@ _thread_locks: dict[str, list] = {}  # key -> [threading.Lock, users]
 _table_guard = threading.Lock()
 
 POLL_SECONDS = 0.1
+WAIT_NOTICE_SECONDS = 1.0  # a waiting acquire says whom it waits for after this long
 
 
 def _key(path: Path) -> str:
@@ -130,11 +138,16 @@ class FileLock:
     """An exclusive lock on ``path`` (created if missing), re-entrant for nobody.
 
     ``acquire(wait=False)`` raises ``LockHeld`` at once when taken; ``wait=True`` blocks until free;
-    ``wait=<seconds>`` blocks at most that long and then raises ``LockHeld``.
+    ``wait=<seconds>`` blocks at most that long and then raises ``LockHeld``. ``on_wait(message)``
+    is called once when the wait lasts ``WAIT_NOTICE_SECONDS``, naming the holder. ``root``: the
+    registry (or other shared directory) the lock lives under; no directory between it and the
+    lock may be a link.
     """
 
-    def __init__(self, path: str | os.PathLike, *, what: str = "", hint: str = "") -> None:
+    def __init__(self, path: str | os.PathLike, *, what: str = "", hint: str = "",
+                 root: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
+        self.root = Path(root) if root is not None else None
         self.what = what or f"lock {self.path}"
         self.hint = hint or "try again when it has finished"
         self._fd: int | None = None
@@ -146,21 +159,22 @@ class FileLock:
         return self._fd is not None
 
     # -- acquire / release ----------------------------------------------------------------------
-    def acquire(self, wait: bool | float = False) -> "FileLock":
+    def acquire(self, wait: bool | float = False, on_wait: Callable[[str], None] | None = None) -> "FileLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.root is not None:
+            ensure_dirs(self.root, self.path.parent)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         key = _key(self.path)
         deadline = None if wait is True or wait is False else time.monotonic() + float(wait)
+        waiting = _Waiting(self, deadline, on_wait)
         tlock = _use_thread_lock(key)
-        if not self._acquire_thread_lock(tlock, wait, deadline):
-            with _table_guard:
-                holder = _held.get(key)
+        if not self._acquire_thread_lock(tlock, key, wait, waiting):
             _drop_thread_lock(key)
-            info = holder.info if holder is not None else LockInfo.current()
-            raise self._held_error(info)
+            raise self._held_error(_holder_in_this_process(key))
         try:
-            fd = self._acquire_file_lock(wait, deadline)
+            fd = self._acquire_file_lock(wait, waiting)
         except BaseException:
             tlock.release()
             _drop_thread_lock(key)
@@ -177,40 +191,48 @@ class FileLock:
         return self
 
     @staticmethod
-    def _acquire_thread_lock(tlock: threading.Lock, wait: bool | float, deadline: float | None) -> bool:
+    def _acquire_thread_lock(tlock: threading.Lock, key: str, wait: bool | float, waiting: "_Waiting") -> bool:
+        """Another holder in this process (a thread): like the file lock, with the same notice."""
         if wait is False:
             return tlock.acquire(blocking=False)
-        if deadline is None:
+        if tlock.acquire(timeout=waiting.seconds_until_notice()):
+            return True
+        if waiting.expired():
+            return False
+        waiting.notify(_holder_in_this_process(key))
+        if waiting.deadline is None:
             return tlock.acquire()
-        return tlock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        return tlock.acquire(timeout=max(0.0, waiting.deadline - time.monotonic()))
 
-    def _acquire_file_lock(self, wait: bool | float, deadline: float | None) -> int:
+    def _acquire_file_lock(self, wait: bool | float, waiting: "_Waiting") -> int:
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             except PermissionError:
                 raise RnnToolError(
                     f"cannot open lock file {self.path}: permission denied; on a shared registry make "
                     "its locks/ and .staging/ directories (and files) group-writable"
                 ) from None
             try:
-                if wait is True:
-                    fcntl.lockf(fd, fcntl.LOCK_EX)
-                else:
-                    while True:
-                        try:
-                            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                while True:
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as e:
+                        if not _would_block(e):
+                            raise
+                        if wait is False or waiting.expired():
+                            raise self._held_error(_read_info(fd)) from None
+                        if waiting.due():
+                            waiting.notify(_read_info(fd))
+                        if wait is True and waiting.notified:  # said whom we wait for: block until free
+                            fcntl.lockf(fd, fcntl.LOCK_EX)
                             break
-                        except OSError as e:
-                            if not _would_block(e):
-                                raise
-                            if deadline is None or time.monotonic() >= deadline:
-                                raise self._held_error(_read_info(fd)) from None
-                            time.sleep(POLL_SECONDS)
+                        time.sleep(POLL_SECONDS)
                 # The file may have been unlinked (e.g. by staging clean-up) between open and lock:
                 # then we locked an orphan inode; start again on the file now at the path.
                 try:
-                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                    same = os.path.samestat(os.fstat(fd), os.lstat(self.path))
                 except FileNotFoundError:
                     same = False
                 if same:
@@ -223,6 +245,11 @@ class FileLock:
     def _held_error(self, info: LockInfo | None) -> LockHeld:
         who = (info or LockInfo()).describe()
         return LockHeld(f"{self.what} is in progress ({who}; lock {self.path}); {self.hint}")
+
+    def waiting_message(self, info: LockInfo | None, deadline: float | None) -> str:
+        who = (info or LockInfo()).describe()
+        until = "" if deadline is None else f"; giving up in {max(0, round(deadline - time.monotonic()))}s"
+        return f"waiting for {self.what} ({who}; lock {self.path}){until}"
 
     def release(self) -> None:
         if self._fd is None:
@@ -255,23 +282,54 @@ class FileLock:
             self.release()
 
 
+def _holder_in_this_process(key: str) -> LockInfo:
+    with _table_guard:
+        holder = _held.get(key)
+    return holder.info if holder is not None and holder.info is not None else LockInfo.current()
+
+
+class _Waiting:
+    """The deadline of one acquire, and the one "waiting for ..." notice it gives when it waits."""
+
+    def __init__(self, lock: FileLock, deadline: float | None, on_wait: Callable[[str], None] | None) -> None:
+        self.lock, self.deadline, self.on_wait = lock, deadline, on_wait
+        self.notice_at = time.monotonic() + WAIT_NOTICE_SECONDS
+        self.notified = False
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def due(self) -> bool:
+        return not self.notified and time.monotonic() >= self.notice_at
+
+    def seconds_until_notice(self) -> float:
+        end = self.notice_at if self.deadline is None else min(self.notice_at, self.deadline)
+        return max(0.0, end - time.monotonic())
+
+    def notify(self, info: LockInfo | None) -> None:
+        self.notified = True
+        if self.on_wait is not None:
+            self.on_wait(self.lock.waiting_message(info, self.deadline))
+
+
 def held_by_this_process(path: str | os.PathLike) -> bool:
     with _table_guard:
         return _key(Path(path)) in _held
 
 
-def try_lock(path: str | os.PathLike) -> FileLock | None:
+def try_lock(path: str | os.PathLike, *, root: str | os.PathLike | None = None) -> FileLock | None:
     """Take the lock without waiting, or return None if anyone (this process included) holds it."""
-    lock = FileLock(path)
+    lock = FileLock(path, root=root)
     try:
         return lock.acquire(wait=False)
     except LockHeld:
         return None
 
 
-def file_lock(path: str | os.PathLike, *, wait: bool | float = False, what: str = "", hint: str = "") -> FileLock:
+def file_lock(path: str | os.PathLike, *, wait: bool | float = False, what: str = "", hint: str = "",
+              root: str | os.PathLike | None = None) -> FileLock:
     """``with file_lock(p, wait=False, what="training 'x'"):`` — a FileLock acquired now."""
-    return FileLock(path, what=what, hint=hint).acquire(wait)
+    return FileLock(path, what=what, hint=hint, root=root).acquire(wait)
 
 
 __all__ = ["FileLock", "LockInfo", "file_lock", "held_by_this_process", "try_lock"]

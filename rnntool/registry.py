@@ -16,13 +16,21 @@ Layout under ROOT (any directory, a shared/NFS mount included)::
     .staging/<host>-<pid>-<rand>/   a publish (or removal) in progress, with its .lock beside it
 
 Reading and publishing are here; aliases, rm, gc and verify in registry_admin.py; staging
-directories in staging.py; export/import in bundle_archive.py; the bundle format in bundle.py.
+directories in staging.py; export/import in bundle_archive.py; the bundle format in bundle.py;
+cleaning ``runs/`` in run_gc.py.
 
 Publishing: files are staged in ``.staging``, checksummed and fsync'ed; then, under the name's
 publish lock, the next version number is claimed, the manifest written and the staging directory
 renamed into place in one step. Readers see a version completely or not at all; a killed
 publisher leaves only a staging directory, removed by the next publish or ``gc`` once its lock is
 free (the kernel drops the lock of a dead process). Versions are never overwritten.
+
+A numbered entry under ``models/NAME/`` without a valid manifest (or that is a link, not a
+directory) is therefore corruption, never a publish in progress: it is reported, ``NAME`` refuses
+to fall back to an older version past it, and ``models rm NAME@N`` removes it. One name holds one
+kind of model. The registry may be shared by a group: nothing it writes is opened through a link
+(safe_paths.py). Waiting for a name's publish lock is reported through ``on_wait`` after a second
+and given up after ``$RNNTOOL_LOCK_TIMEOUT`` seconds (LockHeld, exit 75).
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ import contextlib
 import difflib
 import os
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnntool.bundle import KIND_LABELS, KINDS, MANIFEST, NAME_RE, Bundle, check_kind, validate_name
+from rnntool.bundle import KIND_LABELS, KIND_NOUNS, KINDS, MANIFEST, NAME_RE, Bundle, check_kind, validate_name
 from rnntool.bundle_write import (
     build_manifest,
     checksum_files,
@@ -46,11 +56,14 @@ from rnntool.bundle_write import (
 )
 from rnntool.errors import CorruptBundle, InvalidName, ModelNotFound, RegistryError, UsageError, WrongKind
 from rnntool.locking import FileLock
-from rnntool.registry_admin import RESERVED_ALIASES, RegistryAdmin, VerifyResult, raise_for_results
+from rnntool.registry_admin import RESERVED_ALIASES, BrokenVersion, RegistryAdmin, VerifyResult, raise_for_results
+from rnntool.safe_paths import check_dirs, check_regular, ensure_dirs, what_is, write_text_atomic
 from rnntool.staging import clean_staging, is_live_staging, staging_area
-from rnntool.textio import atomic_write_text, fsync_dir
+from rnntool.textio import fsync_dir
 
 ENV_HOME = "RNNTOOL_HOME"
+ENV_LOCK_TIMEOUT = "RNNTOOL_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 120.0  # seconds a command waits for a name's publish lock
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
 
 # Test hook: called as _publish_hook(stage_name, path) at "staged", "claimed" and "published".
@@ -92,12 +105,32 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or os.sep in text or text.startswith(("~", "."))
 
 
+def lock_timeout_from_env() -> float:
+    """Seconds to wait for a publish lock: ``$RNNTOOL_LOCK_TIMEOUT`` (UsageError if not a number), else 120."""
+    text = os.environ.get(ENV_LOCK_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise UsageError(f"${ENV_LOCK_TIMEOUT} must be a number of seconds to wait for a registry lock "
+                         f"(e.g. {DEFAULT_LOCK_TIMEOUT:g}), not {text!r}")
+    return seconds
+
+
 class Registry(RegistryAdmin):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser().absolute()
         self.models_dir = self.root / "models"
         self.locks_dir = self.root / "locks"
         self.staging_dir = self.root / ".staging"
+        self.runs_dir = self.root / "runs"
+        # ``on_wait(message)``: told whom we wait for when a lock is busy for a second (the CLI
+        # shows it); ``lock_timeout``: seconds before giving up (None: $RNNTOOL_LOCK_TIMEOUT or 120).
+        self.on_wait: Callable[[str], None] | None = None
+        self.lock_timeout: float | None = None
 
     @classmethod
     def open(cls, root: str | os.PathLike | None = None) -> "Registry":
@@ -128,65 +161,131 @@ class Registry(RegistryAdmin):
             self.locks_dir / f"{name}@train.lock",
             what=f"a training run for '{name}'",
             hint=hint or "wait for it to finish (or stop it), or train under another name",
+            root=self.root,
         ).acquire(wait)
 
     def _name_lock(self, name: str) -> FileLock:
-        return FileLock(self.locks_dir / f"{name}@publish.lock", what=f"a registry update of '{name}'").acquire(
-            wait=True
-        )
+        """The lock under which ``models/name/`` changes, once its directories are known to be real."""
+        timeout = self.lock_timeout if self.lock_timeout is not None else lock_timeout_from_env()
+        lock = FileLock(
+            self.locks_dir / f"{name}@publish.lock",
+            what=f"a registry update of '{name}'",
+            hint=f"gave up after {timeout:g}s; try again later, or set {ENV_LOCK_TIMEOUT} (seconds) to wait longer",
+            root=self.root,
+        ).acquire(wait=timeout, on_wait=self.on_wait)
+        try:
+            check_dirs(self.root, self.model_dir(name) / "aliases")
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     # -- reading --------------------------------------------------------------------------------
     def model_dir(self, name: str) -> Path:
         return self.models_dir / validate_name(name)
 
     def _version_dirs(self, name: str) -> list[tuple[int, Path]]:
+        """Every numbered entry of models/name/ (directories or not: anything else there is broken)."""
         d = self.model_dir(name)
         try:
             entries = list(d.iterdir())
         except (FileNotFoundError, NotADirectoryError):
             return []
-        out = [(int(p.name), p) for p in entries if VERSION_RE.match(p.name) and p.is_dir()]
-        return sorted(out)
+        return sorted((int(p.name), p) for p in entries if VERSION_RE.match(p.name))
 
-    def _open_version(self, name: str, version: int, path: Path | None = None) -> Bundle:
-        """The bundle at models/name/version; CorruptBundle if its manifest is bad or misplaced."""
+    def _check_version(self, name: str, version: int, path: Path | None = None) -> Bundle | BrokenVersion:
+        """The bundle at models/name/version, or what is wrong with it; ModelNotFound if it was
+        removed (renamed away by gc or rm) while we looked."""
         path = path or self.model_dir(name) / str(version)
-        b = Bundle.open(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise self._removed(f"{name}@{version}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            return BrokenVersion(name, version, path, f"{path} is {what_is(st.st_mode)}, not a version directory")
+        try:
+            b = Bundle.open(path)
+        except CorruptBundle as e:
+            if not os.path.lexists(path):
+                raise self._removed(f"{name}@{version}") from None
+            return BrokenVersion(name, version, path, str(e))
         if b.name != name or b.version != version:
-            raise CorruptBundle(
+            return BrokenVersion(name, version, path, (
                 f"{path / MANIFEST}: says {b.name}@{b.version} but lives at {name}@{version}; "
-                "bundles cannot be moved by hand (use 'rnntool models export/import')"
-            )
+                "bundles cannot be moved by hand (use 'rnntool models export/import')"))
         return b
 
-    def versions(self, name: str) -> list[Bundle]:
-        """Every published version of ``name``, oldest first (anything without a valid manifest is skipped)."""
-        out = []
+    def _open_version(self, name: str, version: int, path: Path | None = None) -> Bundle:
+        """The bundle at models/name/version; CorruptBundle if it is broken (see BrokenVersion)."""
+        b = self._check_version(name, version, path)
+        if isinstance(b, BrokenVersion):
+            raise CorruptBundle(b.message())
+        return b
+
+    @staticmethod
+    def _removed(ref: str) -> ModelNotFound:
+        return ModelNotFound(f"{ref} was removed (by 'models gc' or 'models rm') while it was being read; run again")
+
+    def _scan(self, name: str) -> tuple[list[Bundle], list[BrokenVersion]]:
+        """The valid versions of ``name`` and the broken ones, oldest first."""
+        good: list[Bundle] = []
+        broken: list[BrokenVersion] = []
         for v, p in self._version_dirs(name):
-            with contextlib.suppress(CorruptBundle):
-                out.append(self._open_version(name, v, p))
-        return out
+            with contextlib.suppress(ModelNotFound):  # removed while we looked: not there
+                b = self._check_version(name, v, p)
+                (broken if isinstance(b, BrokenVersion) else good).append(b)
+        return good, broken
+
+    def versions(self, name: str) -> list[Bundle]:
+        """Every valid version of ``name``, oldest first (``broken_versions`` lists the others)."""
+        return self._scan(name)[0]
+
+    def broken_versions(self, name: str | None = None) -> list[BrokenVersion]:
+        """Numbered entries of ``name`` (or of every model) that are not valid bundles."""
+        names = [name] if name is not None else self.names()
+        return [b for n in names for b in self._scan(n)[1]]
 
     def names(self) -> list[str]:
+        """Every model name with at least one version (valid or broken)."""
         try:
             entries = sorted(p.name for p in self.models_dir.iterdir() if p.is_dir())
         except FileNotFoundError:
             return []
-        return [n for n in entries if NAME_RE.match(n) and self.versions(n)]
+        return [n for n in entries if NAME_RE.match(n) and self._version_dirs(n)]
 
     def list(self, name: str | None = None, kind: str | None = None) -> list[Bundle]:
         if kind is not None:
             check_kind(kind)
         if name is not None:
             validate_name(name)
-            if not self.versions(name):
+            if not self._version_dirs(name):
                 raise self._not_found(name)
         names = [name] if name is not None else self.names()
         return [b for n in names for b in self.versions(n) if kind is None or b.kind == kind]
 
     def latest(self, name: str) -> Bundle | None:
-        vs = self.versions(name)
-        return vs[-1] if vs else None
+        """The newest version of ``name`` (None if it has none); CorruptBundle if a newer one is
+        broken: "latest" never silently rolls back past a damaged version."""
+        good, broken = self._scan(name)
+        newest = good[-1] if good else None
+        newer = [b for b in broken if newest is None or b.version > newest.version]
+        if newer:
+            raise CorruptBundle(
+                f"{newer[-1].message()}; until then '{name}' cannot mean its newest version "
+                f"(name an older one as {name}@N)"
+            )
+        return newest
+
+    def check_name_kind(self, name: str, kind: str) -> None:
+        """RegistryError unless ``name`` is new or holds models of ``kind`` (a name holds one kind).
+        Publishing checks it under the name's lock; call it before training to fail fast."""
+        validate_name(name)
+        check_kind(kind)
+        other = sorted({b.kind for b in self.versions(name)} - {kind})
+        if other:
+            raise RegistryError(
+                f"'{name}' holds {KIND_NOUNS[other[0]]}s; a name holds one kind of model; choose another --name"
+            )
 
     def aliases(self, name: str) -> dict[str, int]:
         """``{alias: version}`` for ``name`` (unreadable alias files are skipped; verify reports them)."""
@@ -199,6 +298,8 @@ class Registry(RegistryAdmin):
         for p in entries:
             with contextlib.suppress(OSError, ValueError, InvalidName):
                 validate_name(p.name, "alias")
+                if p.is_symlink():  # never written by rnntool; set_alias refuses it, naming it
+                    continue
                 text = p.read_text(encoding="utf-8").strip()
                 if VERSION_RE.match(text):
                     out[p.name] = int(text)
@@ -228,8 +329,16 @@ class Registry(RegistryAdmin):
         return ModelNotFound(f"no model '{name}' in {self.root}; {hint}")
 
     def _resolve_ref(self, ref: ModelRef) -> Bundle:
-        vs = self._version_dirs(ref.name)
-        if not vs:
+        if ref.version is None and ref.alias is None:
+            b = self.latest(ref.name)
+            if b is None:
+                raise self._not_found(ref.name)
+            return b
+        return self._open_version(ref.name, *self._entry(ref))
+
+    def _entry(self, ref: ModelRef) -> tuple[int, Path]:
+        """The version number and directory ``NAME@N``/``NAME@ALIAS`` names (ModelNotFound if none)."""
+        if not self._version_dirs(ref.name):
             raise self._not_found(ref.name)
         version = ref.version
         if ref.alias is not None:
@@ -241,20 +350,15 @@ class Registry(RegistryAdmin):
                     f"set one with 'rnntool models alias {ref.name}@N {ref.alias}'"
                 )
             version = aliases[ref.alias]
-        if version is None:
-            b = self.latest(ref.name)
-            if b is None:
-                raise self._not_found(ref.name)
-            return b
         path = self.model_dir(ref.name) / str(version)
-        if not (path / MANIFEST).is_file():
-            have = ", ".join(str(b.version) for b in self.versions(ref.name)) or "none"
+        if not os.path.lexists(path):
+            have = ", ".join(str(v) for v, _ in self._version_dirs(ref.name)) or "none"
             via = f" (alias '{ref.alias}' points to it)" if ref.alias else ""
             raise ModelNotFound(
                 f"model '{ref.name}' has no version {version}{via}; versions: {have} "
                 f"(see 'rnntool models show {ref.name}')"
             )
-        return self._open_version(ref.name, version, path)
+        return version, path
 
     def resolve(self, ref: "str | os.PathLike | ModelRef | Bundle") -> Bundle:
         """A registry reference or a bundle directory -> Bundle (checksums are not verified)."""
@@ -302,7 +406,16 @@ class Registry(RegistryAdmin):
                 f"{b.ref} is {KIND_LABELS.get(b.kind, b.kind)}, not {want}; "
                 f"see 'rnntool models list --kind {kinds[0]}'"
             )
-        return b.verify()
+        try:
+            return b.verify()
+        except CorruptBundle:
+            if self.was_removed(b):
+                raise self._removed(b.ref) from None
+            raise
+
+    def was_removed(self, b: Bundle) -> bool:
+        """True if ``b`` is a version of this registry that is gone now (gc or rm renamed it away)."""
+        return b.path.parent.parent == self.models_dir and not os.path.lexists(b.path)
 
     # -- staging and publishing -----------------------------------------------------------------
     def staging(self) -> contextlib.AbstractContextManager[Path]:
@@ -348,6 +461,7 @@ class Registry(RegistryAdmin):
             )
             _hook("staged", stage)
             with self._name_lock(name):
+                self.check_name_kind(name, kind)
                 version = self._claim_version(name)
                 manifest["version"] = version
                 write_manifest(stage, finalize_manifest(manifest))
@@ -360,18 +474,18 @@ class Registry(RegistryAdmin):
 
     def _claim_version(self, name: str) -> int:
         """Next version number (call under the name lock); recorded first so it is never reused."""
-        d = self.model_dir(name)
-        d.mkdir(parents=True, exist_ok=True)
+        d = ensure_dirs(self.root, self.model_dir(name))
         counter = d / ".last-version"
+        check_regular(counter)
         try:
             last = int(counter.read_text(encoding="utf-8").strip() or 0)
         except (FileNotFoundError, ValueError):
             last = 0
         existing = max((v for v, _ in self._version_dirs(name)), default=0)
         version = max(last, existing) + 1
-        while (d / str(version)).exists():  # a directory nobody should have made; never touch it
+        while os.path.lexists(d / str(version)):  # an entry nobody should have made; never touch it
             version += 1
-        atomic_write_text(counter, f"{version}\n")
+        write_text_atomic(self.root, counter, f"{version}\n")
         return version
 
     def _registry_ref(self, ref, what: str) -> ModelRef:
@@ -393,6 +507,9 @@ class Registry(RegistryAdmin):
 
 
 __all__ = [
+    "BrokenVersion",
+    "DEFAULT_LOCK_TIMEOUT",
+    "ENV_LOCK_TIMEOUT",
     "KINDS",
     "MANIFEST",
     "RESERVED_ALIASES",

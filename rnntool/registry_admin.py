@@ -3,7 +3,7 @@
 Aliases move, versions never change (MLflow's rules): an alias is a file holding a version number,
 rewritten atomically; a version is removed in one rename (into staging) and only then deleted, so
 readers never see half a bundle. Everything that changes a model's versions or aliases runs under
-that model's publish lock.
+that model's publish lock. A broken version (see BrokenVersion) can be removed like any other.
 """
 
 from __future__ import annotations
@@ -12,12 +12,32 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnntool.bundle import MANIFEST, NAME_RE, Bundle, validate_name
-from rnntool.bundle_write import fix_permissions
+from rnntool.bundle import NAME_RE, Bundle, validate_name
 from rnntool.errors import CorruptBundle, InvalidName, ModelNotFound, RegistryError, UsageError
-from rnntool.textio import atomic_write_text, fsync_dir
+from rnntool.run_gc import RunDir, collect_finished_runs
+from rnntool.safe_paths import write_text_atomic
+from rnntool.textio import fsync_dir
 
 RESERVED_ALIASES = ("latest",)
+
+
+@dataclass(frozen=True)
+class BrokenVersion:
+    """A numbered entry of ``models/NAME/`` that is not a valid bundle: no or a bad manifest, a
+    link, a file. Publishing renames complete bundles into place, so this is never a publish in
+    progress but corruption, which is reported and never silently skipped."""
+
+    name: str
+    version: int
+    path: Path
+    reason: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def message(self) -> str:
+        return f"{self.ref} is broken ({self.reason}); remove it with 'rnntool models rm {self.ref}'"
 
 
 @dataclass
@@ -47,10 +67,7 @@ class RegistryAdmin:
             raise InvalidName(f"'{alias}' is reserved (NAME@{alias} always means the newest version)")
         with self._name_lock(r.name):
             b = self._resolve_ref(r)
-            d = self.model_dir(r.name) / "aliases"
-            d.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(d / alias, f"{b.version}\n")
-            fix_permissions(d / alias)
+            write_text_atomic(self.root, self.model_dir(r.name) / "aliases" / alias, f"{b.version}\n")
         return b
 
     def remove_alias(self, name: str, alias: str) -> int:
@@ -71,8 +88,9 @@ class RegistryAdmin:
             os.rename(path, trash / "removed")
             fsync_dir(path.parent)
 
-    def remove(self, ref, *, force: bool = False, all_versions: bool = False) -> list[Bundle]:
-        """Delete one version (``NAME@N``/``NAME@ALIAS``) or, with all_versions, every version of NAME."""
+    def remove(self, ref, *, force: bool = False, all_versions: bool = False) -> list[Bundle | BrokenVersion]:
+        """Delete one version (``NAME@N``/``NAME@ALIAS``, broken or not) or, with all_versions, every
+        version of NAME."""
         r = self._registry_ref(ref, "rm")
         if r.version is None and r.alias is None and not all_versions:
             raise UsageError(
@@ -81,11 +99,12 @@ class RegistryAdmin:
             )
         with self._name_lock(r.name):
             if all_versions and r.version is None and r.alias is None:
-                targets = self.versions(r.name)
+                good, broken = self._scan(r.name)
+                targets = sorted([*good, *broken], key=lambda b: b.version)
                 if not targets:
                     raise self._not_found(r.name)
             else:
-                targets = [self._resolve_ref(r)]
+                targets = [self._check_version(r.name, *self._entry(r))]
             aliases = self.aliases(r.name)
             doomed = {b.version for b in targets}
             aliased = sorted(f"{r.name}@{a} -> {v}" for a, v in aliases.items() if v in doomed)
@@ -103,11 +122,12 @@ class RegistryAdmin:
         return targets
 
     def gc(self, name: str | None = None, keep: int = 3, *, dry_run: bool = False) -> list[Bundle]:
-        """Remove all but the newest ``keep`` versions (aliased versions are always kept)."""
+        """Remove all but the newest ``keep`` versions (aliased versions are always kept; broken
+        ones are left for 'models rm', which the listing and verify point to)."""
         if keep < 0:
             raise UsageError("--keep must be 0 or more")
         names = [validate_name(name)] if name is not None else self.names()
-        if name is not None and not self.versions(name):
+        if name is not None and not self._version_dirs(name):
             raise self._not_found(name)
         removed: list[Bundle] = []
         for n in names:
@@ -123,6 +143,10 @@ class RegistryAdmin:
         if not dry_run:
             self.clean_staging()
         return removed
+
+    def gc_runs(self, older_than: float, *, dry_run: bool = False) -> list[RunDir]:
+        """Remove the run directories under ``runs/`` of finished or abandoned training runs (see run_gc.py)."""
+        return collect_finished_runs(self, older_than, dry_run=dry_run)
 
     # -- integrity --------------------------------------------------------------------------------
     def verify(self, ref=None) -> list[VerifyResult]:
@@ -140,19 +164,18 @@ class RegistryAdmin:
             b = self.resolve(ref)
         except CorruptBundle as e:
             return [VerifyResult(text, "", [str(e)])]
-        return [_checked(b)]
+        result = _checked(b)
+        if not result.ok and self.was_removed(b):
+            raise self._removed(b.ref)
+        return [result]
 
     def _verify_model(self, name: str) -> list[VerifyResult]:
-        results = []
-        for v, p in self._version_dirs(name):
-            if not (p / MANIFEST).exists():
-                continue  # not a published version (invisible to readers)
-            try:
-                b = self._open_version(name, v, p)
-            except CorruptBundle as e:
-                results.append(VerifyResult(f"{name}@{v}", str(p), [str(e)]))
-                continue
-            results.append(_checked(b))
+        good, broken = self._scan(name)
+        checked = [(b.version, _checked(b)) for b in good]
+        checked = [(v, r) for v, r in checked if r.ok or os.path.lexists(r.path)]  # gone: removed meanwhile
+        checked += [(b.version, VerifyResult(b.ref, str(b.path), [b.message()])) for b in broken]
+        results = [r for _, r in sorted(checked, key=lambda vr: vr[0])]
+        results += _mixed_kinds(self.model_dir(name), good)
         have = {v for v, _ in self._version_dirs(name)}
         for a, v in self.aliases(name).items():
             if v not in have:
@@ -161,6 +184,20 @@ class RegistryAdmin:
                     f"{alias_file}: alias points to version {v}, which does not exist; "
                     f"remove it with 'rnntool models alias --rm {name} {a}'"]))
         return results
+
+
+def _mixed_kinds(model_dir: Path, versions: list[Bundle]) -> list[VerifyResult]:
+    """A failed result when one name holds versions of several kinds (made before publish refused it)."""
+    by_kind: dict[str, list[str]] = {}
+    for b in versions:
+        by_kind.setdefault(b.kind, []).append(f"@{b.version}")
+    if len(by_kind) < 2:
+        return []
+    kinds = "; ".join(f"{kind}: {' '.join(vs)}" for kind, vs in sorted(by_kind.items()))
+    return [VerifyResult(model_dir.name, str(model_dir), [
+        f"{model_dir}: holds versions of several kinds ({kinds}); a name holds one kind of model: "
+        f"export the odd ones, import them under another name ('rnntool models import --name'), "
+        f"and remove them here ('rnntool models rm {model_dir.name}@N')"])]
 
 
 def _checked(b: Bundle) -> VerifyResult:

@@ -9,6 +9,10 @@ A publisher killed with SIGKILL leaves its directory behind, but the kernel drop
 from work in progress without guessing from pids or ages. On a shared mount without working NFS
 locks another host's lock would look free, so entries named after another host are only removed
 once they are a day old.
+
+``.staging`` lives in the registry root (its parent), which other people may write to: it must be
+a real directory, lock files are never opened through links (locking.py), and a link somebody put
+into it is never followed, only unlinked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rnntool.locking import FileLock, held_by_this_process, try_lock
+from rnntool.safe_paths import check_dirs
 
 STALE_FOREIGN_STAGING_SECONDS = 24 * 3600
 _live: set[str] = set()  # staging directories this process is using now
@@ -42,10 +47,9 @@ def is_live_staging(path: str | os.PathLike) -> bool:
 def staging_area(staging_dir: Path) -> Iterator[Path]:
     """An empty directory under ``staging_dir``, removed (with what is left in it) on exit."""
     clean_staging(staging_dir)
-    staging_dir.mkdir(parents=True, exist_ok=True)
     token = f"{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
     # wait: a clean-up elsewhere may hold our brand-new lock file for a moment before it unlinks it
-    lock = FileLock(staging_dir / f"{token}.lock", what="staging").acquire(wait=10.0)
+    lock = FileLock(staging_dir / f"{token}.lock", what="staging", root=staging_dir.parent).acquire(wait=10.0)
     d = staging_dir / token
     try:
         d.mkdir()
@@ -61,14 +65,19 @@ def staging_area(staging_dir: Path) -> Iterator[Path]:
 
 def clean_staging(staging_dir: Path) -> int:
     """Remove staging left by dead owners (their lock is free); returns how many entries."""
+    check_dirs(staging_dir.parent, staging_dir)
     try:
         entries = list(staging_dir.iterdir())
     except FileNotFoundError:
         return 0
     host, now, removed = host_tag(), time.time(), 0
-    for p in entries:
+    for p in [p for p in entries if p.is_symlink()]:  # never ours: unlinked, never followed
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed += 1
+    for p in [p for p in entries if not p.is_symlink()]:
         token = p.name[: -len(".lock")] if p.name.endswith(".lock") else p.name
-        if p.name.endswith(".lock") and ((staging_dir / token).exists() or not p.exists()):
+        if p.name.endswith(".lock") and (os.path.lexists(staging_dir / token) or not os.path.lexists(p)):
             continue  # handled with its directory
         lock_path = staging_dir / f"{token}.lock"
         if held_by_this_process(lock_path):
@@ -77,11 +86,11 @@ def clean_staging(staging_dir: Path) -> int:
         with contextlib.suppress(OSError):
             if (len(parts) != 3 or parts[0] != host) and now - p.lstat().st_mtime < STALE_FOREIGN_STAGING_SECONDS:
                 continue
-        lock = try_lock(lock_path)
+        lock = try_lock(lock_path, root=staging_dir.parent)
         if lock is None:
             continue
         try:
-            if p.is_dir() and not p.is_symlink():
+            if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             elif p != lock_path:
                 with contextlib.suppress(OSError):

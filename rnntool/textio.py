@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from rnntool.errors import BadInput, UsageError
+from rnntool.errors import BadInput, RnnToolError, UsageError
 
 STDIN_NAMES = (None, "-", "")
 BAD_UTF8_POLICIES = ("strict", "replace")
@@ -30,6 +30,18 @@ def one_line(text: str) -> str:
     """Text as one output line (line breaks become spaces): byte-fallback pieces of an undertrained
     model can decode to line breaks, which would break the one-line-out-per-line-in contract."""
     return text.translate(_LINE_BREAKS)
+
+
+def finite_json(value):
+    """``value`` with every non-finite float (inf, nan) replaced by None, in nested dicts and lists:
+    what strict JSON (``allow_nan=False``) can hold, and what jq, browsers and pandas can read."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def display_name(path: str | os.PathLike | None) -> str:
@@ -176,8 +188,25 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to a new temp file beside ``dest`` through the descriptor that created it (a
+    link swapped in for the temp file's name is never written through), then rename it over ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
+            os.fsync(f.fileno())
+            if not os.path.samestat(os.fstat(f.fileno()), os.lstat(tmp)):
+                raise RnnToolError(f"{tmp}: replaced by something else while being written; {dest} was not written")
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(dest: str | os.PathLike, text: str) -> None:

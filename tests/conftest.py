@@ -40,6 +40,24 @@ class CliResult:
         return self.stdout + self.stderr
 
 
+def ok(r: CliResult) -> CliResult:
+    """Assert a CLI run succeeded without a traceback."""
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    return r
+
+
+def fails(r: CliResult, code: int, *fragments: str) -> CliResult:
+    """Assert a CLI run exited ``code`` with a one-line ``rnntool: error:`` holding every fragment."""
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("rnntool: error: "), r.stderr
+    for f in fragments:
+        assert f in lines[-1], lines[-1]
+    return r
+
+
 def invoke(*args: str, input: str | bytes | None = None, env: dict | None = None) -> CliResult:
     """Run `rnntool ARGS` in-process through main() (the real error boundary), like CliRunner."""
     from rnntool.cli import main
@@ -67,6 +85,23 @@ def run_cli(*args: str, input: str | bytes | None = None, env: dict | None = Non
         [sys.executable, "-m", "rnntool", *map(str, args)],
         input=input, capture_output=True, text=text, env=full_env, timeout=timeout, **kw,
     )
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen:
+    """A Python child running ``code`` (dedented) with ``args``; read its stdout to sync with it."""
+    import textwrap
+
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def kill(proc: subprocess.Popen) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def rnntool_cmd() -> str:

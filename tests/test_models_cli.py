@@ -6,7 +6,7 @@ import json
 import subprocess
 
 
-from conftest import invoke, rnntool_cmd, run_cli
+from conftest import fails, invoke, ok, rnntool_cmd, run_cli
 from rnntool.registry import Registry
 
 
@@ -15,26 +15,11 @@ def publish(name="foo", kind="lm", n=1, metrics=None, data=None, parents=None):
     out = []
     for i in range(n):
         with reg.staging() as tmp:
-            (tmp / "model.safetensors").write_bytes(f"{name}-{i}".encode() * 10)
+            (tmp / ("tokenizer.model" if kind == "tokenizer" else "model.safetensors")).write_bytes(
+                f"{name}-{i}".encode() * 10)
             out.append(reg.publish(tmp, name=name, kind=kind, metrics=metrics or {"ppl": 10.0 + i},
                                    data=data, parents=parents))
     return out
-
-
-def ok(r):
-    assert r.exit_code == 0, r.output
-    assert "Traceback" not in r.output
-    return r
-
-
-def fails(r, code, *fragments):
-    assert r.exit_code == code, r.output
-    assert "Traceback" not in r.output
-    lines = r.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("rnntool: error: "), r.stderr
-    for f in fragments:
-        assert f in lines[-1], lines[-1]
-    return r
 
 
 def test_every_models_command_has_help():

@@ -57,7 +57,8 @@ def publish(name, kind, metrics_list, *, data=None, parents=None, extras=None, l
     out = []
     for i, metrics in enumerate(metrics_list):
         with reg.staging() as tmp:
-            (tmp / "model.safetensors").write_bytes(b"weights" * (i + 1))
+            stand_in = "tokenizer.model" if kind == "tokenizer" else "model.safetensors"  # what the kind holds
+            (tmp / stand_in).write_bytes(b"weights" * (i + 1))
             if log:
                 (tmp / "metrics.jsonl").write_text(training_log(kind=kind))
             out.append(reg.publish(tmp, name=name, kind=kind, metrics=metrics, data=data,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kill, spawn
 from rnntool.errors import CorruptBundle, InvalidName, LockHeld, ModelNotFound, RegistryError, UsageError, WrongKind
 from rnntool.locking import FileLock, try_lock
 from rnntool.registry import Bundle, ModelRef, Registry, write_bundle
@@ -27,18 +27,6 @@ def publish(reg: Registry, name: str = "foo", kind: str = "lm", payload: bytes =
         (tmp / "model.safetensors").write_bytes(payload)
         (tmp / "tokenizer.model").write_bytes(b"spm-" + payload[:8])
         return reg.publish(tmp, name=name, kind=kind, **kw)
-
-
-def spawn(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def kill(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 # -- references and names -----------------------------------------------------------------------
@@ -112,7 +100,7 @@ def test_registry_never_imports_torch(registry):
         from rnntool.registry import Registry
         reg = Registry.open()
         with reg.staging() as tmp:
-            (tmp / "a.json").write_text("{}")
+            (tmp / "tokenizer.model").write_text("spm")
             reg.publish(tmp, name="t", kind="tokenizer")
         reg.load("t")
         assert "torch" not in sys.modules
@@ -210,7 +198,7 @@ def test_truncated_manifest_is_a_clear_error(registry):
     assert not r.ok and "manifest.json" in r.problems[0]
 
 
-def test_bundle_without_manifest_is_invisible(registry):
+def test_a_version_without_manifest_is_broken_not_skipped(registry):
     reg = Registry.open()
     publish(reg)
     partial = registry / "models" / "foo" / "2"
@@ -218,13 +206,13 @@ def test_bundle_without_manifest_is_invisible(registry):
     (partial / "model.safetensors").write_bytes(b"half")
     (registry / "models" / "ghost" / "1").mkdir(parents=True)
     assert [b.ref for b in reg.list()] == ["foo@1"]
-    assert reg.resolve("foo").version == 1
-    with pytest.raises(ModelNotFound):
-        reg.resolve("foo@2")
-    with pytest.raises(ModelNotFound):
-        reg.resolve("ghost")
-    assert [r.ref for r in reg.verify()] == ["foo@1"] and reg.verify()[0].ok
+    assert [b.ref for b in reg.broken_versions()] == ["foo@2", "ghost@1"]
+    for ref in ["foo", "foo@2", "ghost"]:  # "latest" never rolls back past a broken version
+        with pytest.raises(CorruptBundle, match=r"@\d is broken.*manifest.json: missing.*'rnntool models rm"):
+            reg.resolve(ref)
+    assert [(r.ref, r.ok) for r in reg.verify()] == [("foo@1", True), ("foo@2", False), ("ghost@1", False)]
     assert publish(reg).version == 3  # and never overwritten
+    assert reg.resolve("foo").version == 3
 
 
 def test_manifest_cannot_point_outside_the_bundle(registry, tmp_path):

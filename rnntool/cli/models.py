@@ -5,6 +5,7 @@
     rnntool models show shakespeare --plot h.png  # validation metric per version (pip install 'rnntool[plot]')
     rnntool models alias shakespeare@3 prod
     rnntool models verify                       # all checksums of all versions; exit 1 naming a bad file
+    rnntool models gc --runs -n                 # also list finished/abandoned run directories
     cp -r "$(rnntool models path shakespeare@prod)" /backup/
 """
 
@@ -20,16 +21,23 @@ import typer
 from rnntool import history
 from rnntool.cli.app import models_app
 from rnntool.cli.console import console
-from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt, open_registry
 from rnntool.errors import InvalidName, UsageError
 from rnntool.registry import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
+from rnntool.run_gc import DEFAULT_RUNS_OLDER_THAN, RunDir
 
 RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION, NAME@ALIAS or a bundle directory.")]
 
 
 def _open(registry: Optional[Path], quiet: bool) -> Registry:
     console.quiet = quiet
-    return Registry.open(registry)
+    return open_registry(registry)
+
+
+def _warn_broken(reg: Registry, name: str | None = None) -> None:
+    """Listings show the valid versions; each broken one is a warning saying how to remove it."""
+    for b in reg.broken_versions(name):
+        console.warn(b.message())
 
 
 # -- formatting -----------------------------------------------------------------------------------
@@ -117,6 +125,7 @@ def models_list(
     """List model versions in the registry."""
     reg = _open(registry, quiet)
     bundles = reg.list(name, kind=kind)
+    _warn_broken(reg, name)
     aliases_of = _alias_lookup(reg)
     if json_out:
         console.emit_json([_version_json(b, aliases_of) for b in bundles])
@@ -145,6 +154,7 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
     if _is_history(reg, ref):
         name = ref
         versions = reg.list(name)
+        _warn_broken(reg, name)
         aliases_of = _alias_lookup(reg)
         if plot is not None and versions:
             from rnntool.plotting import plot_history
@@ -243,13 +253,22 @@ def models_rm(
     _emit_removed(removed, json_out)
 
 
-def _emit_removed(removed: list[Bundle], json_out: bool, verb: str = "removed") -> None:
+def _emit_removed(removed: list, json_out: bool, verb: str = "removed", runs: list[RunDir] | None = None) -> None:
+    """Removed versions (``NAME@N``) and, for ``gc --runs``, run directories with their size."""
     if json_out:
-        console.emit_json([{"ref": b.ref, "path": str(b.path)} for b in removed])
+        console.emit_json([{"ref": b.ref, "path": str(b.path)} for b in removed]
+                          + [{"run": r.path.name, "path": str(r.path), "bytes": r.bytes, "reason": r.reason}
+                             for r in runs or []])
         return
     for b in removed:
         console.emit(b.ref)
-    console.log(f"{verb} {len(removed)} version(s)")
+    for r in runs or []:
+        console.emit(f"{r.path}  {_size(r.bytes)}  ({r.reason})")
+    also = ""
+    if runs is not None:
+        dirs = "run directory" if len(runs) == 1 else "run directories"
+        also = f" and {len(runs)} {dirs} ({_size(sum(r.bytes for r in runs))})"
+    console.log(f"{verb} {len(removed)} version(s){also}")
 
 
 @models_app.command("gc")
@@ -258,14 +277,26 @@ def models_gc(
                                                   show_default=False)] = None,
     keep: Annotated[int, typer.Option("--keep", "-k", min=0, help="How many newest versions to keep.")] = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only print what would be removed.")] = False,
+    runs: Annotated[bool, typer.Option(
+        "--runs", help="Also remove run directories (REGISTRY/runs/) no training uses any more: those that "
+                       "published, hold no checkpoint, or were untouched for --runs-older-than.")] = False,
+    runs_older_than: Annotated[str, typer.Option(
+        "--runs-older-than", metavar="DURATION",
+        help="With --runs: how long a run directory with a checkpoint to resume from is kept (e.g. 12h, 7d).")
+    ] = DEFAULT_RUNS_OLDER_THAN,
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Remove all but the newest --keep versions; aliased versions are always kept. Prints removed refs."""
+    """Remove all but the newest --keep versions; aliased versions are always kept. Prints removed refs
+    (and, with --runs, removed run directories and their size)."""
+    from rnntool.train_config import parse_duration
+
+    older_than = parse_duration(runs_older_than or DEFAULT_RUNS_OLDER_THAN, option="--runs-older-than")
     reg = _open(registry, quiet)
     removed = reg.gc(name, keep=keep, dry_run=dry_run)
-    _emit_removed(removed, json_out, verb="would remove" if dry_run else "removed")
+    run_dirs = reg.gc_runs(older_than, dry_run=dry_run) if runs else None
+    _emit_removed(removed, json_out, verb="would remove" if dry_run else "removed", runs=run_dirs)
 
 
 @models_app.command("path")

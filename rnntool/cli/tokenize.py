@@ -15,7 +15,16 @@ import typer
 
 from rnntool.cli.app import tokenize_app
 from rnntool.cli.console import console
-from rnntool.cli.options import InputArg, JsonOpt, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import (
+    InputArg,
+    JsonOpt,
+    ModelRefOpt,
+    OnBadUtf8Opt,
+    OutputOpt,
+    QuietOpt,
+    RegistryOpt,
+    open_registry,
+)
 from rnntool.errors import BadInput, UsageError
 
 
@@ -157,9 +166,8 @@ def tokenize_train(
                                       config=tok.train_config, metrics=_metrics(tok), data=data)
             what = f"wrote tokenizer bundle {output}"
         else:
-            from rnntool.registry import Registry
-
-            reg = Registry.open(registry)
+            reg = open_registry(registry)
+            reg.check_name_kind(name, "tokenizer")  # before the work, not after it
             with reg.staging() as tmp:
                 tok = train_tokenizer(inputs, tmp / TOKENIZER_FILE, **train_kw)
                 bundle = reg.publish(tmp, name=name, kind="tokenizer", config=tok.train_config,
@@ -224,10 +232,9 @@ def load_tokenizer(model: str, side: Optional[str], registry: Optional[Path]):
             console.warn(f"--side {side} ignored: {model} is a single tokenizer file")
         return Tokenizer.load(p)
     from rnntool.errors import InvalidName, ModelNotFound
-    from rnntool.registry import Registry
 
     try:
-        bundle = Registry.open(registry).load(model)
+        bundle = open_registry(registry).load(model)
     except (ModelNotFound, InvalidName):
         if p.suffix == ".model" and not p.exists():
             raise BadInput(f"{model}: no such tokenizer file") from None
