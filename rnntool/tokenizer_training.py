@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from rnntool.errors import BadInput, ConfigError, UsageError
+from rnntool.errors import BadInput, ConfigError, DiskFull, UsageError
 from rnntool.textio import atomic_write_bytes, display_name, is_stdin, read_lines, spool_stdin
 from rnntool.tokenizer import (
     BOS_ID,
@@ -37,8 +37,27 @@ from rnntool.tokenizer import (
 DEFAULT_MAX_LINE_BYTES = 65536  # longer lines are left out of training (sentencepiece's default: 4192)
 DEFAULT_SAMPLE_LINES = 5_000_000  # train on a random sample of this many lines from larger inputs
 
+# sentencepiece's own limits: its settings are 32-bit integers, the seed an unsigned one
+MAX_VOCAB_SIZE = 2**31 - 1
+MAX_LINE_BYTES = 2**30  # its max_sentence_length: 10 ... 2^30
+_SPM_MIN_SENTENCE_LENGTH = 10
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+
 _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\).*?<=\s*(\d+)")
 _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\.\s*(\d+)\s*vs\s*(\d+)")
+
+
+def check_vocab_size(vocab_size: int) -> None:
+    """Reject a vocabulary size no tokenizer can have, before any work (callers may check early)."""
+    if vocab_size < 1:
+        raise ConfigError(f"vocabulary size must be positive, not {vocab_size}")
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ConfigError(
+            f"--vocab-size {vocab_size} is too large: sentencepiece takes at most {MAX_VOCAB_SIZE} (a 32-bit "
+            "integer), and an input gives far fewer pieces than that; use a vocabulary size such as 8000 "
+            "(typical: 1000 to 64000)"
+        )
 
 
 def _check_settings(
@@ -51,6 +70,7 @@ def _check_settings(
     max_line_bytes: int,
     sample_lines: int,
     threads: int,
+    seed: int,
 ) -> None:
     if model_type not in MODEL_TYPES:
         raise ConfigError(f"model type {model_type!r} is not one of: {', '.join(MODEL_TYPES)}")
@@ -62,10 +82,18 @@ def _check_settings(
         raise ConfigError("byte fallback does not work with word models; turn it off or use bpe/unigram/char")
     if max_line_bytes < 1:
         raise ConfigError(f"max line bytes must be positive, not {max_line_bytes}")
+    if max_line_bytes > MAX_LINE_BYTES:
+        raise ConfigError(f"--max-line-bytes {max_line_bytes} is too large: sentencepiece takes lines of at most "
+                          f"{MAX_LINE_BYTES} bytes (1 GiB); use at most that")
     if sample_lines < 0 or 0 < sample_lines <= 100:  # the limit sentencepiece sets on its own sampling
         raise ConfigError(f"sample lines must be 0 (use all) or more than 100, not {sample_lines}")
     if threads < 1:
         raise ConfigError(f"threads must be at least 1, not {threads}")
+    if threads > MAX_THREADS:
+        raise ConfigError(f"--threads {threads} is too many: sentencepiece uses at most {MAX_THREADS}; "
+                          "use at most the number of cores")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed {seed} is out of range: sentencepiece's seed is from 0 to {MAX_SEED}")
     seen: set[str] = set()
     for s in user_symbols:
         if not s or any(c.isspace() for c in s):
@@ -73,8 +101,19 @@ def _check_settings(
         if s in SPECIAL_PIECES or s in seen:
             raise ConfigError(f"user symbol {s!r} is a duplicate or a reserved piece ({', '.join(SPECIAL_PIECES)})")
         seen.add(s)
-    if vocab_size < 1:
-        raise ConfigError(f"vocabulary size must be positive, not {vocab_size}")
+    check_vocab_size(vocab_size)
+
+
+def check_settings(*, vocab_size: int, model_type: str = "bpe", character_coverage: float = 1.0,
+                   byte_fallback: bool | None = None, user_symbols: Sequence[str] = (),
+                   normalization: str = "identity", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                   sample_lines: int = DEFAULT_SAMPLE_LINES, threads: int = 1, seed: int = 0, **_other) -> None:
+    """Raise ConfigError for any setting :func:`train_tokenizer` would refuse, before an input is read or
+    spooled: ``check_settings(**train_kw)`` takes train_tokenizer's keywords (the others are ignored)."""
+    if byte_fallback is None:
+        byte_fallback = model_type != "word"
+    _check_settings(vocab_size, model_type, character_coverage, byte_fallback, tuple(user_symbols),
+                    normalization, max_line_bytes, sample_lines, threads, seed)
 
 
 def _meta_pieces(byte_fallback: bool, user_symbols: Sequence[str]) -> tuple[int, str]:
@@ -209,7 +248,7 @@ def train_tokenizer(
         byte_fallback = model_type != "word"
     user_symbols = tuple(user_symbols)
     _check_settings(vocab_size, model_type, character_coverage, byte_fallback, user_symbols,
-                    normalization, max_line_bytes, sample_lines, threads)
+                    normalization, max_line_bytes, sample_lines, threads, seed)
     if not inputs:
         raise UsageError("no input files to train the tokenizer on")
     log = on_log or (lambda msg: None)
@@ -232,7 +271,8 @@ def train_tokenizer(
             normalization_rule_name=normalization,
             remove_extra_whitespaces=not identity,  # identity: text round-trips exactly
             split_digits=split_digits,
-            max_sentence_length=max_line_bytes,
+            # _LineFeed leaves longer lines out; sentencepiece wants at least 10
+            max_sentence_length=max(max_line_bytes, _SPM_MIN_SENTENCE_LENGTH),
             input_sentence_size=0,  # _LineFeed samples: sentencepiece's sampling ignores the seed
             shuffle_input_sentence=False,
             num_threads=threads,
@@ -256,7 +296,12 @@ def train_tokenizer(
         warn(f"left {feed.too_long} lines longer than {max_line_bytes} bytes out of training "
              "(raise the maximum line length to use them)")
     data = model.getvalue()
-    atomic_write_bytes(out_path, data)
+    try:
+        atomic_write_bytes(out_path, data)
+    except OSError as e:
+        if DiskFull.matches(e):
+            raise DiskFull.from_oserror(e, out_path) from e
+        raise
     tok = Tokenizer(data, Path(out_path))
     tok.train_stats = {"lines": feed.lines, "text_lines": feed.text_lines, "skipped_long_lines": feed.too_long}
     tok.train_config = {
@@ -281,4 +326,5 @@ def _no_text(feed: _LineFeed, names: str) -> BadInput:
     return BadInput(f"{names}: no text to train on ({feed.lines} empty lines); give a file with some text")
 
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "DEFAULT_SAMPLE_LINES", "train_tokenizer"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "DEFAULT_SAMPLE_LINES", "MAX_VOCAB_SIZE", "check_settings", "check_vocab_size",
+           "train_tokenizer"]
