@@ -22,7 +22,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool models') _rnntool_ret='-h --help' ;;
         'rnntool models alias') _rnntool_ret='-h --help --rm --registry -q --quiet' ;;
         'rnntool models export') _rnntool_ret='-h --help --registry -q --quiet' ;;
-        'rnntool models gc') _rnntool_ret='-h --help --keep -k --dry-run -n --json --registry -q --quiet' ;;
+        'rnntool models gc') _rnntool_ret='-h --help --keep -k --dry-run -n --runs --runs-older-than --json --registry -q --quiet' ;;
         'rnntool models import') _rnntool_ret='-h --help --name --json --registry -q --quiet' ;;
         'rnntool models list') _rnntool_ret='-h --help --kind -k --json --registry -q --quiet' ;;
         'rnntool models path') _rnntool_ret='-h --help --registry -q --quiet' ;;
@@ -71,6 +71,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool models alias|--registry') _rnntool_ret='file' ;;
         'rnntool models export|--registry') _rnntool_ret='file' ;;
         'rnntool models gc|--keep'|'rnntool models gc|-k') _rnntool_ret='text' ;;
+        'rnntool models gc|--runs-older-than') _rnntool_ret='text' ;;
         'rnntool models gc|--registry') _rnntool_ret='file' ;;
         'rnntool models import|--name') _rnntool_ret='text' ;;
         'rnntool models import|--registry') _rnntool_ret='file' ;;

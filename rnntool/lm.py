@@ -211,19 +211,14 @@ def load_lm(config: dict | LMConfig, path: str | os.PathLike, device: str | torc
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from rnntool.weights import build_model
+
     cfg = config if isinstance(config, LMConfig) else LMConfig.from_dict(config)
-    model = RNNLM(cfg)
+    model = build_model(lambda: RNNLM(cfg), weights=path)  # shapes checked before anything is allocated
     try:
         weights = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise CorruptBundle(f"{path}: cannot read the model weights ({e}); re-publish the model") from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in weights.items()}
-    if expected != found:
-        wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
-        raise CorruptBundle(
-            f"{path}: weights do not match the model config ({', '.join(wrong[:3])}); re-publish the model"
-        )
     model.load_state_dict(weights)
     return model.to(device).eval()
 

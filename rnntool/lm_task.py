@@ -11,6 +11,8 @@ loop can skip them on resume without reading any tokens.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -75,6 +77,11 @@ class LMTask:
         self.seed = seed
         self.carried: State | None = None  # stream mode: state after the last segment
         self.set_shard(0, 1)
+
+    @property
+    def chance_loss(self) -> float:
+        """nats/token of a uniform guess over the vocabulary (far above it: the run diverged)."""
+        return math.log(self.model.config.vocab_size)
 
     def set_shard(self, rank: int, world_size: int) -> None:
         if self.mode == "stream":

@@ -53,6 +53,9 @@ class LMRunSpec:
     on_bad_utf8: str = "strict"
     init_from: str | None = None  # --init-from: the resolved parent (name@version)
     fingerprints: list[dict] = field(default_factory=list)  # inputs (+ valid), taken before training
+    run_id: str | None = None  # set when the run starts; recorded in what it publishes
+    promote: str | None = None  # --promote/--min-delta, so that --resume does them too
+    min_delta: float = 0.0
 
     def check(self) -> "LMRunSpec":
         if (self.name is None) == (self.output is None):
@@ -83,8 +86,18 @@ class LMTrainOutcome:
     result: object | None  # rnntool.training.TrainResult (None when skipped)
     bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
     tokenizer_ref: str | None
-    skipped: bool = False  # --if-changed found nothing new
+    skipped: str | None = None  # "unchanged" (--if-changed found nothing new) or "published" (resume of a finished run)
     promotion: object | None = None  # rnntool.retrain.PromotionDecision with --promote
+
+
+def check_model_settings(spec: LMRunSpec) -> None:
+    """The model settings, checked before any data is read (a typo or an absurd size fails fast)."""
+    from rnntool.lm import LMConfig, RNNLM
+    from rnntool.weights import abstract_model, check_fits
+
+    cfg = LMConfig(vocab_size=spec.vocab_size if spec.tokenizer is None else 1, **spec.model)
+    check_fits(abstract_model(lambda: RNNLM(cfg)), training=True,
+               hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
 
 
 # -- preparation -----------------------------------------------------------------------------------
@@ -183,6 +196,7 @@ def train_language_model(
     warn: Log | None = None,
     retrain: RetrainOptions | None = None,
     record_run_dir: bool = True,
+    budget=None,
 ) -> LMTrainOutcome:
     """Prepare data and tokenizer, train (resuming when asked), publish on rank 0.
 
@@ -191,28 +205,32 @@ def train_language_model(
     False: the manifest does not name ``run_dir`` (the caller removes it after publishing)."""
     from rnntool.lm import LMConfig, RNNLM, load_lm
     from rnntool.lm_task import LMTask
+    from rnntool.checkpoint import has_checkpoint
     from rnntool.training import seed_everything, train
+    from rnntool.weights import build_model
 
     warn = warn or log
     retrain = retrain or RetrainOptions()
     spec.check()
-    with training_run(spec, registry, train_cfg, retrain, run_dir=run_dir, resume=resume, prepare=prepare_inputs,
+    with training_run(spec, registry, train_cfg, retrain, kind="lm", run_dir=run_dir, resume=resume,
+                      budget=budget, prepare=prepare_inputs,
                       warm_start=warm_start_parent, settings=lm_settings, log=log, temp_prefix="rnntool-lm-") as run:
         if run.skip is not None:
-            return LMTrainOutcome(None, run.skip, None, skipped=True)
+            return LMTrainOutcome(None, run.skip, None, skipped=run.skip_reason)
         parent, work_dir = run.parent, run.work_dir
         tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
         cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
         corpora = load_corpora(spec, tok, cache_dir, log)
         model_cfg = LMConfig(vocab_size=tok.vocab_size, **spec.model)
         seed_everything(train_cfg.seed)
-        model = RNNLM(model_cfg)
-        if parent is not None and not resume:
+        model = build_model(lambda: RNNLM(model_cfg), training=True)
+        # a warm start begins from the parent (so does a resume of a run killed before its first checkpoint)
+        if parent is not None and not (resume and has_checkpoint(run_dir)):
             model.load_state_dict(load_lm(parent.config["model"], parent.file("model.safetensors")).state_dict())
         task = LMTask(model, corpora[0], corpora[1], mode=spec.mode, batch_size=spec.batch_size,
                       bptt=spec.bptt, seed=train_cfg.seed)
         result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                       model_config=model_cfg.to_dict(), run_meta=dataclasses.asdict(spec))
+                       model_config=model_cfg.to_dict(), run_meta=dataclasses.asdict(spec), budget=run.budget)
         if not result.is_main:
             return LMTrainOutcome(result, None, tok_ref)
         if tok_ref is None and spec.name is not None:

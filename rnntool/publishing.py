@@ -48,19 +48,27 @@ def publish_trained(registry, *, kind: str, name: str | None, output: str | None
     manifest only when it outlives the command (None for a default run directory removed after
     publishing); its metrics log is copied either way."""
     from rnntool.bundle import METRICS_FILE
+    from rnntool.errors import DiskFull
     from rnntool.registry import write_bundle
 
     extra = {"run_dir": str(run_dir) if run_dir and record_run_dir else None, "world_size": result.world_size,
              **(more_extra or {})}
-    with registry.staging() as stage:
-        write_files(stage)
-        metrics_log = run_dir / METRICS_FILE if run_dir else None
-        if metrics_log is not None and metrics_log.exists():
-            shutil.copyfile(metrics_log, stage / METRICS_FILE)
-        else:
-            (stage / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in result.history))
-        kw = dict(kind=kind, config=config, metrics=result_metrics(result), data=data, parents=parents,
-                  extra=extra)
-        if name is not None:
-            return registry.publish(stage, name=name, **kw)
-        return write_bundle(stage, output, name=bundle_name(output, kind), **kw)
+    where = registry.root if name is not None else Path(output)
+    try:
+        with registry.staging() as stage:
+            where = stage
+            write_files(stage)
+            metrics_log = run_dir / METRICS_FILE if run_dir else None
+            if metrics_log is not None and metrics_log.exists():
+                shutil.copyfile(metrics_log, stage / METRICS_FILE)
+            else:
+                (stage / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in result.history))
+            kw = dict(kind=kind, config=config, metrics=result_metrics(result), data=data, parents=parents,
+                      extra=extra)
+            if name is not None:
+                return registry.publish(stage, name=name, **kw)
+            return write_bundle(stage, output, name=bundle_name(output, kind), **kw)
+    except OSError as e:  # a full disk: say where; the bundle is renamed into place whole or not at all
+        if DiskFull.matches(e):
+            raise DiskFull.from_oserror(e, e.filename or where) from e
+        raise

@@ -28,7 +28,7 @@ from typing import Any
 RUNTIME_KEYS = frozenset({
     "device", "threads", "save_every", "run_dir", "resume", "quiet", "log_file", "cache_dir",
     "on_bad_utf8", "inputs", "name", "output", "fingerprints", "valid", "src", "tgt", "tsv",
-    "valid_src", "valid_tgt", "json", "registry", "if_changed", "promote", "min_delta", "wait",
+    "valid_src", "valid_tgt", "json", "registry", "if_changed", "promote", "min_delta", "wait", "run_id",
     # tokenizer references as typed ("spm" vs "spm@2"): the key holds the tokenizer file's sha256
     "tokenizer", "src_tokenizer", "tgt_tokenizer",
 })
@@ -52,6 +52,7 @@ class RetrainOptions:
     min_delta: float = 0.0
     init_from: str | None = None
     wait: bool = False
+    train_further: bool = False  # a resume that raised the budget: a run that had published trains on
 
 
 @dataclass

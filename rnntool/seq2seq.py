@@ -178,7 +178,9 @@ def load_translation(bundle, device: str | torch.device = "cpu"):
     except (KeyError, TypeError) as e:
         raise CorruptBundle(f"{bundle.path}: manifest has no usable model config ({e}); "
                             "re-publish the model") from None
-    model = Seq2Seq(cfg)
+    from rnntool.weights import build_model
+
+    model = build_model(lambda: Seq2Seq(cfg), weights=bundle.file(WEIGHTS_FILE))  # checked before allocating
     load_weights(model, bundle.file(WEIGHTS_FILE), device)
     model.to(device).eval()
     src_tokenizer, tgt_tokenizer = (Tokenizer.load(bundle.file(SIDE_FILES[side])) for side in ("src", "tgt"))

@@ -72,6 +72,16 @@ class TranslationTask:
         self.rank, self.world_size = 0, 1
         self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
 
+    @property
+    def has_validation(self) -> bool:
+        """False without validation pairs: ``evaluate`` then reports NaN, which is no divergence."""
+        return self.valid_data is not None
+
+    @property
+    def chance_loss(self) -> float:
+        """nats/token of a uniform guess over the target vocabulary (far above it: the run diverged)."""
+        return math.log(self.model.cfg.tgt_vocab_size)
+
     # -- batches ---------------------------------------------------------------------------------
     def set_shard(self, rank: int, world_size: int) -> None:
         self.rank, self.world_size = rank, world_size

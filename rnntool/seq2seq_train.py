@@ -63,6 +63,9 @@ class TranslationRunSpec:
     on_bad_utf8: str = "strict"
     init_from: str | None = None  # --init-from: the resolved parent (name@version)
     fingerprints: list[dict] = field(default_factory=list)  # train (+ valid) files, before training
+    run_id: str | None = None  # set when the run starts; recorded in what it publishes
+    promote: str | None = None  # --promote/--min-delta, so that --resume does them too
+    min_delta: float = 0.0
 
     VALID_MAX_LINES = 1000
 
@@ -124,7 +127,7 @@ class TranslationOutcome:
     bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
     tokenizer_refs: dict  # {"tokenizer": ref} or {"src_tokenizer": ref, "tgt_tokenizer": ref}
     data: dict  # counts: pairs, dropped, tokens
-    skipped: bool = False  # --if-changed found nothing new
+    skipped: str | None = None  # "unchanged" (--if-changed found nothing new) or "published" (resume of a finished run)
     promotion: object | None = None  # rnntool.retrain.PromotionDecision with --promote
 
 
@@ -267,6 +270,17 @@ def model_config(spec: TranslationRunSpec, src_vocab: int, tgt_vocab: int):
                          share_embeddings=spec.shared_tokenizer, **spec.model)
 
 
+def check_model_settings(spec: TranslationRunSpec) -> None:
+    """The model settings, checked before any data is read (a typo or an absurd size fails fast)."""
+    from rnntool.seq2seq import Seq2Seq
+    from rnntool.weights import abstract_model, check_fits
+
+    vocab = spec.vocab_size if spec.tokenizer is None and spec.src_tokenizer is None else 1
+    cfg = model_config(spec, vocab, vocab)
+    check_fits(abstract_model(lambda: Seq2Seq(cfg)), training=True,
+               hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
+
+
 def train_translation(
     spec: TranslationRunSpec,
     train_cfg,
@@ -279,6 +293,7 @@ def train_translation(
     warn: Log | None = None,
     retrain: RetrainOptions | None = None,
     record_run_dir: bool = True,
+    budget=None,
 ) -> TranslationOutcome:
     """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0.
 
@@ -288,17 +303,20 @@ def train_translation(
     from rnntool.parallel_data import ParallelData
     from rnntool.seq2seq import Seq2Seq
     from rnntool.seq2seq_task import TranslationTask
+    from rnntool.checkpoint import has_checkpoint
     from rnntool.training import seed_everything, train
+    from rnntool.weights import build_model
 
     warn = warn or log
     retrain = retrain or RetrainOptions()
     spec.check()
-    model_config(spec, 1, 1)  # a bad model setting fails before any data is read
-    with training_run(spec, registry, train_cfg, retrain, run_dir=run_dir, resume=resume, prepare=prepare_inputs,
+    check_model_settings(spec)  # a bad or absurd model setting fails before any data is read
+    with training_run(spec, registry, train_cfg, retrain, kind="translation", run_dir=run_dir, resume=resume,
+                      budget=budget, prepare=prepare_inputs,
                       warm_start=warm_start_parent, settings=translation_settings, log=log,
                       temp_prefix="rnntool-translate-") as run:
         if run.skip is not None:  # before the pairs are read: a skipped cron run costs a hash
-            return TranslationOutcome(None, run.skip, {}, {}, skipped=True)
+            return TranslationOutcome(None, run.skip, {}, {}, skipped=run.skip_reason)
         parent, work_dir = run.parent, run.work_dir
         corpora = read_corpora(spec, log)  # line counts and UTF-8 are checked here, before tokenizers
         src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
@@ -321,8 +339,9 @@ def train_translation(
             f"tokens), {len(valid_data)} validation pairs{dropped}")
         cfg = model_config(spec, src_tok.vocab_size, tgt_tok.vocab_size)
         seed_everything(train_cfg.seed)
-        model = Seq2Seq(cfg)
-        if parent is not None and not resume:
+        model = build_model(lambda: Seq2Seq(cfg), training=True)
+        # a warm start begins from the parent (so does a resume of a run killed before its first checkpoint)
+        if parent is not None and not (resume and has_checkpoint(run_dir)):
             from rnntool.seq2seq import WEIGHTS_FILE, load_weights
 
             load_weights(model, parent.file(WEIGHTS_FILE), "cpu")
@@ -330,7 +349,7 @@ def train_translation(
                                label_smoothing=spec.label_smoothing, valid_data=valid_data,
                                valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode)
         result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                       model_config=cfg.to_dict(), run_meta=dataclasses.asdict(spec))
+                       model_config=cfg.to_dict(), run_meta=dataclasses.asdict(spec), budget=run.budget)
         if not result.is_main:
             return TranslationOutcome(result, None, refs, data_summary)
         tok_refs = publish_tokenizers(spec, registry, work_dir, refs)

@@ -75,6 +75,9 @@ class TrainTask(Protocol):
       ``eval()`` mode and under ``torch.no_grad()``); move data to ``model_device(model)``. Must
       include ``"loss"``; translation may add ``"bleu"`` and pick ``best_metric="bleu"``. Under DDP
       only rank 0 evaluates and the metrics are broadcast.
+    - ``chance_loss``: optional, the validation loss of a uniform guess (ln V); a validation loss
+      over 10x this (or any non-finite one) stops training as diverged, and nothing is published;
+      ``has_validation`` (optional, default True) False says ``evaluate`` measures nothing (not checked).
     - ``state_dict()`` / ``load_state_dict(state)``: optional extra resumable state, e.g. the LM's
       hidden state carried across BPTT segments. Values: tensors, or JSON-able values (nested
       dicts/lists of tensors are fine). Return ``{}`` if there is none.
@@ -115,6 +118,7 @@ class StartInfo:
     num_parameters: int
     run_dir: Path | None
     config: TrainConfig
+    note: str | None = None  # a warning for the user (e.g. a resumed run with no time left to train)
 
 
 @dataclass
@@ -200,6 +204,7 @@ def train(
     callbacks: Sequence[Any] = (),
     model_config: dict | None = None,
     run_meta: dict | None = None,
+    budget=None,
 ) -> TrainResult:
     """Train ``task.model``; return a TrainResult with the model holding the best weights.
 
@@ -213,6 +218,9 @@ def train(
     - ``callbacks``: objects with any of ``on_train_start``/``on_step``/``on_eval``/``on_end``;
       called on rank 0 only. An exception from a callback aborts training (no checkpoint is written).
     - ``model_config``: the model's config as JSON; stored in checkpoints and compared on resume.
+    - ``budget``: a ``rnntool.time_budget.TimeBudget`` for the whole command: training stops early
+      enough that the final validation, checkpoint and publishing fit in it, and records what the
+      time went to.
     - ``run_meta``: any JSON the caller wants back on resume (e.g. data paths, tokenizer, name);
       written to ``run_dir/run.json`` with the TrainConfig; read it with
       ``rnntool.checkpoint.read_run_info(run_dir)``.
@@ -228,7 +236,7 @@ def train(
 
     return run_training(
         task, cfg.validate(), run_dir=run_dir, resume=resume, callbacks=list(callbacks),
-        model_config=model_config, run_meta=run_meta,
+        model_config=model_config, run_meta=run_meta, budget=budget,
     )
 
 

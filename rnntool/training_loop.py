@@ -9,6 +9,7 @@ Evaluations, checkpoints and metrics lines happen at their own intervals, never 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -20,8 +21,8 @@ import torch
 
 from rnntool import distributed as dist_utils
 from rnntool.bundle import METRICS_FILE
-from rnntool.checkpoint import CheckpointWriter, has_checkpoint, write_run_info
-from rnntool.errors import CheckpointError, ConfigError, TrainingError
+from rnntool.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
+from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
 from rnntool.optim import LRSchedule, build_optimizer, set_lr
 from rnntool.runtime import prepare_device
 from rnntool.state_codec import restore_rng
@@ -47,9 +48,12 @@ from rnntool.training_state import (
 )
 
 _END = object()
+RESERVE_SECONDS, RESERVE_FRACTION = 1.0, 0.02  # the budget's margin: process exit (~0.4 s), logging, timing noise
+DIVERGENCE_FACTOR = 10.0  # a validation loss this many times a uniform guess's means the run diverged
 
 
-def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_config, run_meta) -> TrainResult:
+def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_config, run_meta,
+                 budget=None) -> TrainResult:
     device = prepare_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -59,7 +63,7 @@ def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_co
     try:
         if ctx.enabled and device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
-        loop = _Loop(task, cfg, ctx, device, Path(run_dir) if run_dir else None, callbacks, model_config)
+        loop = _Loop(task, cfg, ctx, device, Path(run_dir) if run_dir else None, callbacks, model_config, budget)
         loop.prepare(resume=resume, run_meta=run_meta)
         return loop.run()
     finally:
@@ -71,7 +75,8 @@ def _finite(x: float) -> bool:
 
 
 class _Loop:
-    def __init__(self, task, cfg: TrainConfig, ctx, device, run_dir: Path | None, callbacks, model_config):
+    def __init__(self, task, cfg: TrainConfig, ctx, device, run_dir: Path | None, callbacks, model_config,
+                 budget=None):
         self.task, self.cfg, self.ctx, self.device = task, cfg, ctx, device
         self.run_dir = run_dir
         self.is_main = ctx.is_main
@@ -102,6 +107,15 @@ class _Loop:
         self.total_steps: int | None = None
         self.batches_per_epoch: int | None = None
         self.schedule: LRSchedule | None = None
+        # The command's time budget (rnntool.time_budget): stop while what follows training still fits.
+        self.budget = budget
+        self.deadline: float | None = None  # in elapsed() seconds: when the command's budget runs out
+        self.probe_at: float | None = None  # validate by then to learn what a validation costs
+        self.eval_cost: float | None = None  # seconds of the latest validation (every rank knows it)
+        self.save_cost = 0.0  # seconds of the slowest checkpoint so far (rank 0)
+        self.reserve = 0.0  # rank 0's estimate of what follows training, synced with the clock
+        self.eval_seconds = self.save_seconds = 0.0  # spent in this process
+        self.start_note: str | None = None  # told to the callbacks when training starts
 
     # -- setup ------------------------------------------------------------------------------------
     def prepare(self, *, resume: bool, run_meta: dict | None) -> None:
@@ -115,6 +129,10 @@ class _Loop:
             budgets.append(cfg.epochs * self.batches_per_epoch)
         self.total_steps = min(budgets) if budgets else None
         self.schedule = LRSchedule(cfg, total_steps=self.total_steps, max_time=cfg.max_time)
+        started = self.run_dir is not None and (self.run_dir / RUN_INFO).is_file()
+        if resume and started and not has_checkpoint(self.run_dir):
+            resume = False  # killed before its first checkpoint: the run starts over, same settings
+            self.start_note = f"{self.run_dir} holds no checkpoint yet: training the run from its start"
         if resume:
             self._pending_restore = restore_loop_checkpoint(self)  # applied once the data is positioned
             self.resumed = True
@@ -128,6 +146,11 @@ class _Loop:
             if self.run_dir is not None and self.is_main:
                 write_run_info(self.run_dir, train=cfg.to_dict(), model=self.model_config, meta=run_meta)
                 (self.run_dir / METRICS_FILE).write_text("", encoding="utf-8")
+        if self.budget is not None:
+            if self.budget.extends_run and self.budget.limit is not None:  # --resume --max-time X: X more
+                self.cfg = cfg = dataclasses.replace(cfg, max_time=self.s.time_used + self.budget.limit)
+                self.schedule.max_time = cfg.max_time
+            self.budget.settle(cfg.max_time, self.s.time_used)
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -184,6 +207,8 @@ class _Loop:
             return "max_steps"
         if cfg.max_time is not None and elapsed >= cfg.max_time:
             return "max_time"
+        if self.deadline is not None and elapsed + self.reserve >= self.deadline:
+            return "max_time"
         if cfg.epochs is not None and self.s.epoch >= cfg.epochs:
             return "epochs"
         return None
@@ -207,12 +232,14 @@ class _Loop:
     def _run(self) -> TrainResult:
         cfg = self.cfg
         self.t0 = time.monotonic()
+        note = "; ".join(n for n in (self.start_note, self._start_budget()) if n) or None
+        self.s.stopped_by = None  # this command's stop is recorded anew (an interrupt records none)
         self.model.train()
         self._call("on_train_start", StartInfo(
             step=self.s.step, epoch=self.s.epoch, resumed=self.resumed, total_steps=self.total_steps,
             max_time=cfg.max_time, batches_per_epoch=self.batches_per_epoch, device=str(self.device),
             world_size=self.ctx.world_size, num_parameters=sum(p.numel() for p in self.params),
-            run_dir=self.run_dir, config=cfg,
+            run_dir=self.run_dir, config=cfg, note=note,
         ))
         stop = self._budget_reason(self._synced_elapsed())
         if stop is None and cfg.patience is not None and self.s.bad_evals >= cfg.patience:
@@ -240,7 +267,7 @@ class _Loop:
                 produced = True
                 stop = self._budget_reason(elapsed)
                 evaluated = False
-                if cfg.eval_every and self.s.step % cfg.eval_every == 0:
+                if (cfg.eval_every and self.s.step % cfg.eval_every == 0) or self._probe_due(elapsed, stop):
                     evaluated = True
                     if self._evaluate() and stop is None:
                         stop = "early_stopping"
@@ -276,13 +303,49 @@ class _Loop:
             self._pending_restore = None
 
     def _synced_elapsed(self) -> float:
-        """Rank 0's clock on every rank (time-budget decisions must agree)."""
-        elapsed = self.elapsed()
+        """Rank 0's clock (and its estimate of what follows training, ``self.reserve``) on every rank:
+        time-budget decisions must agree."""
+        elapsed, self.reserve = self.elapsed(), self._reserve()
         if self.ctx.enabled:
-            t = torch.tensor([elapsed if self.is_main else 0.0], dtype=torch.float64,
+            t = torch.tensor([elapsed, self.reserve] if self.is_main else [0.0, 0.0], dtype=torch.float64,
                              device=dist_utils.comm_device(self.ctx))
-            elapsed = float(dist_utils.all_reduce_sum(t, self.ctx).item())
+            elapsed, self.reserve = dist_utils.all_reduce_sum(t, self.ctx).tolist()
         return elapsed
+
+    # -- the time budget --------------------------------------------------------------------------
+    def _start_budget(self) -> str | None:
+        """Set the deadline from the command's budget; a note when nothing is left to train."""
+        if self.budget is None:
+            return None
+        self.budget.add("preparing", self.budget.elapsed())
+        remaining = self.budget.remaining()
+        if remaining is None:
+            return None
+        spent = self.resumed and not self.budget.extends_run and self.s.stopped_by == "max_time"
+        self.deadline = self.s.time_used + (0.0 if spent else remaining)
+        self.probe_at = self.s.time_used + remaining / 2
+        if spent or (self.resumed and remaining <= self._reserve()):
+            return (f"the run's time budget is spent ({self.s.time_used:.1f}s of training so far): publishing "
+                    "it without training more; give --max-time to train for longer")
+        if remaining <= self._reserve():
+            raise TrainingError(
+                f"--max-time {self.budget.limit:g}s leaves no time to train: {self.budget.elapsed():.1f}s went to "
+                f"preparing data and tokenizers, and about {self._reserve():.1f}s must be kept for the final "
+                "validation, checkpoint and publishing; give a longer --max-time"
+            )
+        return None
+
+    def _reserve(self) -> float:
+        """Seconds that follow training: validations (the final one, and --promote's two), the last
+        checkpoint and publishing (each about a checkpoint's cost), and a margin."""
+        if self.budget is None or self.budget.limit is None:
+            return 0.0
+        evals = (self.eval_cost or 0.0) * self.budget.evals_after
+        return evals + 2 * self.save_cost + RESERVE_SECONDS + RESERVE_FRACTION * self.budget.limit
+
+    def _probe_due(self, elapsed: float, stop: str | None) -> bool:
+        """Validate once by half-time when no validation was timed yet (its cost sets the reserve)."""
+        return stop is None and self.eval_cost is None and self.probe_at is not None and elapsed >= self.probe_at
 
     def _train_step(self, batch) -> float:
         """One batch: forward, backward, guard, update. Returns the (rank-0-synced) elapsed time."""
@@ -296,14 +359,14 @@ class _Loop:
                 else torch.zeros((), device=self.device))
         check = torch.stack([nll_sum.detach().double(), norm.detach().double()])
         if self.ctx.enabled:  # one all-reduce: global loss + tokens, any rank's NaN, rank 0's clock
-            extra = torch.tensor([float(n_tokens), self.elapsed() if self.is_main else 0.0],
-                                 dtype=torch.float64, device=check.device)
+            clock = [self.elapsed(), self._reserve()] if self.is_main else [0.0, 0.0]
+            extra = torch.tensor([float(n_tokens), *clock], dtype=torch.float64, device=check.device)
             check = dist_utils.all_reduce_sum(torch.cat([check, extra]), self.ctx)
-            loss_sum, grad_norm, tokens, elapsed = check.tolist()  # the one host sync of this step
+            loss_sum, grad_norm, tokens, elapsed, self.reserve = check.tolist()  # the one host sync of this step
             tokens = int(tokens)
         else:
             loss_sum, grad_norm = check.tolist()  # the one host sync of this step
-            tokens, elapsed = n_tokens, self.elapsed()
+            tokens, elapsed, self.reserve = n_tokens, self.elapsed(), self._reserve()
         skipped = not (_finite(loss_sum) and _finite(grad_norm))
         if skipped:
             self.s.skipped_steps += 1
@@ -358,8 +421,9 @@ class _Loop:
     def _evaluate(self) -> bool:
         """Validate (rank 0), update best/patience/plateau; return True when patience ran out."""
         cfg = self.cfg
-        metrics = None
+        timed = None
         if self.is_main:
+            t0 = time.monotonic()
             self.model.eval()
             try:
                 with torch.no_grad(), self.autocast():
@@ -369,14 +433,18 @@ class _Loop:
             metrics = {k: float(v) for k, v in dict(raw).items()}
             if "loss" in metrics and "ppl" not in metrics:
                 metrics["ppl"] = ppl(metrics["loss"])
-        metrics = dist_utils.broadcast_json(metrics, self.ctx)
+            timed = {"metrics": metrics, "seconds": time.monotonic() - t0}
+        timed = dist_utils.broadcast_json(timed, self.ctx)
+        metrics, self.eval_cost = timed["metrics"], timed["seconds"]
+        self.eval_seconds += self.eval_cost
         if cfg.best_metric not in metrics:
             raise TrainingError(
                 f"validation gave no '{cfg.best_metric}' (got {', '.join(sorted(metrics)) or 'nothing'}); "
                 "choose a best metric the task reports"
             )
         value = metrics[cfg.best_metric]
-        improved = self._is_better(value)
+        diverged = self._divergence(metrics)
+        improved = diverged is None and self._is_better(value)
         if improved:
             self.s.best_value, self.s.best_metrics, self.s.best_step = value, dict(metrics), self.s.step
             self.best_state = snapshot_weights(self.model)
@@ -407,14 +475,43 @@ class _Loop:
             best_step=self.s.best_step if self.s.best_step is not None else 0, bad_evals=self.s.bad_evals,
             progress=self._progress(elapsed),
         ))
+        if diverged is not None:
+            raise TrainingError(
+                f"the run diverged at step {self.s.step}: {diverged}; nothing was published; lower --lr "
+                f"(now {self.lr:g}) or set --clip (now {cfg.clip:g}), and train again"
+            )
         self.s.eval_win = [0.0, 0]
         self.speed_tokens = 0
         self.speed_t0 = time.perf_counter()
         return cfg.patience is not None and self.s.bad_evals >= cfg.patience
 
+    def _divergence(self, metrics: dict[str, float]) -> str | None:
+        """Why these validation metrics mean the run diverged (None when they don't): a non-finite
+        loss or key metric, or a loss far above a uniform guess's (``task.chance_loss``, ln V)."""
+        if not getattr(self.task, "has_validation", True):
+            return None  # nothing was measured
+        for key in dict.fromkeys(("loss", self.cfg.best_metric)):
+            if key in metrics and not _finite(metrics[key]):
+                return f"validation {key} is {metrics[key]}"
+        chance = getattr(self.task, "chance_loss", None)
+        loss = metrics.get("loss")
+        if chance and loss is not None and loss > DIVERGENCE_FACTOR * chance:
+            return (f"validation loss {loss:.4g} nats/token is over {DIVERGENCE_FACTOR:g}x that of a uniform "
+                    f"guess ({chance:.2f})")
+        return None
+
     # -- the end ----------------------------------------------------------------------------------
     def _save(self) -> None:
-        save_loop_checkpoint(self)
+        t0 = time.monotonic()
+        try:
+            save_loop_checkpoint(self)
+        except OSError as e:
+            if DiskFull.matches(e):  # say where, and that nothing was published
+                raise DiskFull.from_oserror(e, e.filename or self.run_dir) from e
+            raise
+        seconds = time.monotonic() - t0
+        self.save_cost = max(self.save_cost, seconds)
+        self.save_seconds += seconds
 
     def _restore_best(self) -> None:
         if self.best_state is not None:
@@ -438,8 +535,13 @@ class _Loop:
     def _finish(self, stop: str) -> TrainResult:
         if self.s.step and self.s.last_eval_step != self.s.step:
             self._evaluate()
+        self.s.stopped_by = stop
         self._save()
         self._restore_best()
+        if self.budget is not None:
+            for phase, seconds in (("validating", self.eval_seconds), ("checkpoints", self.save_seconds),
+                                   ("training", time.monotonic() - self.t0 - self.eval_seconds - self.save_seconds)):
+                self.budget.add(phase, seconds)
         result = self._result(stop)
         self._call("on_end", result)
         return result

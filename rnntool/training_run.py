@@ -1,35 +1,49 @@
 """The steps every `train` command shares around its model kind's own work.
 
-    with training_run(spec, registry, train_cfg, retrain, run_dir=run_dir, resume=resume,
+    with training_run(spec, registry, train_cfg, retrain, kind="lm", run_dir=run_dir, resume=resume,
                       prepare=prepare_inputs, warm_start=warm_start_parent, settings=lm_settings,
-                      log=log, temp_prefix="rnntool-lm-") as run:
+                      log=log, temp_prefix="rnntool-lm-", budget=budget) as run:
         if run.skip is not None:
-            return ...                              # --if-changed: nothing new since run.skip
+            return ...                              # nothing new since run.skip, or already published
         ...                                         # tokenizers, data, model (from run.parent), train
         bundle, decision = run.publish(promote=lambda: ..., publish=lambda extra: ...)
 
 Before the kind's work: the ``--name``/``--if-changed`` check, the work directory (the run directory,
 else a temporary one), the inputs (fingerprints checked on ``--resume``, else ``prepare``d: stdin
-spooled, paths made absolute, fingerprints taken), the per-name training lock, and the retrain start
-(warm-start parent, retrain key, skip). After it: the promotion check, publishing with the retrain key
-(and the decision) in the manifest, and the alias move.
+spooled, paths made absolute, fingerprints taken), the run directory's lock, the per-name training
+lock, and the retrain start (warm-start parent, retrain key, skip). After it: the promotion check,
+publishing with the retrain key, the run's id (and the decision) in the manifest, the record of it in
+the run directory (``published.json``), and the alias move.
+
+A resumed run that had already published (killed before it could exit) publishes nothing again: it is
+found by its ``published.json``, or by the run id in a manifest when the kill came before the record,
+and an alias move the kill prevented is completed. Only a resume that raises the budget
+(``retrain.train_further``) trains such a run on and publishes it again. ``--promote``/``--min-delta`` are part of the
+run (``spec.promote``), so a resume does everything the original command asked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import json
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnntool.errors import BadInput, UsageError
 from rnntool.retrain import RetrainOptions, begin, training_lock
+from rnntool.time_budget import TimeBudget
 
 Log = Callable[[str], None]
+PUBLISHED_FILE = "published.json"  # in a run directory: what the run published (its resume does nothing)
+RUN_LOCK_FILE = "run.lock"  # in a run directory: held while a process trains or resumes it
+PROMOTION_EVALS = 2  # --promote validates the new model and the aliased one
 
 
 @dataclass
@@ -41,31 +55,44 @@ class TrainingRun:
     work_dir: Path
     parent: Any  # the warm-start Bundle, or None
     key: dict  # the retrain key the published manifest records
-    skip: Any = None  # with --if-changed and nothing new: the latest version (train nothing)
+    run_id: str | None = None  # recorded in the manifest: a resume finds what its run published
+    budget: TimeBudget = field(default_factory=TimeBudget)
+    skip: Any = None  # a Bundle when there is nothing to train (see skip_reason)
+    skip_reason: str | None = None  # "unchanged" (--if-changed) or "published" (a resume of a finished run)
 
     def publish(self, *, promote: Callable[[], Any], publish: Callable[[dict], Any]) -> tuple[Any, Any]:
         """(bundle, promotion decision or None): ``promote()`` decides when ``--promote`` was given,
-        ``publish(extra)`` writes the bundle; the alias moves only after the bundle is published."""
+        ``publish(extra)`` writes the bundle; the run directory records it at once (so a resume does
+        not publish it again), and the alias moves only after that."""
         extra: dict = {"retrain_key": self.key}
+        if self.run_id is not None:
+            extra["run_id"] = self.run_id
         decision = None
         if self.retrain.promote is not None:
-            decision = promote()
+            with self.budget.phase("promoting"):
+                decision = promote()
             extra["promotion"] = decision.to_dict()
-        bundle = publish(extra)
-        if decision is not None and decision.promoted:
-            self.registry.set_alias(bundle.ref, decision.alias)
+        with self.budget.phase("publishing"):
+            bundle = publish(extra)
+            record_publication(self.work_dir, bundle, self.run_id)
+            if decision is not None and decision.promoted:
+                self.registry.set_alias(bundle.ref, decision.alias)
         return bundle, decision
 
 
 @contextlib.contextmanager
-def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, run_dir: Path | None, resume: bool,
-                 prepare: Callable[[Any, Path, Log], None], warm_start, settings, log: Log,
-                 temp_prefix: str) -> Iterator[TrainingRun]:
-    """Yield the TrainingRun (see the module docstring); the lock is held until the block ends."""
+def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, kind: str, run_dir: Path | None,
+                 resume: bool, prepare: Callable[[Any, Path, Log], None], warm_start, settings, log: Log,
+                 temp_prefix: str, budget: TimeBudget | None = None) -> Iterator[TrainingRun]:
+    """Yield the TrainingRun (see the module docstring); the locks are held until the block ends."""
     from rnntool.distributed import is_main_process
+    from rnntool.locking import FileLock
 
+    budget = budget or TimeBudget()
     if spec.name is None and (retrain.if_changed or retrain.promote):
         raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
+    if spec.name is not None:
+        registry.check_name_kind(spec.name, kind)  # before any work: a name holds one kind of model
     with contextlib.ExitStack() as stack:
         if run_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=temp_prefix)))
@@ -77,20 +104,91 @@ def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, run_dir:
                 pass
             else:
                 stack.callback(_remove_if_empty, work_dir)  # bad input leaves no empty --run-dir behind
+            if is_main_process():  # (waits a moment: `models gc --runs` holds it briefly while it looks)
+                under_registry = work_dir.resolve().is_relative_to(registry.root.resolve())
+                stack.enter_context(FileLock(work_dir / RUN_LOCK_FILE, what=f"training run {work_dir}",
+                                             hint="it is being trained or resumed by that process",
+                                             root=registry.root if under_registry else None).acquire(wait=3.0))
+        if resume and not retrain.train_further:
+            done = find_publication(spec, registry, work_dir)
+            if done is not None:
+                complete_promotion(registry, done, log)
+                yield TrainingRun(registry, retrain, work_dir, None, {}, spec.run_id, budget, done, "published")
+                return
         if resume:
             check_fingerprints(spec)
         else:
             prepare(spec, work_dir, log)
+            spec.run_id = uuid.uuid4().hex
+            spec.promote, spec.min_delta = retrain.promote, retrain.min_delta  # a resume does the same
         if spec.name is not None and is_main_process():
             stack.enter_context(training_lock(registry, spec.name, retrain, log))
         start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start,
                       settings=settings, log=log)
-        yield TrainingRun(registry, retrain, work_dir, start.parent, start.key, start.skip)
+        budget.evals_after = 1 + (PROMOTION_EVALS if retrain.promote is not None else 0)
+        yield TrainingRun(registry, retrain, work_dir, start.parent, start.key, spec.run_id, budget, start.skip,
+                          "unchanged" if start.skip is not None else None)
 
 
 def _remove_if_empty(path: Path) -> None:
+    """Remove a run directory this command made when nothing but its (released) lock is in it."""
     with contextlib.suppress(OSError):
+        if [p.name for p in path.iterdir()] == [RUN_LOCK_FILE]:
+            (path / RUN_LOCK_FILE).unlink()
         path.rmdir()  # fails, and keeps it, when anything was written there
+
+
+def record_publication(work_dir: Path, bundle, run_id: str | None) -> None:
+    """``published.json`` in the run directory: what this run published (``models gc --runs`` and
+    ``--resume`` read it)."""
+    from rnntool.textio import atomic_write_text
+
+    record = {"ref": bundle.ref, "path": str(bundle.path), "run_id": run_id,
+              "published": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_text(work_dir / PUBLISHED_FILE, json.dumps(record) + "\n")
+
+
+def find_publication(spec, registry, work_dir: Path):
+    """The Bundle a run already published (its ``published.json``, else a version whose manifest
+    records the run's id: a run killed right after publishing has no record yet), or None."""
+    from rnntool.bundle import Bundle
+    from rnntool.errors import RegistryError
+
+    record = work_dir / PUBLISHED_FILE
+    if record.is_file():
+        try:
+            path = Path(json.loads(record.read_text(encoding="utf-8"))["path"])
+            return Bundle.open(path)
+        except (OSError, ValueError, KeyError, TypeError, RegistryError):
+            pass  # unreadable, or the version was removed since: look for it by the run's id
+    run_id = getattr(spec, "run_id", None)
+    if run_id is None:
+        return None
+    if spec.name is not None:
+        candidates = list(reversed(registry.versions(spec.name)))
+    else:
+        try:
+            candidates = [Bundle.open(spec.output)]
+        except RegistryError:
+            candidates = []
+    return next((b for b in candidates if (b.manifest.get("extra") or {}).get("run_id") == run_id), None)
+
+
+def complete_promotion(registry, bundle, log: Log) -> None:
+    """A run killed between publishing and moving its alias: move it now, if the alias still points
+    where the recorded decision saw it (another version promoted since is left alone)."""
+    from rnntool.registry import ModelRef
+
+    decision = (bundle.manifest.get("extra") or {}).get("promotion") or {}
+    if bundle.version is None or not decision.get("promoted"):
+        return
+    alias, old_ref = decision["alias"], decision.get("old_ref")
+    current = registry.aliases(bundle.name).get(alias)
+    if current == bundle.version:
+        return
+    if current == (ModelRef.parse(old_ref).version if old_ref else None):
+        registry.set_alias(bundle.ref, alias)
+        log(f"moved @{alias} to {bundle.ref}, as the run had decided before it was stopped")
 
 
 def check_fingerprints(spec) -> None:
@@ -109,8 +207,9 @@ def default_run_dir(registry, spec) -> Path | None:
 
     if env_world_size() > 1:
         return None
-    runs = registry.root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    from rnntool.safe_paths import ensure_dirs
+
+    runs = ensure_dirs(registry.root, registry.root / "runs")
     return Path(tempfile.mkdtemp(prefix=f"{spec.label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))
 
 
@@ -130,4 +229,5 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
     return bundle.ref
 
 
-__all__ = ["TrainingRun", "check_fingerprints", "default_run_dir", "publish_tokenizer", "training_run"]
+__all__ = ["PUBLISHED_FILE", "RUN_LOCK_FILE", "TrainingRun", "check_fingerprints", "complete_promotion",
+           "default_run_dir", "find_publication", "publish_tokenizer", "record_publication", "training_run"]

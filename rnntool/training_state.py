@@ -22,7 +22,7 @@ from rnntool import distributed as dist_utils
 from rnntool.checkpoint import SavedCheckpoint, load_checkpoint
 from rnntool.state_codec import capture_rng, pack_rank_state
 from rnntool.errors import CheckpointError
-from rnntool.textio import atomic_write_text
+from rnntool.textio import atomic_write_text, finite_json
 
 
 @dataclass
@@ -46,6 +46,7 @@ class LoopState:
     history: list = field(default_factory=list)  # one record per eval
     eval_win: list = field(default_factory=lambda: [0.0, 0])  # nll sum, tokens since the last eval
     log_win: list = field(default_factory=lambda: [0.0, 0])  # ... since the last train line
+    stopped_by: str | None = None  # the budget that ended the run (the final checkpoint records it)
 
 
 def ppl(loss: float) -> float:
@@ -54,7 +55,7 @@ def ppl(loss: float) -> float:
 
 def json_safe(record: dict) -> dict:
     """Non-finite floats become null: metrics.jsonl stays strict JSON (jq, pandas, browsers)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    return finite_json(record)
 
 
 def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

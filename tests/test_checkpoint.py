@@ -112,6 +112,24 @@ def test_resume_without_checkpoint_refuses(tmp_path):
         assert str(d) in msg and "without --resume" in msg and "\n" not in msg
 
 
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(tmp_path):
+    from rnntool.checkpoint import write_run_info
+
+    straight = train(make_task(0), cfg(max_steps=5), run_dir=tmp_path / "straight")
+    (tmp_path / "started").mkdir()
+    write_run_info(tmp_path / "started", train=cfg(max_steps=5).to_dict(), model=None, meta={})
+    notes = []
+
+    class Note:
+        def on_train_start(self, info):
+            notes.append(info.note)
+
+    task = make_task(0)
+    resumed = train(task, cfg(max_steps=5), run_dir=tmp_path / "started", resume=True, callbacks=[Note()])
+    assert resumed.steps == straight.steps == 5 and resumed.best_metrics == straight.best_metrics
+    assert "holds no checkpoint yet: training the run from its start" in notes[0]
+
+
 def test_corrupt_checkpoint_file_refuses_naming_it(run_dir):
     target = run_dir / "ckpt-00000006" / "state.safetensors"
     data = bytearray(target.read_bytes())

@@ -403,14 +403,22 @@ def test_fresh_run_refuses_a_run_dir_with_checkpoints(tmp_path):
         train(make_task(0), cfg(max_steps=2), run_dir=tmp_path / "r")
 
 
-def test_metrics_jsonl_is_strict_json_even_with_nan_validation(tmp_path):
+def test_nan_validation_stops_the_run_and_metrics_jsonl_stays_strict_json(tmp_path):
     task = make_task(0, valid_losses=[float("nan"), 2.0])
-    result = train(task, cfg(max_steps=4, eval_every=2), run_dir=tmp_path / "r")
+    with pytest.raises(TrainingError, match="diverged at step 2: validation loss is nan"):
+        train(task, cfg(max_steps=4, eval_every=2), run_dir=tmp_path / "r")
 
     def no_constants(name):
         raise AssertionError(f"non-standard JSON constant {name}")
 
     records = [json.loads(line, parse_constant=no_constants)
                for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["val_loss"] for r in records] == [None, 2.0]
-    assert result.best_step == 4 and result.history[0]["val_loss"] is None
+    assert [r["val_loss"] for r in records] == [None]  # logged, then training stopped
+
+
+def test_exploding_validation_loss_stops_the_run(tmp_path):
+    """Finite but absurd: over 10x a uniform guess's loss (ln V) means the run diverged."""
+    task = make_task(0, valid_losses=[3.0, 500.0, 2.0])
+    task.chance_loss = 4.0
+    with pytest.raises(TrainingError, match="diverged at step 4: validation loss 500 .* over 10x"):
+        train(task, cfg(max_steps=6, eval_every=2), run_dir=tmp_path / "r")

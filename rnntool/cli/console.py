@@ -98,7 +98,10 @@ class Console:
 
     @staticmethod
     def emit_json(obj: Any, *, indent: int | None = None) -> None:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=indent, default=str) + "\n")
+        from rnntool.textio import finite_json
+
+        text = json.dumps(finite_json(obj), ensure_ascii=False, indent=indent, default=str, allow_nan=False)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     # -- progress -------------------------------------------------------------------------------

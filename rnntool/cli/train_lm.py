@@ -10,9 +10,10 @@ import typer
 from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
+from rnntool.cli.train_report import (ConsoleProgress, report_result, report_skipped, report_time,
+                                      summary_number)
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
@@ -74,11 +75,10 @@ def train_lm(
     character: total NLL in bits over the characters of the validation text, one newline per line).
     """
     from rnntool.checkpoint import read_run_info
-    from rnntool.lm_train import LMRunSpec, train_language_model
+    from rnntool.lm_train import LMRunSpec, check_model_settings, train_language_model
     from rnntool.training_run import default_run_dir
-    from rnntool.registry import Registry
 
-    reg = Registry.open(registry)
+    reg = open_registry(registry)
     saved = read_run_info(train.resume) if train.resuming else None
     if saved is not None:
         spec = LMRunSpec.from_dict(saved.get("meta") or {})
@@ -98,17 +98,18 @@ def train_lm(
             valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
             cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,
         ).check()
-        _check_model_options(spec)
+        check_model_settings(spec)
     cfg = train.config(base=saved["train"] if saved else None)
-    retrain = train.retrain
+    retrain = train.retrain_options(spec if saved else None)
+    budget = train.time_budget(cfg)
     with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train lm") as progress:
         outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
                                        resume=train.resuming,
                                        callbacks=[progress], log=console.log, warn=console.warn,
-                                       retrain=retrain)
+                                       retrain=retrain, budget=budget)
     if outcome.skipped:
-        report_skipped(outcome.bundle, json_out)
+        report_skipped(outcome.bundle, json_out, outcome.skipped)
         return
     if outcome.bundle is None:  # a DDP rank other than 0
         return
@@ -116,17 +117,14 @@ def train_lm(
     summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
                "metrics": b.metrics, "tokenizer": outcome.tokenizer_ref,
                "steps": r.steps, "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-               "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
+               "promotion": outcome.promotion.to_dict() if outcome.promotion else None,
+               "time": budget.to_dict()}
     m = b.metrics
     line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {summary_number(m.get('val_ppl'))}, "
             f"bpc {summary_number(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
+    report_time(budget)
     report_result(summary, line, json_out)
 
 
-def _check_model_options(spec) -> None:
-    """Model settings are checked before any data is read (a typo fails fast)."""
-    from rnntool.lm import LMConfig
-
-    LMConfig(vocab_size=1, **spec.model)

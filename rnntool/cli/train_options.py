@@ -55,6 +55,7 @@ from rnntool.cli.console import console
 from rnntool.cli.options import DeviceOpt
 from rnntool.distributed import is_main_process
 from rnntool.errors import ConfigError
+from rnntool.time_budget import TimeBudget, command_start
 from rnntool.train_config import (
     OPTIMIZERS,
     PRECISIONS,
@@ -99,7 +100,9 @@ EpochsOpt = Annotated[
 MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps (batches).")]
 MaxTimeOpt = Annotated[
     Optional[str],
-    typer.Option("--max-time", help="Wall-clock training budget, e.g. 90s, 10m, 1h30m.", show_default=False),
+    typer.Option("--max-time", help="Wall-clock budget for the whole command, e.g. 90s, 10m, 1h30m: training stops "
+                 "early enough that validation, --promote and publishing still fit. With --resume: this much "
+                 "more (without it, what is left of the run's own budget).", show_default=False),
 ]
 EvalEveryOpt = Annotated[
     Optional[int], typer.Option("--eval-every", help="Validate every N steps (default: after each epoch).")
@@ -123,8 +126,10 @@ ResumeOpt = Annotated[
     typer.Option(
         "--resume",
         metavar="RUN_DIR",
-        help="Continue the interrupted run in RUN_DIR from its last checkpoint (same settings; "
-        "options given here, e.g. a larger --max-steps, override them).",
+        help="Continue the interrupted run in RUN_DIR from its last checkpoint and do what its command "
+        "asked (same settings, --promote included; options given here, e.g. a larger --max-steps, override "
+        "them). A run that already published exits 0 without publishing again, unless --max-steps, "
+        "--epochs or --max-time given here raise its budget: then it trains on and publishes a new version.",
         show_default=False,
     ),
 ]
@@ -179,6 +184,7 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("log_file", LogFileOpt, None, None),
 ]
 OPTION_NAMES = tuple(name for name, *_ in _SPECS)
+BUDGET_OPTIONS = frozenset({"max_steps", "epochs", "max_time"})  # raised on --resume: train further
 
 
 @dataclass
@@ -212,20 +218,38 @@ class TrainOptions:
     wait: bool = False
     log_file: Path | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
+    budget: TimeBudget = field(default_factory=lambda: TimeBudget(start=command_start()))
 
-    @property
-    def retrain(self):
-        """The cron options as a core ``RetrainOptions`` (checked against --resume and -o)."""
+    def retrain_options(self, resumed=None):
+        """The cron options as a core ``RetrainOptions`` (checked against --resume and -o). ``resumed``:
+        the spec of the run ``--resume`` continues, whose --promote/--min-delta apply unless given here."""
         from rnntool.retrain import RetrainOptions
 
         if self.resuming and (self.if_changed or self.init_from):
             raise ConfigError("--resume continues a run as it was; drop --if-changed and --init-from")
         if self.min_delta < 0:
             raise ConfigError(f"--min-delta must be 0 or more (got {self.min_delta})")
-        if self.promote is None and "min_delta" in self.explicit:
+        promote, min_delta = self.promote, self.min_delta
+        if resumed is not None:
+            promote = promote if "promote" in self.explicit else getattr(resumed, "promote", None)
+            if "min_delta" not in self.explicit:
+                min_delta = getattr(resumed, "min_delta", 0.0)
+        if promote is None and "min_delta" in self.explicit:
             raise ConfigError("--min-delta goes with --promote ALIAS")
-        return RetrainOptions(if_changed=self.if_changed, promote=self.promote, min_delta=self.min_delta,
-                              init_from=self.init_from, wait=self.wait)
+        return RetrainOptions(if_changed=self.if_changed, promote=promote, min_delta=min_delta,
+                              init_from=self.init_from, wait=self.wait,
+                              train_further=self.resuming and bool(BUDGET_OPTIONS & self.explicit))
+
+    def time_budget(self, cfg: TrainConfig) -> TimeBudget:
+        """The command's TimeBudget: --max-time for a new run; on --resume an explicit --max-time is
+        that much more training, and without one the run's own budget goes on (see time_budget.py)."""
+        if self.resuming:
+            explicit = "max_time" in self.explicit and self.max_time is not None
+            self.budget.limit = parse_duration(self.max_time, option="--max-time") if explicit else None
+            self.budget.extends_run = explicit
+        else:
+            self.budget.limit = cfg.max_time
+        return self.budget
 
     @property
     def resuming(self) -> bool:

@@ -27,21 +27,40 @@ def summary_number(x) -> str:
     return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
-def report_skipped(latest, json_out: bool) -> None:
-    """--if-changed found the same data and settings as the latest version: exit 0, say so."""
-    line = f"skipped: data and settings unchanged since {latest.ref}"
-    summary = {"status": "skipped", "ref": latest.ref, "path": str(latest.path), "metrics": latest.metrics}
+def report_skipped(bundle, json_out: bool, reason: str = "unchanged") -> None:
+    """Nothing to train, exit 0, say why: --if-changed found the same data and settings as the latest
+    version ("unchanged"), or the resumed run had already published ``bundle`` ("published")."""
+    if reason == "published":
+        line = f"already published: this run published {bundle.ref}; nothing to do"
+        status = "already_published"
+    else:
+        line = f"skipped: data and settings unchanged since {bundle.ref}"
+        status = "skipped"
+    summary = {"status": status, "ref": bundle.ref, "path": str(bundle.path), "metrics": bundle.metrics}
     report_result(summary, line, json_out)
+
+
+def report_time(budget) -> None:
+    """With --max-time: what the budget went to (stderr and the log file)."""
+    if budget.limit is not None:
+        console.log(budget.report())
 
 
 def report_result(summary: dict, line: str, json_out: bool) -> None:
     """The final summary: JSON on stdout with --json (and the line on stderr/log file), else the line."""
-    if json_out:
-        console.log(line, force=True)
-        console.emit_json(summary)
-    else:
-        console.record(line)
-        console.emit(line)
+    from rnntool.errors import DiskFull
+
+    try:
+        if json_out:
+            console.log(line, force=True)
+            console.emit_json(summary)
+        else:
+            console.record(line)
+            console.emit(line)
+    except OSError as e:  # a full disk under stdout or the log file, after the model was published
+        if DiskFull.matches(e) and summary.get("status") in ("published", "written"):
+            raise DiskFull.from_oserror(e, e.filename or "the summary", published=summary["ref"]) from e
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +129,8 @@ class ConsoleProgress:
             console.log(msg)
 
     def on_train_start(self, info) -> None:
+        if info.note:
+            console.warn(info.note)
         budget = []
         if info.config.epochs is not None:
             budget.append(f"{info.config.epochs} epochs" + (f" x {info.batches_per_epoch} batches"

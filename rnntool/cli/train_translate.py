@@ -9,9 +9,10 @@ import typer
 
 from rnntool.cli.app import train_app
 from rnntool.cli.console import console
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
+from rnntool.cli.train_report import (ConsoleProgress, report_result, report_skipped, report_time,
+                                      summary_number)
 from rnntool.errors import UsageError
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
@@ -88,10 +89,9 @@ def train_translate(
     """
     from rnntool.checkpoint import read_run_info
     from rnntool.training_run import default_run_dir
-    from rnntool.registry import Registry
     from rnntool.seq2seq_train import TranslationRunSpec, train_translation
 
-    reg = Registry.open(registry)
+    reg = open_registry(registry)
     saved = read_run_info(train.resume) if train.resuming else None
     if saved is not None:
         spec = TranslationRunSpec.from_dict(saved.get("meta") or {})
@@ -112,14 +112,16 @@ def train_translate(
         ).check()
     best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
     cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
+    retrain = train.retrain_options(spec if saved else None)
+    budget = train.time_budget(cfg)
     with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train translate") as progress:
         outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
                                     resume=train.resuming,
                                     callbacks=[progress], log=console.log, warn=console.warn,
-                                    retrain=train.retrain)
+                                    retrain=retrain, budget=budget)
     if outcome.skipped:
-        report_skipped(outcome.bundle, json_out)
+        report_skipped(outcome.bundle, json_out, outcome.skipped)
         return
     if outcome.bundle is None:  # a DDP rank other than 0
         return
@@ -127,11 +129,13 @@ def train_translate(
     summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
                "metrics": m, "tokenizers": outcome.tokenizer_refs, "data": outcome.data, "steps": r.steps,
                "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-               "promotion": outcome.promotion.to_dict() if outcome.promotion else None}
+               "promotion": outcome.promotion.to_dict() if outcome.promotion else None,
+               "time": budget.to_dict()}
     verb = "published" if b.version is not None else "wrote"
     line = (f"{verb} {b.ref}: val BLEU {summary_number(m.get('val_bleu'))}, loss {summary_number(m.get('val_loss'))}, "
             f"ppl {summary_number(m.get('val_ppl'))} ({r.steps} steps, {summary_number(m.get('tokens_per_s'))} tok/s, "
             f"stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
+    report_time(budget)
     report_result(summary, line, json_out)
