@@ -230,11 +230,13 @@ def latest_checkpoint(run_dir: Path) -> Path:
         )
     pointer = run_dir / POINTER
     if not pointer.exists():
-        older = list_checkpoints(run_dir)
-        hint = (f" (found {older[-1].name}: write its name into {pointer} to resume from it)" if older else "")
+        # Killed between renaming its first checkpoint into place and writing the pointer: a
+        # checkpoint directory is complete once it has its name (its manifest is written first).
+        complete = [p for p in list_checkpoints(run_dir) if (p / MANIFEST).is_file()]
+        if complete:
+            return complete[-1]
         raise CheckpointError(
-            f"{pointer}: missing — {run_dir} holds no checkpoint to resume{hint}; "
-            "start a new run without --resume"
+            f"{pointer}: missing — {run_dir} holds no checkpoint to resume; start a new run without --resume"
         )
     name = pointer.read_text(encoding="utf-8", errors="replace").strip()
     path = run_dir / name
