@@ -6,6 +6,7 @@ Every message should say what to do next, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
@@ -124,3 +125,15 @@ class DiskFull(RnnToolError):
             parts.append(f"{published} was published before the error")
         parts.append(advice or cls.ADVICE)
         return cls("; ".join(parts), path=path, published=published)
+
+    @classmethod
+    @contextlib.contextmanager
+    def translating(cls, path: str | os.PathLike | None = None, *, published: bool | str | None = False):
+        """``with DiskFull.translating(where):`` a full disk inside becomes this error (naming the
+        file the OSError names, else ``where``); any other OSError passes through."""
+        try:
+            yield
+        except OSError as e:
+            if cls.matches(e):
+                raise cls.from_oserror(e, e.filename or path, published=published) from e
+            raise

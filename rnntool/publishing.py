@@ -53,10 +53,8 @@ def publish_trained(registry, *, kind: str, name: str | None, output: str | None
 
     extra = {"run_dir": str(run_dir) if run_dir and record_run_dir else None, "world_size": result.world_size,
              **(more_extra or {})}
-    where = registry.root if name is not None else Path(output)
-    try:
-        with registry.staging() as stage:
-            where = stage
+    with DiskFull.translating(registry.staging_dir if name is not None else output):  # a bundle is renamed
+        with registry.staging() as stage:                                               # into place whole
             write_files(stage)
             metrics_log = run_dir / METRICS_FILE if run_dir else None
             if metrics_log is not None and metrics_log.exists():
@@ -68,7 +66,3 @@ def publish_trained(registry, *, kind: str, name: str | None, output: str | None
             if name is not None:
                 return registry.publish(stage, name=name, **kw)
             return write_bundle(stage, output, name=bundle_name(output, kind), **kw)
-    except OSError as e:  # a full disk: say where; the bundle is renamed into place whole or not at all
-        if DiskFull.matches(e):
-            raise DiskFull.from_oserror(e, e.filename or where) from e
-        raise

@@ -57,8 +57,10 @@ class RegistryAdmin:
     """Methods of ``Registry`` that change or check what is published (see registry.py)."""
 
     # -- aliases, removal, gc -------------------------------------------------------------------
-    def set_alias(self, ref, alias: str) -> Bundle:
-        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""
+    def set_alias(self, ref, alias: str, *, only_from=...) -> Bundle | None:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists). With
+        ``only_from`` (a version number, or None for "no such alias yet") the move happens only if the
+        alias still points there, checked under the lock; returns None when it did not."""
         r = self._registry_ref(ref, "alias")
         validate_name(alias, "alias")
         if alias.isdigit():
@@ -66,6 +68,8 @@ class RegistryAdmin:
         if alias in RESERVED_ALIASES:
             raise InvalidName(f"'{alias}' is reserved (NAME@{alias} always means the newest version)")
         with self._name_lock(r.name):
+            if only_from is not ... and self.aliases(r.name).get(alias) != only_from:
+                return None
             b = self._resolve_ref(r)
             write_text_atomic(self.root, self.model_dir(r.name) / "aliases" / alias, f"{b.version}\n")
         return b

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnntool.errors import LockHeld
+from rnntool.errors import LockHeld, RegistryError
 from rnntool.locking import FileLock
 from rnntool.safe_paths import check_dirs
 
@@ -45,9 +45,10 @@ class RunDir:
 
 FRESH_RUN_SECONDS = 3600  # a run directory with no checkpoint is "abandoned" only after this long
 
-def _size_and_newest(d: Path, skip: str) -> tuple[int, float]:
+def _size_and_newest(d: Path, skip: str, empty_mtime: float) -> tuple[int, float]:
     """Bytes of the regular files under ``d`` and the newest modification time of anything in it
-    but the top-level ``skip`` (the run lock, which gc itself touches); links are not followed."""
+    but the top-level ``skip`` (the run lock, which gc itself touches; ``empty_mtime`` when nothing else
+    is there); links are not followed."""
     skipped = os.path.join(d, skip)
     total, newest = 0, None
     for dirpath, dirnames, filenames in os.walk(d):
@@ -61,7 +62,7 @@ def _size_and_newest(d: Path, skip: str) -> tuple[int, float]:
                 total += st.st_size
             if p != skipped:
                 newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-    return total, os.lstat(d).st_mtime if newest is None else newest
+    return total, empty_mtime if newest is None else newest
 
 
 def _reason(d: Path, published: bool, newest: float, older_than: float) -> str | None:
@@ -102,17 +103,23 @@ def collect_finished_runs(reg: "Registry", older_than: float, *, dry_run: bool =
     for d in entries:
         if d.is_symlink() or not d.is_dir():
             continue  # not a run directory rnntool made
-        lock = _lock_if_free(reg, d / RUN_LOCK_FILE, dry_run)
+        newest_before_locking = os.lstat(d).st_mtime  # taking the lock would touch the directory
+        try:
+            lock = _lock_if_free(reg, d / RUN_LOCK_FILE, dry_run)
+        except (PermissionError, RegistryError):
+            continue  # another user's run directory we may not touch: theirs to clean
         if lock is False:
             continue
         try:
-            size, newest = _size_and_newest(d, RUN_LOCK_FILE)
+            size, newest = _size_and_newest(d, RUN_LOCK_FILE, newest_before_locking)
             reason = _reason(d, os.path.lexists(d / PUBLISHED_FILE), newest, older_than)
             if reason is None:
                 continue
             if not dry_run:
                 reg._delete_dir(d)
             out.append(RunDir(d, size, reason))
+        except PermissionError:
+            continue  # unreadable to this user: leave it
         finally:
             if lock:
                 lock.release()

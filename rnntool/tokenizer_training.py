@@ -296,12 +296,8 @@ def train_tokenizer(
         warn(f"left {feed.too_long} lines longer than {max_line_bytes} bytes out of training "
              "(raise the maximum line length to use them)")
     data = model.getvalue()
-    try:
+    with DiskFull.translating(out_path):
         atomic_write_bytes(out_path, data)
-    except OSError as e:
-        if DiskFull.matches(e):
-            raise DiskFull.from_oserror(e, out_path) from e
-        raise
     tok = Tokenizer(data, Path(out_path))
     tok.train_stats = {"lines": feed.lines, "text_lines": feed.text_lines, "skipped_long_lines": feed.too_long}
     tok.train_config = {

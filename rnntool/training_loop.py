@@ -268,6 +268,8 @@ class _Loop:
                 stop = self._budget_reason(elapsed)
                 evaluated = False
                 if (cfg.eval_every and self.s.step % cfg.eval_every == 0) or self._probe_due(elapsed, stop):
+                    if stop is None and self._last_eval_in_budget(elapsed):
+                        stop = "max_time"  # this validation is the final one
                     evaluated = True
                     if self._evaluate() and stop is None:
                         stop = "early_stopping"
@@ -285,8 +287,11 @@ class _Loop:
                 )
             self.s.epoch += 1
             self.s.batch_in_epoch = 0
-            stop = self._budget_reason(self._synced_elapsed())
+            elapsed = self._synced_elapsed()
+            stop = self._budget_reason(elapsed)
             if cfg.eval_every is None:
+                if stop is None and self._last_eval_in_budget(elapsed):
+                    stop = "max_time"  # this validation is the final one
                 if self._evaluate() and stop is None:
                     stop = "early_stopping"
                 self._save()
@@ -314,26 +319,37 @@ class _Loop:
 
     # -- the time budget --------------------------------------------------------------------------
     def _start_budget(self) -> str | None:
-        """Set the deadline from the command's budget; a note when nothing is left to train."""
+        """Set the deadline from the command's budget (rank 0's, on every rank: decisions must agree);
+        a note when nothing is left to train, TrainingError when a new run has no time to train."""
         if self.budget is None:
             return None
         self.budget.add("preparing", self.budget.elapsed())
+        plan = self._budget_plan() if self.is_main else None
+        plan = dist_utils.broadcast_json(plan, self.ctx)
+        if plan is None:
+            return None
+        if plan.get("error"):
+            raise TrainingError(plan["error"])
+        self.deadline, self.probe_at = plan["deadline"], plan["probe_at"]
+        return plan.get("note")
+
+    def _budget_plan(self) -> dict | None:
         remaining = self.budget.remaining()
         if remaining is None:
             return None
         spent = self.resumed and not self.budget.extends_run and self.s.stopped_by == "max_time"
-        self.deadline = self.s.time_used + (0.0 if spent else remaining)
-        self.probe_at = self.s.time_used + remaining / 2
+        plan = {"deadline": self.s.time_used + (0.0 if spent else remaining),
+                "probe_at": self.s.time_used + remaining / 2}
         if spent or (self.resumed and remaining <= self._reserve()):
-            return (f"the run's time budget is spent ({self.s.time_used:.1f}s of training so far): publishing "
-                    "it without training more; give --max-time to train for longer")
-        if remaining <= self._reserve():
-            raise TrainingError(
+            plan["note"] = (f"the run's time budget is spent ({self.s.time_used:.1f}s of training so far): "
+                            "publishing it without training more; give --max-time to train for longer")
+        elif remaining <= self._reserve():
+            plan["error"] = (
                 f"--max-time {self.budget.limit:g}s leaves no time to train: {self.budget.elapsed():.1f}s went to "
                 f"preparing data and tokenizers, and about {self._reserve():.1f}s must be kept for the final "
                 "validation, checkpoint and publishing; give a longer --max-time"
             )
-        return None
+        return plan
 
     def _reserve(self) -> float:
         """Seconds that follow training: validations (the final one, and --promote's two), the last
@@ -342,6 +358,10 @@ class _Loop:
             return 0.0
         evals = (self.eval_cost or 0.0) * self.budget.evals_after
         return evals + 2 * self.save_cost + RESERVE_SECONDS + RESERVE_FRACTION * self.budget.limit
+
+    def _last_eval_in_budget(self, elapsed: float) -> bool:
+        """A validation is due: True when, after it, what follows training no longer fits."""
+        return self.deadline is not None and elapsed + (self.eval_cost or 0.0) + self.reserve >= self.deadline
 
     def _probe_due(self, elapsed: float, stop: str | None) -> bool:
         """Validate once by half-time when no validation was timed yet (its cost sets the reserve)."""
@@ -503,12 +523,8 @@ class _Loop:
     # -- the end ----------------------------------------------------------------------------------
     def _save(self) -> None:
         t0 = time.monotonic()
-        try:
+        with DiskFull.translating(self.run_dir):  # say where, and that nothing was published
             save_loop_checkpoint(self)
-        except OSError as e:
-            if DiskFull.matches(e):  # say where, and that nothing was published
-                raise DiskFull.from_oserror(e, e.filename or self.run_dir) from e
-            raise
         seconds = time.monotonic() - t0
         self.save_cost = max(self.save_cost, seconds)
         self.save_seconds += seconds
@@ -550,8 +566,8 @@ class _Loop:
         ckpt = f"; the last good checkpoint is in {self.run_dir}" if self.run_dir and self.last_saved_step else ""
         err = TrainingError(
             f"loss or gradient was not finite for {self.s.bad_in_row} steps in a row (steps "
-            f"{self.s.first_bad_step}-{self.s.step}), stopped at step {self.s.step}; lower --lr or set --clip "
-            f"(e.g. --clip 1.0); the best weights so far are kept{ckpt}"
+            f"{self.s.first_bad_step}-{self.s.step}), stopped at step {self.s.step}; nothing was published; lower "
+            f"--lr or set --clip (e.g. --clip 1.0); the best weights so far are kept{ckpt}"
         )
         self._restore_best()
         err.result = self._result("non_finite")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnntool.errors import BadInput, UsageError
+from rnntool.errors import BadInput, DiskFull, LockHeld, RegistryError, UsageError
 from rnntool.retrain import RetrainOptions, begin, training_lock
 from rnntool.time_budget import TimeBudget
 
@@ -44,6 +45,7 @@ Log = Callable[[str], None]
 PUBLISHED_FILE = "published.json"  # in a run directory: what the run published (its resume does nothing)
 RUN_LOCK_FILE = "run.lock"  # in a run directory: held while a process trains or resumes it
 PROMOTION_EVALS = 2  # --promote validates the new model and the aliased one
+TRAIN_COMMANDS = {"lm": "train lm", "translation": "train translate"}
 
 
 @dataclass
@@ -74,9 +76,15 @@ class TrainingRun:
             extra["promotion"] = decision.to_dict()
         with self.budget.phase("publishing"):
             bundle = publish(extra)
-            record_publication(self.work_dir, bundle, self.run_id)
+            with contextlib.suppress(OSError):  # best effort: a resume also finds the version by its run id
+                record_publication(self.work_dir, bundle, self.run_id)
             if decision is not None and decision.promoted:
-                self.registry.set_alias(bundle.ref, decision.alias)
+                try:
+                    with DiskFull.translating(published=bundle.ref):
+                        self.registry.set_alias(bundle.ref, decision.alias)
+                except LockHeld as e:
+                    raise RegistryError(f"published {bundle.ref}, but could not move @{decision.alias} to it: {e}; "
+                                        f"move it with 'rnntool models alias {bundle.ref} {decision.alias}'") from None
         return bundle, decision
 
 
@@ -112,7 +120,8 @@ def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, kind: st
         if resume and not retrain.train_further:
             done = find_publication(spec, registry, work_dir)
             if done is not None:
-                complete_promotion(registry, done, log)
+                if is_main_process():
+                    complete_promotion(registry, done, log)
                 yield TrainingRun(registry, retrain, work_dir, None, {}, spec.run_id, budget, done, "published")
                 return
         if resume:
@@ -126,8 +135,13 @@ def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, kind: st
         start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start,
                       settings=settings, log=log)
         budget.evals_after = 1 + (PROMOTION_EVALS if retrain.promote is not None else 0)
-        yield TrainingRun(registry, retrain, work_dir, start.parent, start.key, spec.run_id, budget, start.skip,
-                          "unchanged" if start.skip is not None else None)
+        try:
+            yield TrainingRun(registry, retrain, work_dir, start.parent, start.key, spec.run_id, budget,
+                              start.skip, "unchanged" if start.skip is not None else None)
+        except LockHeld as e:  # only publishing takes a registry lock in there: training is done
+            again = (f"publish it with 'rnntool {TRAIN_COMMANDS[kind]} --resume {work_dir}' once the registry is free"
+                     if run_dir is not None else "run the command again")
+            raise RegistryError(f"trained, but not published: {e}; {again}") from None
 
 
 def _remove_if_empty(path: Path) -> None:
@@ -183,11 +197,9 @@ def complete_promotion(registry, bundle, log: Log) -> None:
     if bundle.version is None or not decision.get("promoted"):
         return
     alias, old_ref = decision["alias"], decision.get("old_ref")
-    current = registry.aliases(bundle.name).get(alias)
-    if current == bundle.version:
+    if registry.aliases(bundle.name).get(alias) == bundle.version:
         return
-    if current == (ModelRef.parse(old_ref).version if old_ref else None):
-        registry.set_alias(bundle.ref, alias)
+    if registry.set_alias(bundle.ref, alias, only_from=ModelRef.parse(old_ref).version if old_ref else None):
         log(f"moved @{alias} to {bundle.ref}, as the run had decided before it was stopped")
 
 
@@ -210,7 +222,11 @@ def default_run_dir(registry, spec) -> Path | None:
     from rnntool.safe_paths import ensure_dirs
 
     runs = ensure_dirs(registry.root, registry.root / "runs")
-    return Path(tempfile.mkdtemp(prefix=f"{spec.label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{spec.label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    run_dir.chmod(0o777 & ~umask)  # as the registry's other directories: `models gc --runs` of others can read it
+    return run_dir
 
 
 def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> str:
@@ -219,7 +235,10 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
     from rnntool.tokenizer import TOKENIZER_FILE
 
     tok_name = f"{name}-tokenizer"
-    latest = registry.latest(tok_name)
+    try:
+        latest = registry.latest(tok_name)
+    except RegistryError:  # a broken newest version: publish a good one above it
+        latest = None
     if latest is not None and latest.files.get(TOKENIZER_FILE, {}).get("sha256") == sha256_file(tok_path):
         return latest.ref
     with registry.staging() as stage:

@@ -72,10 +72,16 @@ def model_bytes(model: nn.Module) -> int:
 
 
 def memory_bytes() -> int | None:
+    """This machine's memory, or the container's limit (cgroup v2 ``memory.max``) when lower."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
         return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return have
+    return min(have, int(limit)) if limit.isdigit() else have
 
 
 def _gb(n: float) -> str:

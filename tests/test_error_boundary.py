@@ -182,11 +182,16 @@ def test_disk_full_error_class_builds_its_message():
 
 
 # -- memory exhausted ---------------------------------------------------------------------------
-def test_absurd_bootstrap_samples_is_out_of_memory_not_internal(tmp_path):
+def test_exhausted_memory_is_out_of_memory_not_internal(tmp_path, monkeypatch):
+    """(A MemoryError staged by a stand-in: a real 10^12-sample bootstrap could meet the OOM killer.)"""
+    def no_memory(*a, **kw):
+        raise MemoryError()
+
+    monkeypatch.setattr("rnntool.bleu.paired_bootstrap", no_memory)
     ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.txt"
     ref.write_text("the cat sat on the mat\na dog\n", encoding="utf-8")
     hyp.write_text("the cat sat on a mat\na dog\n", encoding="utf-8")
-    r = invoke("evaluate", "bleu", "--ref", ref, hyp, "--paired-bootstrap", hyp, "--samples", "1000000000000", "-q")
+    r = invoke("evaluate", "bleu", "--ref", ref, hyp, "--paired-bootstrap", hyp, "--samples", "1000", "-q")
     assert r.exit_code == 1, r.output
     line = one_error_line(r.stderr)
     assert line.startswith("rnntool: error: out of memory"), line

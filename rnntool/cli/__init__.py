@@ -111,13 +111,13 @@ def _disk_full(e: BaseException) -> DiskFull | None:
     """A DiskFull for an exception caused by ENOSPC/EDQUOT anywhere in its chain, else None."""
     for x in _chain(e):
         if DiskFull.matches(x):
-            return DiskFull.from_oserror(x)
+            return DiskFull.from_oserror(x, published=None)  # whether anything was published: unknown here
     for x in _chain(e):
         m = _DISK_FULL_TEXT.search(str(x))
         if m:
             quota = "quota" in m.group(0).lower() or m.group(0).endswith("122")
             code = getattr(errno, "EDQUOT", errno.ENOSPC) if quota else errno.ENOSPC
-            return DiskFull.from_oserror(OSError(code, os.strerror(code)))
+            return DiskFull.from_oserror(OSError(code, os.strerror(code)), published=None)
     return None
 
 

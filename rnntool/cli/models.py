@@ -279,7 +279,7 @@ def models_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only print what would be removed.")] = False,
     runs: Annotated[bool, typer.Option(
         "--runs", help="Also remove run directories (REGISTRY/runs/) no training uses any more: those that "
-                       "published, hold no checkpoint, or were untouched for --runs-older-than.")] = False,
+                       "published, hold no checkpoint (after an hour), or were untouched for --runs-older-than.")] = False,
     runs_older_than: Annotated[str, typer.Option(
         "--runs-older-than", metavar="DURATION",
         help="With --runs: how long a run directory with a checkpoint to resume from is kept (e.g. 12h, 7d).")

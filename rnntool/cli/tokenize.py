@@ -25,7 +25,7 @@ from rnntool.cli.options import (
     RegistryOpt,
     open_registry,
 )
-from rnntool.errors import BadInput, UsageError
+from rnntool.errors import BadInput, DiskFull, UsageError
 
 
 class ModelType(str, Enum):
@@ -170,8 +170,9 @@ def tokenize_train(
             reg.check_name_kind(name, "tokenizer")  # before the work, not after it
             with reg.staging() as tmp:
                 tok = train_tokenizer(inputs, tmp / TOKENIZER_FILE, **train_kw)
-                bundle = reg.publish(tmp, name=name, kind="tokenizer", config=tok.train_config,
-                                     metrics=_metrics(tok), data=data)
+                with DiskFull.translating(tmp):  # a full disk here: nothing was published
+                    bundle = reg.publish(tmp, name=name, kind="tokenizer", config=tok.train_config,
+                                         metrics=_metrics(tok), data=data)
             what = f"published tokenizer {bundle.ref} at {bundle.path}"
     result = {
         "ref": bundle.ref,

@@ -12,8 +12,7 @@ from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import (ConsoleProgress, report_result, report_skipped, report_time,
-                                      summary_number)
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
@@ -100,7 +99,7 @@ def train_lm(
         ).check()
         check_model_settings(spec)
     cfg = train.config(base=saved["train"] if saved else None)
-    retrain = train.retrain_options(spec if saved else None)
+    retrain = train.retrain_options(spec if saved else None, saved["train"] if saved else None)
     budget = train.time_budget(cfg)
     with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train lm") as progress:
@@ -124,7 +123,6 @@ def train_lm(
             f"bpc {summary_number(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
-    report_time(budget)
-    report_result(summary, line, json_out)
+    report_result(summary, line, json_out, budget)
 
 

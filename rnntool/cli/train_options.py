@@ -184,7 +184,6 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("log_file", LogFileOpt, None, None),
 ]
 OPTION_NAMES = tuple(name for name, *_ in _SPECS)
-BUDGET_OPTIONS = frozenset({"max_steps", "epochs", "max_time"})  # raised on --resume: train further
 
 
 @dataclass
@@ -220,9 +219,10 @@ class TrainOptions:
     explicit: frozenset[str] = field(default_factory=frozenset)
     budget: TimeBudget = field(default_factory=lambda: TimeBudget(start=command_start()))
 
-    def retrain_options(self, resumed=None):
+    def retrain_options(self, resumed=None, saved_train: dict | None = None):
         """The cron options as a core ``RetrainOptions`` (checked against --resume and -o). ``resumed``:
-        the spec of the run ``--resume`` continues, whose --promote/--min-delta apply unless given here."""
+        the spec of the run ``--resume`` continues, whose --promote/--min-delta apply unless given here;
+        ``saved_train``: its training settings (a resume that raises them trains a published run on)."""
         from rnntool.retrain import RetrainOptions
 
         if self.resuming and (self.if_changed or self.init_from):
@@ -238,7 +238,18 @@ class TrainOptions:
             raise ConfigError("--min-delta goes with --promote ALIAS")
         return RetrainOptions(if_changed=self.if_changed, promote=promote, min_delta=min_delta,
                               init_from=self.init_from, wait=self.wait,
-                              train_further=self.resuming and bool(BUDGET_OPTIONS & self.explicit))
+                              train_further=self.resuming and self._raises_budget(saved_train or {}))
+
+    def _raises_budget(self, saved: dict) -> bool:
+        """Whether this resume asks for more training than the run had: an explicit --max-time (extra
+        time), or a --max-steps/--epochs above the run's own."""
+        if "max_time" in self.explicit and self.max_time is not None:
+            return True
+        for name in ("max_steps", "epochs"):
+            new, old = getattr(self, name), saved.get(name)
+            if name in self.explicit and new is not None and (old is None or new > old):
+                return True
+        return False
 
     def time_budget(self, cfg: TrainConfig) -> TimeBudget:
         """The command's TimeBudget: --max-time for a new run; on --resume an explicit --max-time is

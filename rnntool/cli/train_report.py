@@ -40,27 +40,21 @@ def report_skipped(bundle, json_out: bool, reason: str = "unchanged") -> None:
     report_result(summary, line, json_out)
 
 
-def report_time(budget) -> None:
-    """With --max-time: what the budget went to (stderr and the log file)."""
-    if budget.limit is not None:
-        console.log(budget.report())
-
-
-def report_result(summary: dict, line: str, json_out: bool) -> None:
-    """The final summary: JSON on stdout with --json (and the line on stderr/log file), else the line."""
+def report_result(summary: dict, line: str, json_out: bool, budget=None) -> None:
+    """The final summary: JSON on stdout with --json (and the line on stderr/log file), else the line;
+    with a time budget, first what it went to."""
     from rnntool.errors import DiskFull
 
-    try:
+    published = summary["ref"] if summary.get("status") in ("published", "written") else None
+    with DiskFull.translating("the summary", published=published):  # stdout or the log on a full disk
+        if budget is not None and budget.limit is not None:
+            console.log(budget.report())
         if json_out:
             console.log(line, force=True)
             console.emit_json(summary)
         else:
             console.record(line)
             console.emit(line)
-    except OSError as e:  # a full disk under stdout or the log file, after the model was published
-        if DiskFull.matches(e) and summary.get("status") in ("published", "written"):
-            raise DiskFull.from_oserror(e, e.filename or "the summary", published=summary["ref"]) from e
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

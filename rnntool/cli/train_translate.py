@@ -11,8 +11,7 @@ from rnntool.cli.app import train_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
 from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import (ConsoleProgress, report_result, report_skipped, report_time,
-                                      summary_number)
+from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
 from rnntool.errors import UsageError
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
@@ -112,7 +111,7 @@ def train_translate(
         ).check()
     best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
     cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
-    retrain = train.retrain_options(spec if saved else None)
+    retrain = train.retrain_options(spec if saved else None, saved["train"] if saved else None)
     budget = train.time_budget(cfg)
     with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
             ConsoleProgress("train translate") as progress:
@@ -137,5 +136,4 @@ def train_translate(
             f"stopped by {r.stop_reason})")
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
-    report_time(budget)
-    report_result(summary, line, json_out)
+    report_result(summary, line, json_out, budget)
