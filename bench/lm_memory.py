@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np  # noqa: F401  (counted in the baseline)
 
-    from rnntool.lm_data import StreamBatches, build_token_cache
-    from rnntool.registry import Registry
+    from rnntool.kinds.lm.data import StreamBatches, build_token_cache
+    from rnntool.registry.store import Registry
     from rnntool.textio import fingerprint_file
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     OUT.mkdir(parents=True, exist_ok=True)
     corpus = OUT / f"corpus-{args.mb}mb.txt"

@@ -184,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
     from rnntool.runtime import tune_allocator
-    from rnntool.tokenizer import Tokenizer
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.sentencepiece import Tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     tune_allocator()  # the bare loops get the allocator settings rnntool's commands use
     torch.set_num_threads(args.threads)

@@ -85,8 +85,8 @@ def translate_and_score(bundle: Path, args, beam: int) -> dict:
     """Translate val.en in-process (model already loaded) and score it against val.de."""
     import torch
 
-    from rnntool.bleu import corpus_scores
-    from rnntool.translator import DEFAULT_LENGTH_PENALTY, DecodeSettings, open_translator
+    from rnntool.kinds.translation.bleu import corpus_scores
+    from rnntool.kinds.translation.translate import DEFAULT_LENGTH_PENALTY, DecodeSettings, open_translator
 
     torch.set_num_threads(args.threads)
     # what `rnntool translate --greedy` / `--beam 5` do by default

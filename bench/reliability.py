@@ -30,7 +30,7 @@ and every version of the round records a promotion decision; no published versio
 (non-finite metrics, a loss over 10x that of a uniform guess, or stop_reason "diverged").
 
 (b) Concurrent publishers. P worker processes (multiprocessing, spawn) each publish K versions of
-one name through `rnntool.registry.Registry.publish` directly (a tokenizer bundle; no subprocess per
+one name through `rnntool.registry.store.Registry.publish` directly (a tokenizer bundle; no subprocess per
 publish, so the registry's locking is what is measured), all starting at once. Then: versions are
 exactly 1..P*K, each (publisher, i) landed exactly once, and `rnntool models verify` exits 0.
 
@@ -69,7 +69,7 @@ MAX_RESUMES = 5
 BEFORE = "before publish (no new version)"
 DURING = "during publish (its version there, the process not done: alias, records, exit)"
 AFTER = "after (the run finished before the kill moment)"
-DIVERGENCE_FACTOR = 10.0  # as rnntool/training_loop.py: a loss this many times ln(V) is a diverged run
+DIVERGENCE_FACTOR = 10.0  # as rnntool/training/loop.py: a loss this many times ln(V) is a diverged run
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def kill_and_resume(args, runner: Runner, work: Path, data: Path, valid: Path, t
 
 # -- (b) concurrent publishers --------------------------------------------------------------------
 def _publisher(home: str, model_file: str, publisher: int, count: int, start, errors) -> None:
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     reg = Registry.open(home)
     data = Path(model_file).read_bytes()
@@ -382,12 +382,12 @@ def _publisher(home: str, model_file: str, publisher: int, count: int, start, er
 
 
 def concurrent_publishes(args, runner: Runner, work: Path, data: Path) -> list[str]:
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     problems: list[str] = []
     total = args.publishers * args.per_publisher
     print(f"\n== (b) {args.publishers} processes x {args.per_publisher} publishes of '{PUB_NAME}' at once", flush=True)
-    print("how: multiprocessing (spawn) workers calling rnntool.registry.Registry.publish directly, "
+    print("how: multiprocessing (spawn) workers calling rnntool.registry.store.Registry.publish directly, "
           "one tokenizer bundle per publish (no rnntool subprocess per publish)", flush=True)
     model = work / "tok.model"
     train_tokenizer([data], model, vocab_size=300, seed=0)

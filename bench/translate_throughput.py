@@ -5,7 +5,7 @@
         --beam 5 --batch-size 64 --device cpu --threads 2
 
 Every configuration translates the same lines with the same loaded model through the code path of
-`rnntool translate` (rnntool.translator); model loading and interpreter start-up are not timed. It
+`rnntool translate` (rnntool.kinds.translation.translate); model loading and interpreter start-up are not timed. It
 prints the machine, the equivalent `rnntool translate` command of each row, sentences/s, and the
 ratio to greedy decoding with --batch-size 1. Each configuration is run once after one warm-up batch.
 """
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rnntool.textio import read_lines
-    from rnntool.translator import DecodeSettings, open_translator
+    from rnntool.kinds.translation.translate import DecodeSettings, open_translator
 
     if args.threads:
         torch.set_num_threads(args.threads)

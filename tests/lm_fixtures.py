@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from rnntool.registry import write_bundle
-from rnntool.lm import LMConfig, RNNLM, save_lm
-from rnntool.lm_data import build_token_cache
-from rnntool.lm_task import LMTask
+from rnntool.registry.store import write_bundle
+from rnntool.kinds.lm.model import LMConfig, RNNLM, save_lm
+from rnntool.kinds.lm.data import build_token_cache
+from rnntool.kinds.lm.task import LMTask
 from rnntool.textio import fingerprint_file
-from rnntool.tokenizer_training import train_tokenizer
+from rnntool.tokenizers.training import train_tokenizer
 
 
 def make_lm_bundle(tmp_path: Path, corpus: Path, *, mode: str = "sentence", steps: int = 30,

@@ -1,4 +1,4 @@
-"""`rnntool evaluate bleu` and rnntool.bleu: equal to sacreBLEU's own API, errors, paired bootstrap."""
+"""`rnntool evaluate bleu` and rnntool.kinds.translation.bleu: equal to sacreBLEU's own API, errors, paired bootstrap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.significance import PairedTest
 
 from conftest import invoke, rnntool_cmd
-from rnntool import bleu
+from rnntool.kinds.translation import bleu
 from rnntool.errors import BadInput, UsageError
 
 WORDS = "the a cat dog sees likes river house red blue old man child teacher with at night today".split()

@@ -13,11 +13,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from rnntool.checkpoint import CheckpointWriter, list_checkpoints, load_checkpoint, read_run_info
-from rnntool.state_codec import capture_rng, flatten_state, restore_rng, unflatten_state
+from rnntool.training.checkpoint import CheckpointWriter, list_checkpoints, load_checkpoint, read_run_info
+from rnntool.training.state_codec import capture_rng, flatten_state, restore_rng, unflatten_state
 from rnntool.errors import CheckpointError
-from rnntool.train_config import TrainConfig
-from rnntool.training import train
+from rnntool.training.config import TrainConfig
+from rnntool.training.trainer import train
 
 from toy_training import ToyLM, make_task
 
@@ -113,7 +113,7 @@ def test_resume_without_checkpoint_refuses(tmp_path):
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(tmp_path):
-    from rnntool.checkpoint import write_run_info
+    from rnntool.training.checkpoint import write_run_info
 
     straight = train(make_task(0), cfg(max_steps=5), run_dir=tmp_path / "straight")
     (tmp_path / "started").mkdir()
@@ -220,7 +220,7 @@ def test_writer_replaces_pointer_only_after_complete_checkpoint(tmp_path, monkey
     def boom(*a, **k):
         raise OSError("disk full")
 
-    import rnntool.checkpoint as ck
+    import rnntool.training.checkpoint as ck
 
     monkeypatch.setattr(ck, "_write_json", boom)
     with pytest.raises(OSError):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from rnntool import completions
+from rnntool.cli import completions
 
 COMPLETIONS = REPO / "completions"
 
@@ -28,20 +28,20 @@ def test_committed_scripts_are_up_to_date():
 
 
 def test_check_mode_and_regeneration(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "rnntool.completions", "--check", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "rnntool.cli.completions", "--check", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and completions.REGENERATE in r.stderr
-    r = subprocess.run([sys.executable, "-m", "rnntool.completions", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "rnntool.cli.completions", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(completions.SCRIPT_NAMES)
-    r = subprocess.run([sys.executable, "-m", "rnntool.completions", "--check", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "rnntool.cli.completions", "--check", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 
 def test_generator_does_not_import_torch(tmp_path):
     code = (
-        "import sys\nfrom rnntool import completions\ncompletions.render_all()\n"
+        "import sys\nfrom rnntool.cli import completions\ncompletions.render_all()\n"
         "assert 'torch' not in sys.modules, 'the completion generator imported torch'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

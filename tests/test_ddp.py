@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve()
 
 
 def _cfg(**kw):
-    from rnntool.train_config import TrainConfig
+    from rnntool.training.config import TrainConfig
 
     return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, "threads": 1, **kw})
 
@@ -31,10 +31,10 @@ def _worker(out: Path) -> None:
     import torch
     import torch.distributed as dist
 
-    import rnntool.checkpoint as checkpoint
-    import rnntool.training_loop as loop
-    from rnntool.checkpoint import load_checkpoint
-    from rnntool.training import train
+    import rnntool.training.checkpoint as checkpoint
+    import rnntool.training.loop as loop
+    from rnntool.training.checkpoint import load_checkpoint
+    from rnntool.training.trainer import train
     from toy_training import make_task
 
     rank = int(os.environ["RANK"])

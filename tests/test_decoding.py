@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from rnntool.decoding import (
+from rnntool.decoding.search import (
     Hypothesis,
     beam_search,
     filter_log_probs,

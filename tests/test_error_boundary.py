@@ -88,7 +88,7 @@ def test_debug_after_double_dash_is_an_argument(corpus, tmp_path):
 # -- a full disk --------------------------------------------------------------------------------
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 def test_disk_full_while_publishing_is_one_line(corpus, monkeypatch, code):
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     where = "/srv/registry/.staging/abc/tokenizer.model"
 
@@ -105,7 +105,7 @@ def test_disk_full_while_publishing_is_one_line(corpus, monkeypatch, code):
 
 
 def test_disk_full_without_a_file_name_is_one_line(corpus, monkeypatch):
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     def full(self, *a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -120,7 +120,7 @@ def test_disk_full_without_a_file_name_is_one_line(corpus, monkeypatch):
 
 def test_disk_full_inside_a_library_error_is_one_line(corpus, monkeypatch):
     """safetensors reports a full disk as its own exception type, naming only `os error 28`."""
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     class SafetensorError(Exception):
         pass
@@ -135,7 +135,7 @@ def test_disk_full_inside_a_library_error_is_one_line(corpus, monkeypatch):
 
 
 def test_disk_full_writing_the_tokenizer_names_the_file(corpus, monkeypatch, tmp_path):
-    import rnntool.tokenizer_training as tt
+    import rnntool.tokenizers.training as tt
 
     def full(dest, data):
         raise OSError(errno.ENOSPC, "No space left on device")  # a write() failure names no file
@@ -187,7 +187,7 @@ def test_exhausted_memory_is_out_of_memory_not_internal(tmp_path, monkeypatch):
     def no_memory(*a, **kw):
         raise MemoryError()
 
-    monkeypatch.setattr("rnntool.bleu.paired_bootstrap", no_memory)
+    monkeypatch.setattr("rnntool.kinds.translation.bleu.paired_bootstrap", no_memory)
     ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.txt"
     ref.write_text("the cat sat on the mat\na dog\n", encoding="utf-8")
     hyp.write_text("the cat sat on a mat\na dog\n", encoding="utf-8")
@@ -198,7 +198,7 @@ def test_exhausted_memory_is_out_of_memory_not_internal(tmp_path, monkeypatch):
 
 
 def test_torch_allocator_failure_is_out_of_memory(monkeypatch):
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     def oom(*a, **kw):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
@@ -263,7 +263,7 @@ def test_tiny_max_line_bytes_trains_on_the_lines_that_fit(short_lines, tmp_path)
 def test_settings_can_be_checked_before_any_input_is_read():
     """Commands check first (``check_settings(**train_kw)``), then read, spool or fingerprint inputs."""
     from rnntool.errors import ConfigError
-    from rnntool.tokenizer_training import check_settings, check_vocab_size
+    from rnntool.tokenizers.training import check_settings, check_vocab_size
 
     check_settings(vocab_size=8000, threads=2, seed=7, on_log=print, display_names=["x"])  # extra keywords ignored
     with pytest.raises(ConfigError, match="--vocab-size 1000000000000"):

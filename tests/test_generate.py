@@ -10,7 +10,7 @@ import pytest
 
 from conftest import invoke, rnntool_cmd
 from lm_fixtures import make_lm_bundle, write_corpus
-from rnntool.lm_generate import IncrementalText
+from rnntool.kinds.lm.generate import IncrementalText
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_bad_combinations_are_usage_errors(bundle, args):
 
 
 def test_incremental_text_waits_for_whole_characters(bundle):
-    from rnntool.lm import open_lm
+    from rnntool.kinds.lm.model import open_lm
 
     tok = open_lm(str(bundle), device="cpu").tokenizer
     text = "the café naïve 猫."
@@ -127,8 +127,8 @@ def test_generate_does_not_switch_gradients_off_for_its_caller(bundle, settings)
     """generate() is a generator: a no_grad held across its yields would leak into the caller's code."""
     import torch
 
-    from rnntool.lm import open_lm
-    from rnntool.lm_generate import GenerateSettings, Sample, generate
+    from rnntool.kinds.lm.model import open_lm
+    from rnntool.kinds.lm.generate import GenerateSettings, Sample, generate
 
     lm = open_lm(str(bundle), device="cpu")
     seen = []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnntool.errors import ConfigError, CorruptBundle
-from rnntool.lm import CELLS, LMConfig, RNNLM, detach_state, load_lm, save_lm, state_from_tensors, state_tensors
+from rnntool.kinds.lm.model import CELLS, LMConfig, RNNLM, detach_state, load_lm, save_lm, state_from_tensors, state_tensors
 
 
 def tiny(cell="lstm", **kw) -> LMConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnntool.errors import BadInput
-from rnntool.lm_data import (
+from rnntool.kinds.lm.data import (
     EOS_ID,
     PAD_ID,
     SentenceBatches,
@@ -135,7 +135,7 @@ def test_sentence_batches_split_between_ranks(tmp_path):
 
 def test_real_tokenizer_cache(tmp_path, corpus):
     from rnntool.textio import fingerprint_file
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     tok = train_tokenizer([corpus], tmp_path / "t.model", vocab_size=300)
     tokens, _ = build_token_cache([corpus], [fingerprint_file(corpus)["sha256"]], tok, tmp_path / "cache")

@@ -7,7 +7,7 @@ import subprocess
 
 
 from conftest import fails, invoke, ok, rnntool_cmd, run_cli
-from rnntool.registry import Registry
+from rnntool.registry.store import Registry
 
 
 def publish(name="foo", kind="lm", n=1, metrics=None, data=None, parents=None):
@@ -195,7 +195,7 @@ def test_export_refuses_a_corrupt_bundle(registry, tmp_path):
 
 
 def test_bundle_directory_reference(registry, tmp_path):
-    from rnntool.registry import write_bundle
+    from rnntool.registry.store import write_bundle
 
     src = tmp_path / "src"
     src.mkdir()

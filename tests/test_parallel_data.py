@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rnntool.errors import BadInput, UsageError
-from rnntool.parallel_data import ParallelData, read_parallel, read_tsv
-from rnntool.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from rnntool.kinds.translation.data import ParallelData, read_parallel, read_tsv
+from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
 
 
 def write(path, lines):
@@ -119,8 +119,8 @@ def test_bad_budget_is_a_usage_error():
 def test_task_shards_batches_evenly_across_ranks():
     import torch
 
-    from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig
-    from rnntool.seq2seq_task import TranslationTask
+    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig
+    from rnntool.kinds.translation.task import TranslationTask
 
     data = random_data()
     model = Seq2Seq(Seq2SeqConfig(src_vocab_size=50, tgt_vocab_size=50, layers=1, embed_dim=8, hidden_dim=8))
@@ -138,8 +138,8 @@ def test_task_shards_batches_evenly_across_ranks():
 
 
 def test_too_few_batches_for_the_processes_is_an_error():
-    from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig
-    from rnntool.seq2seq_task import TranslationTask
+    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig
+    from rnntool.kinds.translation.task import TranslationTask
 
     data = ParallelData([[5, 6]], [[7]])
     model = Seq2Seq(Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=10, layers=1, embed_dim=4, hidden_dim=4))

@@ -13,8 +13,8 @@ import torch
 
 from conftest import invoke, rnntool_cmd
 from lm_fixtures import make_lm_bundle, write_corpus
-from rnntool.lm import open_lm
-from rnntool.tokenizer import BOS_ID, EOS_ID
+from rnntool.kinds.lm.model import open_lm
+from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
 
 TEXT = ["the cat sees the ball.", "", "a dog finds a small bird. Extra words here!", "the cat sees the ball."]
 
@@ -147,7 +147,7 @@ def test_errors_are_one_line(bundles, tmp_path, text_file):
 
 
 def test_a_line_too_long_for_one_batch_scores_the_same(bundles, monkeypatch, text_file):
-    from rnntool import scoring
+    from rnntool.kinds.lm import scoring
 
     full = json.loads(invoke("evaluate", "perplexity", "-m", bundles["sentence"], text_file, "--json").stdout)
     monkeypatch.setattr(scoring, "LOGITS_BUDGET", 3 * 300)  # 3 tokens of a 300-piece vocabulary

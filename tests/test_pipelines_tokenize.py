@@ -109,7 +109,7 @@ def test_eight_concurrent_trains_publish_versions_1_to_8(text, registry):
     assert sorted(r["version"] for r in results) == list(range(1, 9))
     assert len({r["sha256"] for r in results}) == 1  # deterministic training
 
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     reg = Registry.open(registry)
     assert [b.version for b in reg.versions("same")] == list(range(1, 9))

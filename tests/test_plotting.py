@@ -11,7 +11,7 @@ from importlib.util import find_spec
 import pytest
 
 from conftest import invoke
-from rnntool.registry import Registry
+from rnntool.registry.store import Registry
 from rnntool.textio import fingerprint_file
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import kill, spawn
 from rnntool.errors import CorruptBundle, InvalidName, LockHeld, ModelNotFound, RegistryError, UsageError, WrongKind
-from rnntool.locking import FileLock, try_lock
-from rnntool.registry import Bundle, ModelRef, Registry, write_bundle
+from rnntool.registry.locking import FileLock, try_lock
+from rnntool.registry.store import Bundle, ModelRef, Registry, write_bundle
 from rnntool.textio import fingerprint_file
 
 
@@ -97,7 +97,7 @@ def test_publish_records_a_complete_manifest(registry, corpus):
 def test_registry_never_imports_torch(registry):
     code = """
         import sys
-        from rnntool.registry import Registry
+        from rnntool.registry.store import Registry
         reg = Registry.open()
         with reg.staging() as tmp:
             (tmp / "tokenizer.model").write_text("spm")
@@ -252,7 +252,7 @@ def test_write_bundle_is_a_path_reference(registry, tmp_path, monkeypatch):
 # -- concurrency and crashes --------------------------------------------------------------------
 PUBLISHER = """
     import os, sys, time
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
     start = float(sys.argv[1])
     reg = Registry.open()
     with reg.staging() as tmp:
@@ -283,8 +283,8 @@ def test_eight_concurrent_publishers_get_versions_1_to_8(registry):
 
 KILLED_PUBLISHER = """
     import os, sys, time
-    import rnntool.registry as registry
-    from rnntool.registry import Registry
+    import rnntool.registry.store as registry
+    from rnntool.registry.store import Registry
     moment = sys.argv[1]
 
     def pause(stage, path):
@@ -327,7 +327,7 @@ def test_publisher_killed_mid_publish_leaves_registry_clean(registry, moment):
 def test_clean_staging_keeps_a_live_publishers_files(registry):
     code = """
         import time
-        from rnntool.registry import Registry
+        from rnntool.registry.store import Registry
         with Registry.open().staging() as tmp:
             (tmp / "big.bin").write_bytes(b"x")
             print(tmp, flush=True)
@@ -346,7 +346,7 @@ def test_clean_staging_keeps_a_live_publishers_files(registry):
 # -- locks --------------------------------------------------------------------------------------
 HOLDER = """
     import sys, time
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
     with Registry.open().training_lock("foo"):
         print("locked", flush=True)
         time.sleep(float(sys.argv[1]))
@@ -387,11 +387,11 @@ def test_lock_excludes_a_second_holder_in_the_same_process(tmp_path):
     with pytest.raises(LockHeld, match=f"job x is in progress \\(pid {os.getpid()}"):
         FileLock(path, what="job x").acquire()
     assert try_lock(path) is None  # probing must not drop our own POSIX lock
-    code = "import sys; from rnntool.locking import try_lock; sys.exit(0 if try_lock(sys.argv[1]) is None else 3)"
+    code = "import sys; from rnntool.registry.locking import try_lock; sys.exit(0 if try_lock(sys.argv[1]) is None else 3)"
     assert subprocess.run([sys.executable, "-c", code, str(path)]).returncode == 0
     first.release()
     FileLock(path).acquire().release()
-    from rnntool import locking
+    from rnntool.registry import locking
 
     assert not locking._held and not locking._thread_locks  # nothing leaks per lock path
 

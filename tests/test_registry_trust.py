@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import fails, invoke, kill, ok, run_cli, spawn
-from rnntool.bundle import manifest_digest
+from rnntool.registry.bundle import manifest_digest
 from rnntool.errors import ModelNotFound, RegistryError, RnnToolError
-from rnntool.registry import Bundle, Registry
-from rnntool.staging import host_tag
+from rnntool.registry.store import Bundle, Registry
+from rnntool.registry.staging import host_tag
 
 KIND_FILES = {
     "tokenizer": {"tokenizer.model": b"spm"},
@@ -72,7 +72,7 @@ def plant(link: Path, target: Path) -> Path:
 
 LOCK_HOLDER = """
     import sys, time
-    from rnntool.locking import FileLock
+    from rnntool.registry.locking import FileLock
     with FileLock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(120)

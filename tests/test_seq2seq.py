@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rnntool.errors import ConfigError, CorruptBundle
-from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig, load_translation, load_weights, save_weights, source_batch
-from rnntool.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, load_translation, load_weights, save_weights, source_batch
+from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
 
 SOURCES = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 4, 5, 6]]  # ragged: rows 1 and 2 are padded
 TGT_IN = torch.tensor([[BOS_ID, 5, 6, 7, 8], [BOS_ID, 9, 10, PAD_ID, PAD_ID], [BOS_ID, 4, 4, 4, PAD_ID]])
@@ -139,8 +139,8 @@ def test_weights_round_trip(tmp_path):
 
 
 def test_load_translation_from_bundle(tmp_path):
-    from rnntool.registry import Registry, write_bundle
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.registry.store import Registry, write_bundle
+    from rnntool.tokenizers.training import train_tokenizer
 
     text = tmp_path / "text.txt"
     text.write_text("".join(f"the cat sees {i} birds\n" for i in range(50)), encoding="utf-8")

@@ -176,8 +176,8 @@ def test_decode_bad_ids_names_line(tok):
 
 
 def test_translation_bundle_needs_side(text, tmp_path):
-    from rnntool.registry import Registry
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.registry.store import Registry
+    from rnntool.tokenizers.training import train_tokenizer
 
     reg = Registry.open()
     with reg.staging() as tmp:

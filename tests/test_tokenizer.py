@@ -1,4 +1,4 @@
-"""rnntool.tokenizer: exact round trips, fixed special ids, determinism, clear errors."""
+"""rnntool.tokenizers.sentencepiece: exact round trips, fixed special ids, determinism, clear errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnntool.errors import BadInput, ConfigError, CorruptBundle, UsageError
-from rnntool.tokenizer import (
+from rnntool.tokenizers.sentencepiece import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
@@ -17,7 +17,7 @@ from rnntool.tokenizer import (
     UNK_ID,
     Tokenizer,
 )
-from rnntool.tokenizer_training import train_tokenizer
+from rnntool.tokenizers.training import train_tokenizer
 
 # Awkward text a tokenizer must give back unchanged (never seen in training).
 AWKWARD = [
@@ -88,7 +88,7 @@ def test_unknown_piece_maps_to_unk(bpe):
 
 
 def _train_in_subprocess(train_file: Path, out: Path, **settings) -> str:
-    code = ("import sys; from rnntool.tokenizer_training import train_tokenizer; "
+    code = ("import sys; from rnntool.tokenizers.training import train_tokenizer; "
             f"print(train_tokenizer([sys.argv[1]], sys.argv[2], **{settings!r}).sha256)")
     done = subprocess.run([sys.executable, "-c", code, str(train_file), str(out)],
                           capture_output=True, text=True, check=True)
@@ -116,7 +116,7 @@ def test_stdin_is_read_once_even_when_sampling_reads_twice(train_file, tmp_path,
 
 
 def test_sample_is_exactly_the_size_asked_and_follows_the_seed(tmp_path):
-    from rnntool.tokenizer_training import _LineFeed
+    from rnntool.tokenizers.training import _LineFeed
 
     corpus = tmp_path / "numbers.txt"
     corpus.write_text("".join(f"line {i}\n" for i in range(1000)) + "\n\n", encoding="utf-8")
@@ -262,7 +262,7 @@ def test_load_errors(tmp_path):
 
 
 def test_from_bundle_single_and_translation(bpe, train_file, tmp_path):
-    from rnntool.registry import write_bundle
+    from rnntool.registry.store import write_bundle
 
     model = (train_file.parent / "bpe.model").read_bytes()
     stage = tmp_path / "stage"
@@ -286,6 +286,6 @@ def test_from_bundle_single_and_translation(bpe, train_file, tmp_path):
 
 
 def test_tokenizer_module_does_not_import_torch():
-    code = "import sys, rnntool.tokenizer; assert 'torch' not in sys.modules"
+    code = "import sys, rnntool.tokenizers.sentencepiece; assert 'torch' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from rnntool.registry import Registry
+from rnntool.registry.store import Registry
 
 
 def test_two_process_torchrun_trains_and_publishes_one_version(corpus, tmp_path, registry):

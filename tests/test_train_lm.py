@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import invoke
-from rnntool.registry import Registry
+from rnntool.registry.store import Registry
 
 TINY = ["-q", "--embed-dim", "24", "--hidden-dim", "32", "--layers", "1", "--dropout", "0",
         "--batch-size", "4", "--bptt", "12", "--lr", "0.02"]
@@ -72,7 +72,7 @@ def test_bundle_files_manifest_and_tokenizer_parent(corpus, registry):
 
 
 def test_registry_tokenizer_stdin_and_output_dir(corpus, tmp_path, registry):
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     reg = Registry.open(registry)
     with reg.staging() as stage:

@@ -17,8 +17,8 @@ from rnntool.cli.console import console
 from rnntool.cli.train_options import TrainOptions, train_options
 from rnntool.cli.train_report import ConsoleProgress, format_lr
 from rnntool.errors import ConfigError
-from rnntool.train_config import TrainConfig
-from rnntool.training import train
+from rnntool.training.config import TrainConfig
+from rnntool.training.trainer import train
 
 from toy_training import make_task
 
@@ -124,6 +124,6 @@ def test_console_progress_logs_one_plain_line_per_eval(capfd, monkeypatch):
 
 
 def test_cli_option_module_does_not_import_torch():
-    code = "import sys, rnntool.cli.train_options, rnntool.training; assert 'torch' not in sys.modules"
+    code = "import sys, rnntool.cli.train_options, rnntool.training.trainer; assert 'torch' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from conftest import invoke
-from rnntool.registry import Registry
+from rnntool.registry.store import Registry
 
 TINY = ["-q", "--layers", "1", "--embed-dim", "8", "--hidden-dim", "16", "--dropout", "0",
         "--batch-tokens", "200", "--lr", "0.01", "--vocab-size", "290"]
@@ -108,7 +108,7 @@ def test_joint_vocab_from_stdin_tsv_to_output_dir(pairs, tmp_path):
 
 
 def test_registry_tokenizer_is_used_and_named(pairs, tmp_path, registry):
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.training import train_tokenizer
 
     src, tgt = pairs
     reg = Registry.open(registry)
@@ -194,7 +194,7 @@ def test_manifest_names_the_run_directory_only_when_it_is_kept(pairs, tmp_path, 
 
 
 def test_if_changed_skips_before_reading_the_pairs(pairs, registry, monkeypatch):
-    from rnntool import seq2seq_train
+    from rnntool.kinds.translation import train as seq2seq_train
 
     src, tgt = pairs
     args = ["--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "1", "--if-changed", "--json", *TINY]

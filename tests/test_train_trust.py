@@ -18,11 +18,11 @@ import torch
 from conftest import invoke
 from lm_fixtures import make_lm_bundle
 from rnntool.errors import CorruptBundle
-from rnntool.registry import Registry
-from rnntool.time_budget import TimeBudget
-from rnntool.train_config import TrainConfig
-from rnntool.training import train
-from rnntool.weights import read_safetensors_header
+from rnntool.registry.store import Registry
+from rnntool.training.time_budget import TimeBudget
+from rnntool.training.config import TrainConfig
+from rnntool.training.trainer import train
+from rnntool.layers.weights import read_safetensors_header
 
 from toy_training import Sleepy, make_task
 
@@ -89,7 +89,7 @@ def test_a_diverged_run_publishes_and_promotes_nothing(corpus, registry):
 
 
 def test_manifests_and_json_output_never_hold_infinity(tmp_path):
-    from rnntool.registry import write_bundle
+    from rnntool.registry.store import write_bundle
 
     src = tmp_path / "src"
     src.mkdir()
@@ -156,7 +156,7 @@ def test_a_resume_needs_a_raised_budget_to_train_a_published_run_on(corpus, tmp_
 
 
 def test_two_processes_cannot_resume_one_run_at_once(corpus, tmp_path):
-    from rnntool.locking import FileLock
+    from rnntool.registry.locking import FileLock
 
     run = tmp_path / "run"
     assert invoke("train", "lm", corpus, "-o", tmp_path / "out", "--run-dir", run, *TINY, "--max-steps", "2",
@@ -175,7 +175,7 @@ def test_a_registry_busy_at_publish_time_keeps_the_run_to_publish_later(corpus, 
 
     run = tmp_path / "run"
     (registry / "locks").mkdir(parents=True)
-    holder = spawn("import sys, time\nfrom rnntool.locking import FileLock\n"
+    holder = spawn("import sys, time\nfrom rnntool.registry.locking import FileLock\n"
                    "FileLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)",
                    str(registry / "locks" / "busy@publish.lock"))
     try:
@@ -249,7 +249,7 @@ def _disk_full(*args, **kwargs):
 
 
 def test_a_full_disk_while_publishing_says_where_and_that_nothing_was_published(corpus, registry, monkeypatch):
-    monkeypatch.setattr("rnntool.lm.save_lm", _disk_full)
+    monkeypatch.setattr("rnntool.kinds.lm.model.save_lm", _disk_full)
     r = invoke("train", "lm", corpus, "--name", "full", *TINY, "--max-steps", "2")
     assert r.exit_code == 1, r.output
     line = r.stderr.strip().splitlines()[-1]
@@ -259,7 +259,7 @@ def test_a_full_disk_while_publishing_says_where_and_that_nothing_was_published(
 
 
 def test_a_full_disk_while_checkpointing_names_the_run_directory(corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr("rnntool.training_loop.save_loop_checkpoint", _disk_full)
+    monkeypatch.setattr("rnntool.training.loop.save_loop_checkpoint", _disk_full)
     run = tmp_path / "run"
     r = invoke("train", "lm", corpus, "-o", tmp_path / "out", "--run-dir", run, *TINY, "--max-steps", "2")
     assert r.exit_code == 1, r.output

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnntool.checkpoint import load_checkpoint
+from rnntool.training.checkpoint import load_checkpoint
 from rnntool.errors import CheckpointError, ConfigError, TrainingError
-from rnntool.optim import LRSchedule
-from rnntool.train_config import TrainConfig, parse_duration
-from rnntool.training import train
+from rnntool.training.optim import LRSchedule
+from rnntool.training.config import TrainConfig, parse_duration
+from rnntool.training.trainer import train
 
 from toy_training import Sleepy, make_task
 

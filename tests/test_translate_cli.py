@@ -39,10 +39,10 @@ def model_dir(tmp_path_factory) -> Path:
     """A translation bundle directory: a 1-layer LSTM with attention, trained for a few seconds."""
     import torch
 
-    from rnntool.registry import write_bundle
-    from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig, save_weights, source_batch
-    from rnntool.tokenizer import BOS_ID, EOS_ID, PAD_ID
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.registry.store import write_bundle
+    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, save_weights, source_batch
+    from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
+    from rnntool.tokenizers.training import train_tokenizer
 
     root = tmp_path_factory.mktemp("translation")
     pairs = make_pairs(400, seed=0)
@@ -180,7 +180,7 @@ def test_min_len_and_max_len_ratio(model_dir, test_set):
 
 
 def test_model_by_registry_name(model_dir, test_set):
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     src, _, _ = test_set
     Registry.open().import_bundle(model_dir)
@@ -212,7 +212,7 @@ def test_unknown_characters_use_byte_fallback(model_dir):
 
 
 def test_errors_are_one_line(model_dir, tmp_path, registry):
-    from rnntool.registry import write_bundle
+    from rnntool.registry.store import write_bundle
 
     def check(r, code, *needles):
         assert r.exit_code == code, r.output
@@ -279,7 +279,7 @@ def test_pipeline_into_evaluate_bleu(model_dir, test_set):
 
 def test_cli_default_length_penalty_is_the_core_one():
     from rnntool.cli.translate import DEFAULT_LENGTH_PENALTY as cli_default
-    from rnntool.translator import DEFAULT_LENGTH_PENALTY
+    from rnntool.kinds.translation.translate import DEFAULT_LENGTH_PENALTY
 
     assert cli_default == DEFAULT_LENGTH_PENALTY
 

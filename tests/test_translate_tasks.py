@@ -4,7 +4,7 @@ Setup (chosen so each case takes a few seconds on one core): 10 symbols (ids 4..
 pre-made ids through the Python API, 3000 random training sequences, 200 held-out ones, a 1-layer
 bidirectional LSTM (hidden 64, embeddings 32), Adam at lr 0.01 with a cosine decay over 200-300
 steps of 512 padded tokens (1024 for "none"), no dropout, the real training loop
-(rnntool.training.train with TranslationTask), greedy decoding. Sequences have 1-6 symbols with
+(rnntool.training.trainer.train with TranslationTask), greedy decoding. Sequences have 1-6 symbols with
 attention; with --attention none (the whole source squeezed into one summary vector) 1-4 symbols.
 One more case goes through the real CLI: `train translate`, then `translate` in a shell pipeline.
 """
@@ -45,11 +45,11 @@ def target_of(task: str, seq: list[int]) -> list[int]:
 def test_copy_and_reverse_reach_95_percent(task, attention, longest, steps):
     import torch
 
-    from rnntool.parallel_data import ParallelData
-    from rnntool.seq2seq import Seq2Seq, Seq2SeqConfig
-    from rnntool.seq2seq_task import TranslationTask, greedy_translate
-    from rnntool.train_config import TrainConfig
-    from rnntool.training import seed_everything, train
+    from rnntool.kinds.translation.data import ParallelData
+    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig
+    from rnntool.kinds.translation.task import TranslationTask, greedy_translate
+    from rnntool.training.config import TrainConfig
+    from rnntool.training.trainer import seed_everything, train
 
     torch.set_num_threads(1)
     rng = random.Random(0)

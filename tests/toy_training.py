@@ -23,8 +23,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rnntool.errors import RnnToolError  # noqa: E402
-from rnntool.train_config import TrainConfig  # noqa: E402
-from rnntool.training import seed_everything, train  # noqa: E402
+from rnntool.training.config import TrainConfig  # noqa: E402
+from rnntool.training.trainer import seed_everything, train  # noqa: E402
 
 
 class ToyLM(nn.Module):

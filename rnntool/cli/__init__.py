@@ -164,7 +164,7 @@ def _usage_message(e: cx.UsageError) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rnntool.time_budget import mark_command_start, process_start
+    from rnntool.training.time_budget import mark_command_start, process_start
 
     # --max-time promises the whole command: a real command counts from the process's start
     mark_command_start(process_start() if argv is None else None)

@@ -38,7 +38,7 @@ def evaluate_bleu(
     quiet: QuietOpt = False,
 ) -> None:
     """Score translations against references with sacreBLEU (cased, 13a tokenization)."""
-    from rnntool import bleu
+    from rnntool.kinds.translation import bleu
     from rnntool.textio import display_name, is_stdin, read_lines
 
     console.quiet = quiet

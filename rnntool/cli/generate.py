@@ -47,9 +47,9 @@ def generate(
     """
     import torch
 
-    from rnntool.lm import open_lm
-    from rnntool.lm_generate import GenerateSettings, Sample
-    from rnntool.lm_generate import generate as generate_text
+    from rnntool.kinds.lm.model import open_lm
+    from rnntool.kinds.lm.generate import GenerateSettings, Sample
+    from rnntool.kinds.lm.generate import generate as generate_text
     from rnntool.textio import read_lines
 
     console.quiet = quiet

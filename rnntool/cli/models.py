@@ -18,13 +18,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from rnntool import history
+from rnntool.registry import history
 from rnntool.cli.app import models_app
 from rnntool.cli.console import console
 from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt, open_registry
 from rnntool.errors import InvalidName, UsageError
-from rnntool.registry import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
-from rnntool.run_gc import DEFAULT_RUNS_OLDER_THAN, RunDir
+from rnntool.registry.store import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
+from rnntool.registry.run_gc import DEFAULT_RUNS_OLDER_THAN, RunDir
 
 RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION, NAME@ALIAS or a bundle directory.")]
 
@@ -157,7 +157,7 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
         _warn_broken(reg, name)
         aliases_of = _alias_lookup(reg)
         if plot is not None and versions:
-            from rnntool.plotting import plot_history
+            from rnntool.cli.plotting import plot_history
 
             plot_history(versions, {b.version: aliases_of(b) for b in versions}, plot)
             console.log(f"wrote {plot}")
@@ -180,7 +180,7 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
     b = reg.resolve(ref)
     aliases = reg.aliases_of(b)
     if plot is not None:
-        from rnntool.plotting import plot_training_curve
+        from rnntool.cli.plotting import plot_training_curve
 
         plot_training_curve(b, plot, aliases)
         console.log(f"wrote {plot}")
@@ -290,7 +290,7 @@ def models_gc(
 ) -> None:
     """Remove all but the newest --keep versions; aliased versions are always kept. Prints removed refs
     (and, with --runs, removed run directories and their size)."""
-    from rnntool.train_config import parse_duration
+    from rnntool.training.config import parse_duration
 
     older_than = parse_duration(runs_older_than or DEFAULT_RUNS_OLDER_THAN, option="--runs-older-than")
     reg = _open(registry, quiet)

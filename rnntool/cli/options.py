@@ -10,14 +10,14 @@ import typer
 from rnntool.runtime import DEVICES
 
 if TYPE_CHECKING:
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
 
 def open_registry(registry: Optional[Path]) -> "Registry":
     """The registry a command works on (``--registry`` > $RNNTOOL_HOME > user data dir); while it
     waits for another process's registry lock it says whom it waits for, as a warning."""
     from rnntool.cli.console import console
-    from rnntool.registry import Registry
+    from rnntool.registry.store import Registry
 
     reg = Registry.open(registry)
     reg.on_wait = console.warn

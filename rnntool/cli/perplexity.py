@@ -50,8 +50,8 @@ def perplexity(
     divided by the number of characters of the text, counting one newline per line, so models with
     different tokenizers compare fairly. The signature line lists every setting behind the numbers.
     """
-    from rnntool.lm import open_lm
-    from rnntool.scoring import Totals, check_mode, score_lines, signature
+    from rnntool.kinds.lm.model import open_lm
+    from rnntool.kinds.lm.scoring import Totals, check_mode, score_lines, signature
     from rnntool.textio import display_name, read_lines
 
     console.quiet = quiet

@@ -119,14 +119,14 @@ def tokenize_train(
     import tempfile
 
     from rnntool import textio
-    from rnntool.tokenizer import TOKENIZER_FILE
-    from rnntool.tokenizer_training import train_tokenizer
+    from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE
+    from rnntool.tokenizers.training import train_tokenizer
 
     console.quiet = quiet
     if name is None and output is None:
         raise UsageError("give --name NAME to publish to the registry, or -o DIR to write a bundle directory")
     if name is not None:
-        from rnntool.bundle import validate_name
+        from rnntool.registry.bundle import validate_name
 
         validate_name(name)  # fail before training, not after
     symbols = [s.strip() for s in user_symbols.split(",") if s.strip()] if user_symbols else []
@@ -158,7 +158,7 @@ def tokenize_train(
             result = {"path": str(output), "vocab_size": tok.vocab_size, "sha256": tok.sha256}
             return _report(result, json_out, f"wrote tokenizer {output} ({tok.vocab_size} pieces)")
         if output is not None:
-            from rnntool.registry import write_bundle
+            from rnntool.registry.store import write_bundle
 
             with tempfile.TemporaryDirectory(prefix="rnntool-bundle-") as tmp:
                 tok = train_tokenizer(inputs, Path(tmp) / TOKENIZER_FILE, **train_kw)
@@ -225,7 +225,7 @@ def _report(result: dict, json_out: bool, message: str) -> None:
 
 def load_tokenizer(model: str, side: Optional[str], registry: Optional[Path]):
     """A tokenizer from a plain ``.model`` file, a bundle directory or a registry reference."""
-    from rnntool.tokenizer import Tokenizer
+    from rnntool.tokenizers.sentencepiece import Tokenizer
 
     p = Path(model)
     if p.is_file():

@@ -73,9 +73,9 @@ def train_lm(
     The validation metrics published with the model: loss (nats/token), ppl and bpc (bits per
     character: total NLL in bits over the characters of the validation text, one newline per line).
     """
-    from rnntool.checkpoint import read_run_info
-    from rnntool.lm_train import LMRunSpec, check_model_settings, train_language_model
-    from rnntool.training_run import default_run_dir
+    from rnntool.training.checkpoint import read_run_info
+    from rnntool.kinds.lm.train import LMRunSpec, check_model_settings, train_language_model
+    from rnntool.training.driver import default_run_dir
 
     reg = open_registry(registry)
     saved = read_run_info(train.resume) if train.resuming else None

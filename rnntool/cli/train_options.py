@@ -14,8 +14,8 @@ How a training command uses this module (the whole pattern)::
         train: TrainOptions,                         # filled in by @train_options (not a CLI option)
     ) -> None:
         \"\"\"Train an RNN language model and publish it to the registry.\"\"\"
-        from rnntool.training import train as run_train   # torch-importing modules: inside
-        from rnntool.checkpoint import read_run_info
+        from rnntool.training.trainer import train as run_train   # torch-importing modules: inside
+        from rnntool.training.checkpoint import read_run_info
 
         saved = read_run_info(train.resume) if train.resume else None   # --resume RUN_DIR
         cfg = train.config(base=saved["train"] if saved else None)       # ConfigError on bad values
@@ -36,7 +36,7 @@ How a training command uses this module (the whole pattern)::
 - ``ConsoleProgress`` (train_report.py): the progress callback; use it as a context manager.
 - The Annotated aliases (``LrOpt``...) are exported too, for a command that needs one of them alone.
 
-This module must not import torch (``rnntool --help`` stays fast); ``rnntool.train_config`` is
+This module must not import torch (``rnntool --help`` stays fast); ``rnntool.training.config`` is
 torch-free, so importing TrainConfig/parse_duration from it here is fine.
 """
 
@@ -53,10 +53,10 @@ import typer
 
 from rnntool.cli.console import console
 from rnntool.cli.options import DeviceOpt
-from rnntool.distributed import is_main_process
+from rnntool.training.distributed import is_main_process
 from rnntool.errors import ConfigError
-from rnntool.time_budget import TimeBudget, command_start
-from rnntool.train_config import (
+from rnntool.training.time_budget import TimeBudget, command_start
+from rnntool.training.config import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
@@ -223,7 +223,7 @@ class TrainOptions:
         """The cron options as a core ``RetrainOptions`` (checked against --resume and -o). ``resumed``:
         the spec of the run ``--resume`` continues, whose --promote/--min-delta apply unless given here;
         ``saved_train``: its training settings (a resume that raises them trains a published run on)."""
-        from rnntool.retrain import RetrainOptions
+        from rnntool.training.retrain import RetrainOptions
 
         if self.resuming and (self.if_changed or self.init_from):
             raise ConfigError("--resume continues a run as it was; drop --if-changed and --init-from")
@@ -368,7 +368,7 @@ def run_directory(train: TrainOptions, *, make_default):
         ok = True
     finally:
         if owned and run_dir is not None and run_dir.exists():
-            from rnntool.checkpoint import has_checkpoint
+            from rnntool.training.checkpoint import has_checkpoint
 
             if ok or not has_checkpoint(run_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ import math
 import time
 
 from rnntool.cli.console import console
-from rnntool.train_config import format_duration
+from rnntool.training.config import format_duration
 
 
 # ---------------------------------------------------------------------------------------------

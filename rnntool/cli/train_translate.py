@@ -86,9 +86,9 @@ def train_translate(
     Validation (each epoch, or every --eval-every steps) reports loss, ppl and BLEU (greedy decoding,
     cased sacreBLEU on detokenized output); --select picks the metric that chooses the published weights.
     """
-    from rnntool.checkpoint import read_run_info
-    from rnntool.training_run import default_run_dir
-    from rnntool.seq2seq_train import TranslationRunSpec, train_translation
+    from rnntool.training.checkpoint import read_run_info
+    from rnntool.training.driver import default_run_dir
+    from rnntool.kinds.translation.train import TranslationRunSpec, train_translation
 
     reg = open_registry(registry)
     saved = read_run_info(train.resume) if train.resuming else None

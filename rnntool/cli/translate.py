@@ -12,7 +12,7 @@ from rnntool.cli.console import console
 from rnntool.cli.options import DeviceOpt, InputArg, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
 from rnntool.errors import UsageError
 
-DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.translator.DEFAULT_LENGTH_PENALTY (not imported here: torch)
+DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.kinds.translation.translate.DEFAULT_LENGTH_PENALTY (not imported here: torch)
 
 
 @app.command("translate")
@@ -61,7 +61,7 @@ def translate(
     import json
 
     from rnntool.textio import line_writer, open_output, read_lines
-    from rnntool.translator import DecodeSettings, open_translator
+    from rnntool.kinds.translation.translate import DecodeSettings, open_translator
 
     console.quiet = quiet
     if normalize and length_penalty is not None:

@@ -1,0 +1,1 @@
+"""Decoding any step model: greedy, sampling and batched beam search."""

@@ -1,0 +1,219 @@
+"""Beam search batched over sentences x beams, in tensor operations (no per-hypothesis Python loop).
+
+The search (as fairseq's): every step extends each of a sentence's K live beams by every token and
+takes the 2K best candidates by log-probability. Candidates ending in EOS among the best K are
+*finished* and move to a per-sentence pool of the K best finished hypotheses (ranked by the
+length-penalised score); the best K candidates that do not end in EOS stay live. A sentence stops
+when K hypotheses have finished, or at its length cap, where its live beams join the pool
+unfinished. Live beams all have the same length, so ranking them by raw log-probability is the
+same as ranking them by the penalised score. Sentences that stop leave the batch
+(``model.reorder_state``), so the rest decode faster.
+
+Shapes: B sentences in the batch, A of them still searching, K beams, C = 2K candidates,
+V vocabulary, T = max(max_len) steps, S source positions (attention).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnntool.decoding.search import NEG_INF, Hypothesis, _as_row_tensor, _check_lengths, _device_of
+from rnntool.errors import ConfigError
+from rnntool.runtime import step_kernels
+
+__all__ = ["beam_search", "length_penalty_divisor"]
+
+PAD_ID = 0
+
+
+def length_penalty_divisor(length: int, alpha: float = 0.0, normalize: bool = False) -> float:
+    """What a hypothesis' log-prob is divided by: GNMT ``((5 + L) / 6) ** alpha``, or ``L``."""
+    if normalize:
+        return float(length)
+    if alpha == 0.0:
+        return 1.0
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """x (A, N, *rest), index (A, M) -> (A, M, *rest): x[a, index[a, m]]."""
+    expanded = index.view(*index.shape, *([1] * (x.dim() - 2))).expand(*index.shape, *x.shape[2:])
+    return x.gather(1, expanded)
+
+
+class _Pool:
+    """The K best finished hypotheses of each of B sentences, kept sorted by score (best first)."""
+
+    def __init__(self, batch_size: int, beam: int, steps: int, device) -> None:
+        shape = (batch_size, beam)
+        self.score = torch.full(shape, NEG_INF, device=device)  # (B, K) penalised score
+        self.log_prob = torch.full(shape, NEG_INF, device=device)  # (B, K)
+        self.length = torch.zeros(shape, dtype=torch.long, device=device)  # (B, K) steps
+        self.finished = torch.zeros(shape, dtype=torch.bool, device=device)  # (B, K) ended by EOS
+        self.tokens = torch.full((*shape, steps), PAD_ID, dtype=torch.long, device=device)  # (B, K, T)
+        self.token_log_probs = torch.zeros((*shape, steps), device=device)  # (B, K, T)
+        self.attention: Tensor | None = None  # (B, K, T, S)
+
+    def fields(self) -> list[str]:
+        names = ["score", "log_prob", "length", "finished", "tokens", "token_log_probs"]
+        return names + (["attention"] if self.attention is not None else [])
+
+    def merge(self, sent: Tensor, new: dict[str, Tensor]) -> None:
+        """Merge candidate entries ``new`` (each (A, C, ...); score -inf = not an entry) into rows ``sent``."""
+        old_score = self.score[sent]  # (A, K)
+        beam = old_score.size(1)
+        all_score = torch.cat([old_score, new["score"]], dim=1)  # (A, K + C)
+        # stable: on equal scores the earlier (shorter) hypothesis keeps its place
+        best = all_score.sort(dim=1, descending=True, stable=True).indices[:, :beam]  # (A, K)
+        for name in self.fields():
+            merged = torch.cat([getattr(self, name)[sent], new[name]], dim=1)  # (A, K + C, ...)
+            getattr(self, name)[sent] = _gather_rows(merged, best)
+
+    def count(self, sent: Tensor) -> Tensor:
+        return torch.isfinite(self.score[sent]).sum(dim=1)  # (A,)
+
+    def hypotheses(self, nbest: int) -> list[list[Hypothesis]]:
+        score, log_prob = self.score.cpu().tolist(), self.log_prob.cpu().tolist()
+        length, finished = self.length.cpu().tolist(), self.finished.cpu().tolist()
+        tokens, token_lps = self.tokens.cpu(), self.token_log_probs.cpu()
+        attention = self.attention.cpu() if self.attention is not None else None
+        out: list[list[Hypothesis]] = []
+        for b in range(len(score)):
+            hyps = []
+            for k in range(len(score[b])):
+                if len(hyps) == nbest or score[b][k] == NEG_INF:
+                    break
+                steps = length[b][k]
+                n_tokens = steps - 1 if finished[b][k] else steps
+                hyps.append(Hypothesis(
+                    tokens=tokens[b, k, :n_tokens].tolist(),
+                    score=score[b][k],
+                    log_prob=log_prob[b][k],
+                    token_log_probs=token_lps[b, k, :steps].tolist(),
+                    finished=bool(finished[b][k]),
+                    attention=attention[b, k, :steps].clone() if attention is not None else None,
+                ))
+            out.append(hyps)
+        return out
+
+
+def beam_search(
+    model,
+    state,
+    batch_size: int,
+    bos,
+    eos: int,
+    max_len,
+    min_len: int = 0,
+    *,
+    beam: int = 5,
+    length_penalty: float = 0.0,
+    normalize: bool = False,
+    nbest: int = 1,
+    keep_attention: bool = False,
+    device=None,
+) -> list[list[Hypothesis]]:
+    """Beam search for a batch of ``batch_size`` inputs; per input its n-best list, best first.
+
+    model, state, bos, eos, max_len, min_len, device: as ``decoding.greedy`` (max_len counts steps,
+    EOS included; an int or a (B,) LongTensor). beam: K live hypotheses per input. length_penalty:
+    GNMT alpha, finished hypotheses are ranked by ``log_prob / ((5 + L) / 6) ** alpha``; normalize:
+    rank by ``log_prob / L`` instead (L = steps, EOS included). nbest: how many hypotheses to return
+    per input (<= beam; fewer when fewer exist). keep_attention: record each hypothesis' attention
+    rows (for alignments; costs memory). ``beam=1`` gives exactly greedy decoding's tokens.
+    """
+    if beam < 1:
+        raise ConfigError(f"beam size must be >= 1, got {beam}")
+    if not 1 <= nbest <= beam:
+        raise ConfigError(f"nbest must be between 1 and the beam size {beam}, got {nbest}")
+    if normalize and length_penalty:
+        raise ConfigError("choose either a GNMT length penalty or normalisation by length, not both")
+    _check_lengths(max_len, min_len)
+    K, B = beam, batch_size
+    device = _device_of(bos, device)
+    row_max_len = _as_row_tensor(max_len, B, device, "max_len")  # (A,)
+    T = int(row_max_len.max())
+    pool = _Pool(B, K, T, device)
+
+    sent = torch.arange(B, device=device)  # (A,) original index of each sentence still searching
+    state = model.reorder_state(state, sent.repeat_interleave(K))  # B rows -> B*K rows
+    inputs = _as_row_tensor(bos, B, device, "bos").repeat_interleave(K)  # (A*K,)
+    alive_score = torch.full((B, K), NEG_INF, device=device)  # (A, K) raw log-prob sums
+    alive_score[:, 0] = 0.0  # at first only one live beam per sentence
+    alive_tokens = torch.full((B, K, T), PAD_ID, dtype=torch.long, device=device)  # (A, K, T)
+    alive_lps = torch.zeros((B, K, T), device=device)  # (A, K, T)
+    alive_attn: Tensor | None = None  # (A, K, T, S)
+
+    with torch.no_grad():
+        for t in range(T):
+            A = sent.numel()
+            with step_kernels(inputs.numel()):
+                log_probs, state, attention = model.step(inputs, state)  # (A*K, V), state, (A*K, S)
+            V = log_probs.size(-1)
+            if V < 2:
+                raise ConfigError("beam search needs a vocabulary of at least 2 tokens")
+            log_probs = log_probs.float()
+            if t < min_len:
+                log_probs = log_probs.clone()
+                log_probs[:, eos] = NEG_INF
+            flat_lps = log_probs.view(A, K * V)  # (A, K*V)
+            cand_all = (alive_score.unsqueeze(2) + log_probs.view(A, K, V)).view(A, K * V)  # (A, K*V)
+            C = 2 * K
+            cand_score, cand_idx = cand_all.topk(C, dim=1)  # (A, C), best first
+            parent = cand_idx // V  # (A, C) beam each candidate extends
+            token = cand_idx % V  # (A, C)
+            token_lp = flat_lps.gather(1, cand_idx)  # (A, C)
+
+            cand_tokens = _gather_rows(alive_tokens, parent)  # (A, C, T)
+            cand_tokens[:, :, t] = token
+            cand_lps = _gather_rows(alive_lps, parent)  # (A, C, T)
+            cand_lps[:, :, t] = token_lp
+            cand_attn = None
+            if keep_attention and attention is not None:
+                S = attention.size(-1)
+                if alive_attn is None:
+                    alive_attn = torch.zeros((A, K, T, S), device=device)
+                    pool.attention = torch.zeros((B, K, T, S), device=device)
+                cand_attn = _gather_rows(alive_attn, parent)  # (A, C, T, S)
+                cand_attn[:, :, t] = _gather_rows(attention.float().view(A, K, S), parent)
+
+            is_eos = token == eos  # (A, C)
+            rank = torch.arange(C, device=device).expand(A, C)
+            finishes = is_eos & (rank < K) & torch.isfinite(cand_score)  # (A, C) EOS among the best K
+            alive_pos = torch.where(is_eos, rank + C, rank).argsort(dim=1)[:, :K]  # (A, K) best K non-EOS
+            next_score = cand_score.gather(1, alive_pos)  # (A, K)
+
+            steps = t + 1
+            capped = row_max_len <= steps  # (A,)
+            at_cap = torch.zeros_like(finishes).scatter(1, alive_pos, capped.unsqueeze(1).expand(A, K))
+            entry = (finishes | at_cap) & torch.isfinite(cand_score)  # (A, C)
+            divisor = length_penalty_divisor(steps, length_penalty, normalize)
+            new = {
+                "score": torch.where(entry, cand_score / divisor, NEG_INF),
+                "log_prob": cand_score,
+                "length": torch.full_like(token, steps),
+                "finished": is_eos,
+                "tokens": cand_tokens,
+                "token_log_probs": cand_lps,
+            }
+            if pool.attention is not None:
+                new["attention"] = cand_attn
+            pool.merge(sent, new)
+
+            done = capped | (pool.count(sent) >= K) | ~torch.isfinite(next_score).any(dim=1)  # (A,)
+            keep = (~done).nonzero().squeeze(1)  # (A',)
+            if keep.numel() == 0:
+                break
+            # the state rows of the kept beams, in their new order: sentence a, beam parent
+            parent_rows = torch.arange(A, device=device).unsqueeze(1) * K + parent.gather(1, alive_pos)  # (A, K)
+            state = model.reorder_state(state, parent_rows[keep].reshape(-1))
+            inputs = token.gather(1, alive_pos)[keep].reshape(-1)  # (A'*K,)
+            alive_score = next_score[keep]
+            alive_tokens = _gather_rows(cand_tokens, alive_pos)[keep]
+            alive_lps = _gather_rows(cand_lps, alive_pos)[keep]
+            if cand_attn is not None:
+                alive_attn = _gather_rows(cand_attn, alive_pos)[keep]
+            sent, row_max_len = sent[keep], row_max_len[keep]
+
+    return pool.hypotheses(nbest)

@@ -1,0 +1,1 @@
+"""The model kinds, one folder each."""

@@ -1,0 +1,1 @@
+"""The generator: RNN language models."""

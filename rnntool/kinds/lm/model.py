@@ -1,0 +1,266 @@
+"""RNN language model: embedding → stacked fused RNN/GRU/LSTM → projection to the vocabulary.
+
+    config = LMConfig(vocab_size=1000, cell="lstm", layers=2, embed_dim=512, hidden_dim=512)
+    model = RNNLM(config)
+    logits, state = model(tokens)                       # tokens (B, T) -> logits (B, T, V)
+    save_lm(model, "model.safetensors"); model = load_lm(config.to_dict(), "model.safetensors")
+
+The model is also a *step model* for rnntool.decoding.search:
+
+    state, last = model.prompt_state(prompt_ids)        # (N, T) prompt -> state before its last token
+    logprobs, state, _ = model.step(last, state)        # tokens (N,) -> log-probs (N, V)
+    state = model.reorder_state(state, index)           # pick/repeat rows (beams, samples)
+
+The state is the fused RNN's hidden state: ``h`` (L, N, H) for rnn-tanh/rnn-relu/gru, and
+``(h, c)`` for lstm. Weight tying reuses the embedding matrix in the output projection (no shared
+parameters in the state dict, so safetensors saves it as is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.layers.recurrent import CELLS, RnnState, make_rnn, map_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rnntool.registry.bundle import Bundle
+    from rnntool.tokenizers.sentencepiece import Tokenizer
+
+State = RnnState
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int
+    cell: str = "lstm"
+    layers: int = 2
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    embed_dropout: float = 0.1  # on the embeddings
+    hidden_dropout: float = 0.2  # between recurrent layers
+    output_dropout: float = 0.2  # on the last layer's output, before the projection
+    tie_embeddings: bool = False
+    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights, as in AWD-LSTM
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"unknown cell '{self.cell}'; choose one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "layers", "embed_dim", "hidden_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("embed_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value!r}")
+        if self.tie_embeddings and self.embed_dim != self.hidden_dim:
+            raise ConfigError(
+                f"--tie-embeddings needs --embed-dim equal to --hidden-dim "
+                f"(got {self.embed_dim} and {self.hidden_dim}); make them equal or drop --tie-embeddings"
+            )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if not d["weight_drop"]:  # off: the config reads as before the setting existed (older readers,
+            del d["weight_drop"]  # retrain keys)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CorruptBundle(
+                f"language model config has unknown settings {unknown}; "
+                "the bundle was written by a newer rnntool — upgrade rnntool"
+            )
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise CorruptBundle(f"language model config is incomplete ({e}); re-train or re-publish the model")
+
+
+class RNNLM(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.embed_dropout = nn.Dropout(config.embed_dropout)
+        self.rnn = make_rnn(config.cell, config.embed_dim, config.hidden_dim, config.layers,
+                            config.hidden_dropout)  # (B, T, E) -> (B, T, H)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        if config.tie_embeddings:
+            self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        else:
+            self.output = nn.Linear(config.hidden_dim, config.vocab_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if not self.config.tie_embeddings:
+            nn.init.uniform_(self.output.weight, -0.1, 0.1)
+            nn.init.zeros_(self.output.bias)
+
+    # -- training / scoring ----------------------------------------------------------------------
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., H) -> logits (..., V)."""
+        hidden = self.output_dropout(hidden)
+        if self.config.tie_embeddings:
+            return F.linear(hidden, self.embedding.weight, self.output_bias)
+        return self.output(hidden)
+
+    def encode(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) -> last-layer hidden states (B, T, H), state after the last step."""
+        embedded = self.embed_dropout(self.embedding(tokens))  # (B, T, E)
+        if self.training and self.config.weight_drop > 0:
+            hidden, state = self._weight_dropped_rnn(embedded, state)  # (B, T, H)
+        else:
+            hidden, state = self.rnn(embedded, state)  # (B, T, H)
+        return hidden, state
+
+    def _weight_dropped_rnn(self, embedded: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The fused RNN with a fresh dropout mask on each layer's weight_hh (one mask for all time
+        steps and rows of this call: DropConnect, Merity et al. 2017), the parameters untouched."""
+        from torch.func import functional_call
+
+        p = self.config.weight_drop
+        dropped = {f"weight_hh_l{k}": F.dropout(getattr(self.rnn, f"weight_hh_l{k}"), p, training=True)
+                   for k in range(self.config.layers)}  # each (G*H, H)
+        return functional_call(self.rnn, dropped, (embedded, state))
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) -> logits (B, T, V), state."""
+        hidden, state = self.encode(tokens, state)
+        return self.project(hidden), state
+
+    # -- step-model interface (rnntool.decoding.search) -------------------------------------------------
+    def step(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State, None]:
+        """tokens (N,) -> log-probs (N, V) of the next token, new state, no attention."""
+        logits, state = self(tokens.unsqueeze(1), state)  # (N, 1, V)
+        return torch.log_softmax(logits.squeeze(1).float(), dim=-1), state, None
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """Zeros: the state before the first token (explicit, so decoding can reorder it)."""
+        device = device if device is not None else self.embedding.weight.device
+        zeros = lambda: torch.zeros(self.config.layers, batch_size, self.config.hidden_dim, device=device)  # noqa: E731
+        return (zeros(), zeros()) if self.config.cell == "lstm" else zeros()  # (L, N, H)
+
+    def prompt_state(self, prompt: torch.Tensor) -> tuple[State, torch.Tensor]:
+        """prompt (N, T), T ≥ 1 (starting with BOS or EOS) -> state after all but the last token,
+        and the last tokens (N,): the ``state`` and ``bos`` that rnntool.decoding.search starts from."""
+        state = self.initial_state(prompt.size(0), prompt.device)
+        if prompt.size(1) > 1:
+            _, state = self.encode(prompt[:, :-1], state)
+        return state, prompt[:, -1]
+
+    @staticmethod
+    def reorder_state(state: State, index: torch.Tensor) -> State:
+        """Select/repeat rows of the state: index (M,) into the batch dimension (dim 1)."""
+        return map_state(state, lambda s: s.index_select(1, index))
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the graph between BPTT segments, keeping the values (repackage_hidden)."""
+    return None if state is None else map_state(state, torch.Tensor.detach)
+
+
+def move_state(state: State | None, device: torch.device | str) -> State | None:
+    """The state on ``device`` (no copy when it is there already)."""
+    return None if state is None else map_state(state, lambda s: s.to(device))
+
+
+def state_tensors(state: State | None) -> dict[str, torch.Tensor]:
+    """A carried state as named tensors (for checkpoints): {} or {"h": …} or {"h": …, "c": …}."""
+    if state is None:
+        return {}
+    if isinstance(state, tuple):
+        return {"h": state[0].detach().cpu().contiguous(), "c": state[1].detach().cpu().contiguous()}
+    return {"h": state.detach().cpu().contiguous()}
+
+
+def state_from_tensors(tensors: dict[str, torch.Tensor]) -> State | None:
+    if not tensors:
+        return None
+    return (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_lm(model: RNNLM, path: str | os.PathLike) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    save_file(state, str(path), metadata={"format": "rnntool-lm"})
+
+
+def load_lm(config: dict | LMConfig, path: str | os.PathLike, device: str | torch.device = "cpu") -> RNNLM:
+    """Rebuild the model from its config dict and load its safetensors weights (eval mode)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from rnntool.layers.weights import build_model
+
+    cfg = config if isinstance(config, LMConfig) else LMConfig.from_dict(config)
+    model = build_model(lambda: RNNLM(cfg), weights=path)  # shapes checked before anything is allocated
+    try:
+        weights = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise CorruptBundle(f"{path}: cannot read the model weights ({e}); re-publish the model") from None
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+@dataclass
+class LoadedLM:
+    model: RNNLM
+    tokenizer: "Tokenizer"
+    bundle: "Bundle"
+
+    @property
+    def mode(self) -> str:
+        """The data mode the model was trained in (``stream`` or ``sentence``)."""
+        return (self.bundle.config.get("data") or {}).get("mode", "sentence")
+
+    @property
+    def start_id(self) -> int:
+        """What text starts after: <eos> in stream mode (the previous line ended), else <bos>."""
+        from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
+
+        return EOS_ID if self.mode == "stream" else BOS_ID
+
+
+def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "auto") -> LoadedLM:
+    """Load a language-model bundle (a registry reference or a bundle directory), verified."""
+    from rnntool.registry.store import Registry
+    from rnntool.tokenizers.sentencepiece import Tokenizer
+    from rnntool.runtime import prepare_device
+
+    bundle = Registry.open(registry).load(ref, kind="lm")
+    if "model" not in bundle.config:
+        raise CorruptBundle(f"{bundle.ref}: the manifest has no model config; re-publish the model")
+    model = load_lm(bundle.config["model"], bundle.file("model.safetensors"), prepare_device(device))
+    tokenizer = Tokenizer.from_bundle(bundle)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise CorruptBundle(
+            f"{bundle.ref}: the tokenizer has {tokenizer.vocab_size} pieces but the model "
+            f"{model.config.vocab_size}; re-publish the model with its own tokenizer"
+        )
+    return LoadedLM(model, tokenizer, bundle)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel (or the model itself)."""
+    return getattr(model, "module", model)

@@ -1,0 +1,124 @@
+"""The translation decoder: a stacked fused RNN with attention, input feeding, and an output layer
+optionally tied to the target embeddings.
+
+One step, for every position t (Luong et al., 2015):
+
+    x_t  = [embed(y_{t-1}); feed_{t-1} (input feeding); summary ("none" only)]
+    h_t  = RNN(x_t, state)                       top layer's output
+    c_t  = attention(h_t, memory)  or  summary   ("none": the encoder summary at every step)
+    a_t  = tanh(W_c [c_t; h_t])                  the attentional vector; feed_t = a_t
+    p_t  = softmax(W_out a_t)
+
+Without input feeding nothing in step t depends on step t-1's output, so training runs the RNN and the
+attention over all T steps in one fused call each. With input feeding, training loops over steps with
+the very same function (T = 1), which is also what ``step`` runs during decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from rnntool.layers.attention import build_attention
+from rnntool.layers.recurrent import RnnState, make_rnn, map_state
+from rnntool.tokenizers.sentencepiece import PAD_ID
+
+
+@dataclass
+class DecoderState:
+    """Everything one decoding step needs; every tensor has the batch (or beam) rows first, except
+    the RNN state, which is (L, N, H) like torch's."""
+
+    rnn: RnnState  # (L, N, H) or (h, c)
+    feed: torch.Tensor | None  # (N, H) previous attentional vector; None without input feeding
+    memory: torch.Tensor  # (N, S, Hm) encoder outputs
+    keys: torch.Tensor | None  # (N, S, A) attention keys, precomputed once; None for "none"
+    mask: torch.Tensor  # (N, S) bool, True on real source tokens
+    summary: torch.Tensor  # (N, Hm) the encoder's final top-layer state
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """Rows ``index`` (N',) of every tensor: beam reordering, dropping finished sentences."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                out[f.name] = None
+            elif f.name == "rnn":
+                out[f.name] = map_state(value, lambda h: h.index_select(1, index))
+            else:
+                out[f.name] = value.index_select(0, index)
+        return DecoderState(**out)
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int, cell: str,
+                 attention: str, input_feeding: bool, tie_embeddings: bool, dropout: float,
+                 memory_dim: int, embedding: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.attention_type = attention
+        self.input_feeding = input_feeding
+        self.hidden_dim = hidden_dim
+        # ``embedding``: the encoder's, when both sides share one vocabulary and one table.
+        self.embedding = embedding or nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        input_dim = embed_dim + (hidden_dim if input_feeding else 0) + (memory_dim if attention == "none" else 0)
+        self.rnn = make_rnn(cell, input_dim, hidden_dim, layers, dropout)
+        self.attention = build_attention(attention, hidden_dim, memory_dim)
+        self.combine = nn.Linear(memory_dim + hidden_dim, hidden_dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        # Tying needs the output layer's input to be embed_dim wide: project down when it is not.
+        self.pre_output = (nn.Linear(hidden_dim, embed_dim, bias=False)
+                           if tie_embeddings and embed_dim != hidden_dim else nn.Identity())
+        self.output = nn.Linear(embed_dim if tie_embeddings else hidden_dim, vocab_size)
+        if tie_embeddings:
+            self.output.weight = self.embedding.weight
+
+    # -- one fused call over T steps (T = 1 when input feeding) --------------------------------
+    def _run(self, embedded: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, torch.Tensor | None, RnnState]:
+        """embedded (B, T, E) -> attentional vectors (B, T, H), weights (B, T, S) | None, RNN state."""
+        batch, steps, _ = embedded.shape
+        parts = [embedded]
+        if self.input_feeding:
+            parts.append(state.feed[:, None, :])  # (B, 1, H): only valid for T = 1
+        if self.attention is None:
+            summary = state.summary[:, None, :].expand(batch, steps, -1)  # (B, T, Hm)
+            parts.append(summary)
+        rnn_in = torch.cat(parts, dim=-1) if len(parts) > 1 else embedded
+        out, rnn_state = self.rnn(rnn_in, state.rnn)  # (B, T, H)
+        if self.attention is None:
+            context, weights = summary, None
+        else:
+            context, weights = self.attention(out, state.memory, state.keys, state.mask)  # (B, T, Hm)
+        attentional = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))  # (B, T, H)
+        return self.dropout(attentional), weights, rnn_state
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Teacher forcing: tgt_in (B, T) (BOS + target) -> attentional vectors (B, T, H)."""
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+        if not self.input_feeding:
+            attentional, _, _ = self._run(embedded, state)
+            return attentional
+        outputs = []
+        rnn_state, feed = state.rnn, state.feed
+        for t in range(tgt_in.shape[1]):
+            step_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary)
+            attentional, _, rnn_state = self._run(embedded[:, t:t + 1], step_state)  # (B, 1, H)
+            feed = attentional[:, 0]
+            outputs.append(attentional)
+        return torch.cat(outputs, dim=1)  # (B, T, H)
+
+    def logits(self, attentional: torch.Tensor) -> torch.Tensor:
+        """(..., H) -> (..., V)."""
+        return self.output(self.pre_output(attentional))
+
+    def step(self, tokens: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """tokens (N,) -> log-probs (N, V), the next state, attention weights (N, S) | None."""
+        embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
+        attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
+        logprobs = torch.log_softmax(self.logits(attentional[:, 0]).float(), dim=-1)  # (N, V)
+        feed = attentional[:, 0] if self.input_feeding else None
+        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary)
+        return logprobs, new_state, None if weights is None else weights[:, 0]

@@ -1,0 +1,150 @@
+"""Translation as a task for the one training loop (rnntool.training.trainer): batches, loss, validation.
+
+    task = TranslationTask(model, train_data, batch_tokens=4096, seed=1, label_smoothing=0.1,
+                           valid_data=valid, valid_refs=refs, detokenize=tgt_tok.decode)
+    result = train(task, train_cfg, run_dir=..., callbacks=[...])
+
+Validation reports ``loss`` (nats per target token, without label smoothing), ``ppl`` and, when
+references and a detokenizer are given, ``bleu``: greedy, batched decoding of the validation sources,
+detokenized and scored with cased sacreBLEU against the raw reference lines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from rnntool.decoding.search import greedy
+from rnntool.errors import BadInput
+from rnntool.kinds.translation.data import Batch, ParallelData
+from rnntool.kinds.translation.model import Seq2Seq, source_batch
+from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
+from rnntool.training.trainer import model_device
+from rnntool.kinds.translation.translate import DecodeSettings, max_steps
+
+EVAL_BATCH_TOKENS = 8192
+DECODE_BATCH_SENTENCES = 128
+
+
+def greedy_translate(model: Seq2Seq, sources: Sequence[Sequence[int]],
+                     batch_sentences: int = DECODE_BATCH_SENTENCES) -> list[list[int]]:
+    """Greedy translations (target ids, no BOS/EOS) of source id lists, in input order, with the
+    output budget of `rnntool translate`. Length-sorted batches: little work goes to padding."""
+    device = model_device(model)
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: list[list[int]] = [[] for _ in sources]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_sentences):
+                rows = order[start:start + batch_sentences]
+                src, lengths = source_batch([list(sources[i]) for i in rows], device)
+                state = model.encode(src, lengths)
+                ratio = DecodeSettings.max_len_ratio
+                max_len = torch.tensor([max_steps(len(sources[i]), ratio) for i in rows], device=device)
+                hyps = greedy(model, state, len(rows), BOS_ID, EOS_ID, max_len, device=device)
+                for i, hyp in zip(rows, hyps):
+                    out[i] = hyp.tokens
+    finally:
+        model.train(was_training)
+    return out
+
+
+class TranslationTask:
+    """The TrainTask protocol of rnntool.training.trainer for a Seq2Seq model."""
+
+    def __init__(self, model: Seq2Seq, train_data: ParallelData, *, batch_tokens: int, seed: int,
+                 label_smoothing: float = 0.0, valid_data: ParallelData | None = None,
+                 valid_refs: list[str] | None = None,
+                 detokenize: Callable[[list[int]], str] | None = None) -> None:
+        self.model = model
+        self.train_data = train_data
+        self.batch_tokens = batch_tokens
+        self.seed = seed
+        self.label_smoothing = label_smoothing
+        self.valid_data = valid_data
+        self.valid_refs = valid_refs
+        self.detokenize = detokenize
+        self.rank, self.world_size = 0, 1
+        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        """False without validation pairs: ``evaluate`` then reports NaN, which is no divergence."""
+        return self.valid_data is not None
+
+    @property
+    def chance_loss(self) -> float:
+        """nats/token of a uniform guess over the target vocabulary (far above it: the run diverged)."""
+        return math.log(self.model.cfg.tgt_vocab_size)
+
+    # -- batches ---------------------------------------------------------------------------------
+    def set_shard(self, rank: int, world_size: int) -> None:
+        self.rank, self.world_size = rank, world_size
+        self._epoch_cache = None
+        if self.num_batches(0) == 0:
+            raise BadInput(f"{len(self.train_data)} sentence pairs make fewer batches than the {world_size} "
+                           "processes; lower --batch-tokens or give more data")
+
+    def _epoch(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches (index arrays) of ``epoch``; every rank gets the same number."""
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            batches = self.train_data.epoch_batches(epoch, self.batch_tokens, self.seed)
+            usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else 0
+            self._epoch_cache = (epoch, batches[self.rank:usable:self.world_size])
+        return self._epoch_cache[1]
+
+    def num_batches(self, epoch: int) -> int:
+        return len(self._epoch(epoch))
+
+    def batches(self, epoch: int) -> Iterator["LazyBatch"]:
+        for indices in self._epoch(epoch):
+            yield LazyBatch(self.train_data, indices)
+
+    def loss(self, model, batch: Batch) -> tuple[torch.Tensor, int]:
+        nll_sum = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, self.label_smoothing)
+        return nll_sum, batch.n_tokens
+
+    # -- validation ------------------------------------------------------------------------------
+    def evaluate(self, model: Seq2Seq) -> dict[str, float]:
+        if self.valid_data is None:
+            return {"loss": float("nan")}
+        device = model_device(model)
+        total, tokens = 0.0, 0
+        for indices in self.valid_data.batches(EVAL_BATCH_TOKENS):
+            batch = self.valid_data.collate(indices).to(device)
+            total += float(model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out))
+            tokens += batch.n_tokens
+        loss = total / max(tokens, 1)
+        metrics = {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
+        if self.valid_refs is not None and self.detokenize is not None:
+            metrics["bleu"] = self.bleu(model)
+        return metrics
+
+    def bleu(self, model: Seq2Seq) -> float:
+        from rnntool.kinds.translation.bleu import corpus_bleu
+
+        sources = [self.valid_data.source(i).tolist() for i in range(len(self.valid_data))]
+        hyps = [self.detokenize(ids) for ids in greedy_translate(model, sources)]
+        return float(corpus_bleu(hyps, self.valid_refs))
+
+    def state_dict(self) -> dict:
+        return {}  # batches are a pure function of (seed, epoch): nothing else to resume
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class LazyBatch:
+    """A batch collated only when the loop moves it to the device: skipping on resume is free."""
+
+    def __init__(self, data: ParallelData, indices: np.ndarray) -> None:
+        self.data = data
+        self.indices = indices
+
+    def to(self, device) -> Batch:
+        return self.data.collate(self.indices).to(device)

@@ -1,0 +1,231 @@
+"""Translate text with a registry translation model: batching, decoding settings, output records.
+
+    translator = open_translator("en-de@prod", registry=None, device="auto", settings=DecodeSettings(beam=5))
+    for result in translator.stream(lines, batch_size=32, batch_tokens=4096):   # in input order
+        print(result.best.text)
+
+``stream`` reads ``batch_size`` lines (or up to EOF), sorts them by length, splits them into model
+batches of at most ``batch_tokens`` padded source tokens, decodes, and yields the results in input
+order before it reads more: with ``batch_size=1`` every line is answered as soon as it arrives.
+
+Sources are the tokenizer's pieces + EOS (seq2seq's convention). A sentence may produce at most
+``floor(max_len_ratio * pieces) + MAX_LEN_EXTRA`` target steps, EOS included. An empty (or all-blank)
+line is answered with an empty line without running the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from rnntool.decoding.search import Hypothesis, beam_search, greedy
+from rnntool.errors import ConfigError
+from rnntool.runtime import prepare_device
+from rnntool.textio import one_line
+from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, UNK_ID
+
+MAX_LEN_EXTRA = 10
+
+
+DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
+
+
+@dataclass
+class DecodeSettings:
+    """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``."""
+
+    beam: int = 5
+    greedy: bool = False
+    length_penalty: float = 0.0  # GNMT alpha
+    normalize: bool = False  # rank by log-prob / length instead
+    max_len_ratio: float = 2.0
+    min_len: int = 0
+    nbest: int = 1
+    alignments: bool = False
+
+    def validate(self) -> "DecodeSettings":
+        if self.beam < 1:
+            raise ConfigError(f"--beam must be at least 1 (got {self.beam})")
+        if self.nbest < 1:
+            raise ConfigError(f"--nbest must be at least 1 (got {self.nbest})")
+        if self.greedy and self.nbest > 1:
+            raise ConfigError("--greedy gives one output per line; use --beam K with --nbest N (N <= K)")
+        if not self.greedy and self.nbest > self.beam:
+            raise ConfigError(f"--nbest {self.nbest} is larger than --beam {self.beam}; use --nbest N with N <= K")
+        if self.length_penalty < 0:
+            raise ConfigError(f"--length-penalty must be >= 0 (got {self.length_penalty})")
+        if self.length_penalty and self.normalize:
+            raise ConfigError("--length-penalty and --normalize are two ways to rank by length; give one")
+        if self.greedy and (self.length_penalty or self.normalize):
+            raise ConfigError("--length-penalty / --normalize only apply to beam search; drop --greedy")
+        if not self.max_len_ratio > 0:
+            raise ConfigError(f"--max-len-ratio must be > 0 (got {self.max_len_ratio})")
+        if self.min_len < 0:
+            raise ConfigError(f"--min-len must be >= 0 (got {self.min_len})")
+        return self
+
+    @property
+    def searches_beam(self) -> bool:
+        return not self.greedy
+
+
+@dataclass
+class TranslatedHypothesis:
+    text: str
+    score: float
+    log_prob: float
+    tokens: list[str]  # target pieces
+    token_log_probs: list[float]  # one per token, then EOS's when finished
+    finished: bool
+    alignment: list[tuple[int, int]] | None = None  # (source piece i, target piece j)
+
+    def alignment_text(self) -> str:
+        return " ".join(f"{i}-{j}" for i, j in self.alignment or [])
+
+
+@dataclass
+class Translation:
+    index: int  # 0-based input line number
+    source: str
+    source_tokens: list[str]
+    hypotheses: list[TranslatedHypothesis] = field(default_factory=list)
+
+    @property
+    def best(self) -> TranslatedHypothesis:
+        return self.hypotheses[0]
+
+    def to_dict(self, alignments: bool = False) -> dict:
+        hyps = []
+        for h in self.hypotheses:
+            d = asdict(h)
+            d["alignment"] = h.alignment_text() if alignments else None
+            if not alignments:
+                del d["alignment"]
+            hyps.append(d)
+        out = {"index": self.index, "source": self.source, "translation": self.best.text, "hypotheses": hyps}
+        if alignments:
+            out["source_tokens"] = self.source_tokens
+        return out
+
+
+def max_steps(src_pieces: int, ratio: float) -> int:
+    """Target steps (EOS included) allowed for a source of ``src_pieces`` pieces."""
+    return int(math.floor(ratio * src_pieces)) + MAX_LEN_EXTRA
+
+
+class Translator:
+    """A loaded translation model with its tokenizers and decoding settings."""
+
+    def __init__(self, model, src_tokenizer, tgt_tokenizer, settings: DecodeSettings | None = None,
+                 ref: str = "model") -> None:
+        self.model = model
+        self.src_tokenizer = src_tokenizer
+        self.tgt_tokenizer = tgt_tokenizer
+        self.settings = (settings or DecodeSettings()).validate()
+        self.ref = ref
+        self.unknown_pieces = 0  # source pieces the tokenizer could only map to <unk>
+        param = next(model.parameters(), None)
+        self.device = param.device if param is not None else torch.device("cpu")
+
+    # -- batching ---------------------------------------------------------------------------------
+    @staticmethod
+    def plan_batches(lengths: Sequence[int], batch_tokens: int | None, batch_size: int | None = None
+                     ) -> list[list[int]]:
+        """Indices grouped into batches, shortest first: each batch's padded size (rows x longest,
+        EOS included) stays within ``batch_tokens`` and its rows within ``batch_size``; one
+        sentence longer than ``batch_tokens`` gets a batch of its own."""
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            longest = lengths[i] + 1  # sorted: the newest is the longest
+            too_many = batch_size is not None and len(current) >= batch_size
+            too_big = batch_tokens is not None and (len(current) + 1) * longest > batch_tokens
+            if current and (too_many or too_big):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def translate(self, lines: Sequence[str], batch_tokens: int | None = None, start_index: int = 0
+                  ) -> list[Translation]:
+        """Translate ``lines`` (in length-sorted model batches); results in input order."""
+        pieces = [self.src_tokenizer.encode(line) if line.strip() else [] for line in lines]
+        self.unknown_pieces += sum(ids.count(UNK_ID) for ids in pieces)
+        results = [Translation(start_index + i, line, [self.src_tokenizer.id_to_piece(t) for t in ids])
+                   for i, (line, ids) in enumerate(zip(lines, pieces))]
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        for i in set(range(len(lines))) - set(todo):
+            results[i].hypotheses = [TranslatedHypothesis("", 0.0, 0.0, [], [], True, [] if self.settings.alignments else None)]
+        for batch in self.plan_batches([len(pieces[i]) for i in todo], batch_tokens):
+            rows = [todo[b] for b in batch]
+            for i, hyps in zip(rows, self._decode([pieces[i] for i in rows])):
+                results[i].hypotheses = [self._describe(h, len(pieces[i])) for h in hyps]
+        return results
+
+    def stream(self, lines: Iterable[str], batch_size: int = 32, batch_tokens: int | None = 4096
+               ) -> Iterator[Translation]:
+        """Translate an iterable of lines ``batch_size`` at a time; yields in input order, each batch
+        before the next lines are read (so ``batch_size=1`` answers each line as it arrives)."""
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
+        if batch_tokens is not None and batch_tokens < 1:
+            raise ConfigError(f"--batch-tokens must be at least 1 (got {batch_tokens})")
+        it = iter(lines)
+        start = 0
+        while True:
+            chunk = list(itertools.islice(it, batch_size))
+            if not chunk:
+                return
+            yield from self.translate(chunk, batch_tokens, start)
+            start += len(chunk)
+
+    # -- decoding ---------------------------------------------------------------------------------
+    def _decode(self, sources: list[list[int]]) -> list[list[Hypothesis]]:
+        from rnntool.kinds.translation.model import source_batch
+
+        s = self.settings
+        with torch.inference_mode():
+            src, src_lengths = source_batch(sources, self.device)  # (B, S), (B,)
+            state = self.model.encode(src, src_lengths)
+            max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=self.device)
+            if s.greedy:
+                hyps = greedy(self.model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                              device=self.device, keep_attention=s.alignments)
+                return [[h] for h in hyps]
+            return beam_search(self.model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                               beam=s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
+                               nbest=s.nbest, keep_attention=s.alignments, device=self.device)
+
+    def _describe(self, h: Hypothesis, src_pieces: int) -> TranslatedHypothesis:
+        tok = self.tgt_tokenizer
+        alignment = h.alignment(src_pieces) if self.settings.alignments else None
+        return TranslatedHypothesis(
+            text=one_line(tok.decode(h.tokens)),
+            score=h.score,
+            log_prob=h.log_prob,
+            tokens=[tok.id_to_piece(t) for t in h.tokens],
+            token_log_probs=h.token_log_probs,
+            finished=h.finished,
+            alignment=alignment,
+        )
+
+
+def open_translator(ref: str, registry=None, device: str = "auto", settings: DecodeSettings | None = None
+                    ) -> Translator:
+    """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory)."""
+    from rnntool.registry.store import Registry
+    from rnntool.kinds.translation.model import load_translation
+
+    settings = (settings or DecodeSettings()).validate()
+    bundle = Registry.open(registry).load(ref, kind="translation")
+    model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
+    for t in (src_tok, tgt_tok):
+        t.require_rnntool_ids()
+    return Translator(model, src_tok, tgt_tok, settings, ref=bundle.ref)

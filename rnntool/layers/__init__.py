@@ -1,0 +1,1 @@
+"""What every model kind builds from: recurrent stacks, encoders, attention, weight files."""

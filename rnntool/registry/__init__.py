@@ -1,0 +1,1 @@
+"""The model registry: a plain directory of immutable, versioned bundles (torch-free)."""

@@ -1,0 +1,1 @@
+"""SentencePiece tokenizers: loading with fixed special ids, and training."""
