@@ -8,11 +8,10 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from rnntool.cli.app import train_app
-from rnntool.cli.console import console
 from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
-from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.train_command import train_command
+from rnntool.cli.train_options import TrainOptions, train_options
 from rnntool.errors import UsageError
 
 CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
@@ -73,21 +72,13 @@ def train_lm(
     The validation metrics published with the model: loss (nats/token), ppl and bpc (bits per
     character: total NLL in bits over the characters of the validation text, one newline per line).
     """
-    from rnntool.training.checkpoint import read_run_info
-    from rnntool.kinds.lm.train import LMRunSpec, check_model_settings, train_language_model
-    from rnntool.training.driver import default_run_dir
+    from rnntool.kinds.lm.train import LMRunSpec
 
-    reg = open_registry(registry)
-    saved = read_run_info(train.resume) if train.resuming else None
-    if saved is not None:
-        spec = LMRunSpec.from_dict(saved.get("meta") or {})
-        if inputs or name or output:
-            raise UsageError("--resume RUN_DIR continues that run's data and name; drop the inputs, --name and -o")
-    else:
+    def new_spec() -> LMRunSpec:
         if not inputs and stdin_is_tty():
             raise UsageError("no training data: give text files, or pipe text into stdin")
         drop = lambda v: dropout if v is None else v  # noqa: E731
-        spec = LMRunSpec(
+        return LMRunSpec(
             inputs=list(inputs or ["-"]), name=name, output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
                        embed_dropout=drop(embed_dropout), hidden_dropout=drop(hidden_dropout),
@@ -97,32 +88,6 @@ def train_lm(
             valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
             cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,
         ).check()
-        check_model_settings(spec)
-    cfg = train.config(base=saved["train"] if saved else None)
-    retrain = train.retrain_options(spec if saved else None, saved["train"] if saved else None)
-    budget = train.time_budget(cfg)
-    with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
-            ConsoleProgress("train lm") as progress:
-        outcome = train_language_model(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
-                                       resume=train.resuming,
-                                       callbacks=[progress], log=console.log, warn=console.warn,
-                                       retrain=retrain, budget=budget)
-    if outcome.skipped:
-        report_skipped(outcome.bundle, json_out, outcome.skipped)
-        return
-    if outcome.bundle is None:  # a DDP rank other than 0
-        return
-    b, r = outcome.bundle, outcome.result
-    summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
-               "metrics": b.metrics, "tokenizer": outcome.tokenizer_ref,
-               "steps": r.steps, "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-               "promotion": outcome.promotion.to_dict() if outcome.promotion else None,
-               "time": budget.to_dict()}
-    m = b.metrics
-    line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {summary_number(m.get('val_ppl'))}, "
-            f"bpc {summary_number(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
-    if outcome.promotion is not None:
-        line += f"; {outcome.promotion.summary()}"
-    report_result(summary, line, json_out, budget)
 
-
+    train_command("lm", train, registry, json_out, new_spec=new_spec, given_on_resume=bool(inputs or name or output),
+                  what_to_drop="the inputs, --name and -o")

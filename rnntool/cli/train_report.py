@@ -16,17 +16,13 @@ import math
 import time
 
 from rnntool.cli.console import console
+from rnntool.training.reporting import summary_number  # noqa: F401 (the CLI's name for it)
 from rnntool.training.config import format_duration
 
 
 # ---------------------------------------------------------------------------------------------
 # Results: the one line a cron mail shows
 # ---------------------------------------------------------------------------------------------
-def summary_number(x) -> str:
-    """A metric in the summary line: 4 significant digits, or as it is (None, inf, an int)."""
-    return f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
-
-
 def report_skipped(bundle, json_out: bool, reason: str = "unchanged") -> None:
     """Nothing to train, exit 0, say why: --if-changed found the same data and settings as the latest
     version ("unchanged"), or the resumed run had already published ``bundle`` ("published")."""

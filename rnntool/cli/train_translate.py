@@ -8,11 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from rnntool.cli.app import train_app
-from rnntool.cli.console import console
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, open_registry
-from rnntool.cli.train_options import TrainOptions, run_directory, train_options
-from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped, summary_number
-from rnntool.errors import UsageError
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.train_command import train_command
+from rnntool.cli.train_options import TrainOptions, train_options
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
                   "mlp (Bahdanau's additive score).")
@@ -86,20 +84,11 @@ def train_translate(
     Validation (each epoch, or every --eval-every steps) reports loss, ppl and BLEU (greedy decoding,
     cased sacreBLEU on detokenized output); --select picks the metric that chooses the published weights.
     """
-    from rnntool.training.checkpoint import read_run_info
-    from rnntool.training.driver import default_run_dir
-    from rnntool.kinds.translation.train import TranslationRunSpec, train_translation
+    from rnntool.kinds.translation.train import TranslationRunSpec
 
-    reg = open_registry(registry)
-    saved = read_run_info(train.resume) if train.resuming else None
-    if saved is not None:
-        spec = TranslationRunSpec.from_dict(saved.get("meta") or {})
-        if any(v is not None for v in (src, tgt, tsv, valid_src, valid_tgt, name, output)):
-            raise UsageError("--resume RUN_DIR continues that run's data and name; drop the data files, "
-                             "--name and -o")
-    else:
+    def new_spec() -> TranslationRunSpec:
         path = lambda p: None if p is None else str(p)  # noqa: E731
-        spec = TranslationRunSpec(
+        return TranslationRunSpec(
             src=path(src), tgt=path(tgt), tsv=tsv, valid_src=path(valid_src), valid_tgt=path(valid_tgt),
             valid_fraction=valid_fraction, name=name, output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
@@ -109,31 +98,8 @@ def train_translate(
             joint_vocab=joint_vocab, model_type=model_type, max_len=max_len, batch_tokens=batch_tokens,
             label_smoothing=label_smoothing, select=select, on_bad_utf8=on_bad_utf8,
         ).check()
-    best = {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {}
-    cfg = train.config(base=saved["train"] if saved else None, **({} if saved else best))
-    retrain = train.retrain_options(spec if saved else None, saved["train"] if saved else None)
-    budget = train.time_budget(cfg)
-    with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
-            ConsoleProgress("train translate") as progress:
-        outcome = train_translation(spec, cfg, registry=reg, run_dir=run_dir, record_run_dir=kept,
-                                    resume=train.resuming,
-                                    callbacks=[progress], log=console.log, warn=console.warn,
-                                    retrain=retrain, budget=budget)
-    if outcome.skipped:
-        report_skipped(outcome.bundle, json_out, outcome.skipped)
-        return
-    if outcome.bundle is None:  # a DDP rank other than 0
-        return
-    b, r, m = outcome.bundle, outcome.result, outcome.bundle.metrics
-    summary = {"status": "published" if b.version is not None else "written", "ref": b.ref, "path": str(b.path),
-               "metrics": m, "tokenizers": outcome.tokenizer_refs, "data": outcome.data, "steps": r.steps,
-               "stop_reason": r.stop_reason, "elapsed": round(r.elapsed, 2),
-               "promotion": outcome.promotion.to_dict() if outcome.promotion else None,
-               "time": budget.to_dict()}
-    verb = "published" if b.version is not None else "wrote"
-    line = (f"{verb} {b.ref}: val BLEU {summary_number(m.get('val_bleu'))}, loss {summary_number(m.get('val_loss'))}, "
-            f"ppl {summary_number(m.get('val_ppl'))} ({r.steps} steps, {summary_number(m.get('tokens_per_s'))} tok/s, "
-            f"stopped by {r.stop_reason})")
-    if outcome.promotion is not None:
-        line += f"; {outcome.promotion.summary()}"
-    report_result(summary, line, json_out, budget)
+
+    train_command("translation", train, registry, json_out, new_spec=new_spec,
+                  given_on_resume=any(v is not None for v in (src, tgt, tsv, valid_src, valid_tgt, name, output)),
+                  what_to_drop="the data files, --name and -o",
+                  config_overrides=lambda spec: {"best_metric": "bleu", "best_mode": "max"} if spec.select == "bleu" else {})

@@ -22,22 +22,16 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from rnntool.errors import CorruptBundle, InvalidName, RegistryError, UsageError
+from rnntool.kinds.catalog import CATALOG, KINDS
 
 MANIFEST = "manifest.json"
-METRICS_FILE = "metrics.jsonl"  # the training log: in the run directory, copied into trained bundles
 SCHEMA_VERSION = 1
 FORMAT = "rnntool-bundle"
-KINDS = ("tokenizer", "lm", "translation")
-KIND_NOUNS = {"tokenizer": "tokenizer", "lm": "language model", "translation": "translation model"}
-KIND_LABELS = {kind: f"a {noun}" for kind, noun in KIND_NOUNS.items()}
-# Every file a bundle of each kind may hold besides the manifest: what publishing writes for it
-# (tokenize train; lm_train.publish_lm; seq2seq_train.publish_translation; publishing.publish_trained
-# adds the training log). A manifest listing anything else is not trusted.
-KIND_FILES = {
-    "tokenizer": ("tokenizer.model",),
-    "lm": ("model.safetensors", "tokenizer.model", METRICS_FILE),
-    "translation": ("model.safetensors", "tokenizer.src.model", "tokenizer.tgt.model", METRICS_FILE),
-}
+KIND_NOUNS = {kind: e.noun for kind, e in CATALOG.items()}
+KIND_LABELS = {kind: e.label for kind, e in CATALOG.items()}
+# Every file a bundle of each kind may hold besides the manifest (the catalog's table): what
+# publishing writes for it. A manifest listing anything else is not trusted.
+KIND_FILES = {kind: e.files for kind, e in CATALOG.items()}
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 MAX_NAME_LEN = 100
 # Files a filesystem may leave inside a directory that are not part of the bundle (NFS "silly

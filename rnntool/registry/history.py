@@ -12,19 +12,13 @@ from __future__ import annotations
 import json
 import math
 
-from rnntool.registry.bundle import METRICS_FILE
+from rnntool.kinds.catalog import CATALOG, METRICS_FILE
 from rnntool.errors import CorruptBundle, RegistryError
 
-# The validation metrics that say how good a version is, best known first, per bundle kind.
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "lm": ("val_ppl", "val_bpc"),
-    "translation": ("val_bleu", "val_loss"),
-}
-# The one metric that tracks quality over a training run (the lower panel of a training curve).
-CURVE_METRIC: dict[str, tuple[str, ...]] = {
-    "lm": ("val_bpc", "val_ppl"),
-    "translation": ("val_bleu", "val_ppl"),
-}
+# The validation metrics that say how good a version is, best known first, per bundle kind; and the
+# one metric that tracks quality over a training run (the lower panel of a training curve).
+KEY_METRICS: dict[str, tuple[str, ...]] = {kind: e.key_metrics for kind, e in CATALOG.items() if e.key_metrics}
+CURVE_METRIC: dict[str, tuple[str, ...]] = {kind: e.curve_metrics for kind, e in CATALOG.items() if e.curve_metrics}
 HIGHER_IS_BETTER = frozenset({"val_bleu", "bleu", "val_chrf", "chrf"})
 METRIC_LABELS = {
     "val_ppl": "validation perplexity",

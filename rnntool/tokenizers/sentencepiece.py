@@ -23,11 +23,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rnntool.errors import BadInput, CorruptBundle, UsageError
+from rnntool.kinds.catalog import CATALOG, SIDE_FILES, TOKENIZER_FILE, entry
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # fixed in every model rnntool trains
 SPECIAL_PIECES = ("<pad>", "<unk>", "<s>", "</s>")
-TOKENIZER_FILE = "tokenizer.model"
-SIDE_FILES = {"src": "tokenizer.src.model", "tgt": "tokenizer.tgt.model"}
 
 MODEL_TYPES = ("bpe", "unigram", "char", "word")
 NORMALIZATIONS = ("identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf")
@@ -94,7 +93,7 @@ class Tokenizer:
         ref = getattr(bundle, "ref", None) or str(root)
         kind = getattr(bundle, "kind", None)
         single = root / TOKENIZER_FILE
-        two_sided = kind == "translation" or (root / SIDE_FILES["src"]).exists()
+        two_sided = (kind in CATALOG and len(entry(kind).tokenizer_files) == 2) or (root / SIDE_FILES["src"]).exists()
         if two_sided and not (side is None and single.exists()):
             if side is None:
                 raise UsageError(

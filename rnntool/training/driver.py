@@ -1,30 +1,28 @@
-"""The steps every `train` command shares around its model kind's own work.
+"""The one training driver: what every `train` command does around its model kind's own work.
 
-    with training_run(spec, registry, train_cfg, retrain, kind="lm", run_dir=run_dir, resume=resume,
-                      prepare=prepare_inputs, warm_start=warm_start_parent, settings=lm_settings,
-                      log=log, temp_prefix="rnntool-lm-", budget=budget) as run:
-        if run.skip is not None:
-            return ...                              # nothing new since run.skip, or already published
-        ...                                         # tokenizers, data, model (from run.parent), train
-        bundle, decision = run.publish(promote=lambda: ..., publish=lambda extra: ...)
+    ctx = RunContext(registry, run_dir=Path("runs/x"), retrain=RetrainOptions(promote="prod"), log=print)
+    outcome = train_model(model_kind("lm"), spec, train_cfg, ctx)    # rnntool/training/kind.py
+    outcome.bundle.ref                                               # "news@4" (rank 0)
 
-Before the kind's work: the ``--name``/``--if-changed`` check, the work directory (the run directory,
-else a temporary one), the inputs (fingerprints checked on ``--resume``, else ``prepare``d: stdin
-spooled, paths made absolute, fingerprints taken), the run directory's lock, the per-name training
-lock, and the retrain start (warm-start parent, retrain key, skip). After it: the promotion check,
-publishing with the retrain key, the run's id (and the decision) in the manifest, the record of it in
-the run directory (``published.json``), and the alias move.
+Before the kind's work: the ``--name``/``--if-changed`` check and the name's kind, the work directory
+(the run directory, else a temporary one) and its lock, the inputs (fingerprints checked on
+``--resume``, else ``kind.prepare_inputs``: stdin spooled, paths made absolute, fingerprints taken),
+the per-name training lock, the warm start and the retrain key (``--if-changed`` may stop here).
+Then ``kind.build`` and the training loop. After it: the parents (tokenizers trained on the fly),
+the promotion check, publishing with the retrain key, the run's id (and the decision) in the
+manifest, the record of it in the run directory (``published.json``), and the alias move.
 
 A resumed run that had already published (killed before it could exit) publishes nothing again: it is
 found by its ``published.json``, or by the run id in a manifest when the kill came before the record,
 and an alias move the kill prevented is completed. Only a resume that raises the budget
-(``retrain.train_further``) trains such a run on and publishes it again. ``--promote``/``--min-delta`` are part of the
-run (``spec.promote``), so a resume does everything the original command asked.
+(``retrain.train_further``) trains such a run on and publishes it again. ``--promote``/``--min-delta``
+are part of the run (``spec.promote``), so a resume does everything the original command asked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -32,20 +30,80 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnntool.errors import BadInput, DiskFull, LockHeld, RegistryError, UsageError
-from rnntool.training.retrain import RetrainOptions, begin, training_lock
+from rnntool.training.retrain import RetrainOptions, retrain_key, training_lock, unchanged
 from rnntool.training.time_budget import TimeBudget
 
 Log = Callable[[str], None]
 PUBLISHED_FILE = "published.json"  # in a run directory: what the run published (its resume does nothing)
 RUN_LOCK_FILE = "run.lock"  # in a run directory: held while a process trains or resumes it
 PROMOTION_EVALS = 2  # --promote validates the new model and the aliased one
-TRAIN_COMMANDS = {"lm": "train lm", "translation": "train translate"}
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+@dataclass
+class RunContext:
+    """Where and how a training command runs: made once (by the CLI), passed down whole."""
+
+    registry: Any  # rnntool.registry.store.Registry
+    run_dir: Path | None = None  # checkpoints and metrics.jsonl; None: a temporary work directory
+    record_run_dir: bool = True  # name run_dir in the manifest (False: it is removed after publishing)
+    resume: bool = False
+    retrain: RetrainOptions = field(default_factory=RetrainOptions)
+    budget: TimeBudget = field(default_factory=TimeBudget)
+    callbacks: Sequence[Any] = ()
+    log: Log = _quiet
+    warn: Log | None = None
+
+    def __post_init__(self) -> None:
+        self.warn = self.warn or self.log
+
+
+@dataclass
+class TrainOutcome:
+    result: Any  # rnntool.training.trainer.TrainResult (None when skipped)
+    bundle: Any  # the published Bundle (rank 0; None on other ranks); the latest when skipped
+    details: dict = field(default_factory=dict)  # the kind's, for the summary (tokenizers, data counts)
+    skipped: str | None = None  # "unchanged" (--if-changed found nothing new) or "published" (resume of a finished run)
+    promotion: Any = None  # rnntool.training.retrain.PromotionDecision with --promote
+
+
+def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
+    """Train ``spec`` as ``kind`` says and publish it (see the module docstring)."""
+    from rnntool.training.publishing import publish_trained
+    from rnntool.training.trainer import train
+
+    kind.check_model(spec)
+    with training_run(kind, spec, train_cfg, ctx) as run:
+        if run.skip is not None:
+            return TrainOutcome(None, run.skip, skipped=run.skip_reason)
+        trainee = kind.build(run.spec, train_cfg, ctx, run.work_dir, run.parent)
+        result = train(trainee.task, train_cfg, run_dir=ctx.run_dir, resume=ctx.resume, callbacks=ctx.callbacks,
+                       model_config=trainee.model_config, run_meta=dataclasses.asdict(trainee.spec),
+                       budget=run.budget)
+        if not result.is_main:
+            return TrainOutcome(result, None, trainee.details)
+        parents = kind.publish_parents(trainee, ctx.registry, run.work_dir)
+        if run.parent is not None:
+            parents["init"] = run.parent.ref
+        spec = trainee.spec
+        config = {"model": trainee.model_config, "train": train_cfg.to_dict(), "data": trainee.data_config}
+        bundle, decision = run.publish(
+            promote=lambda: kind.promotion(trainee, ctx.registry, ctx.retrain, ctx.log),
+            publish=lambda extra: publish_trained(
+                ctx.registry, kind=kind.name, name=spec.name, output=spec.output, result=result,
+                run_dir=ctx.run_dir, write_files=lambda stage: kind.write_files(trainee, stage, run.work_dir),
+                config=config, data=spec.fingerprints, parents=parents, more_extra=extra,
+                record_run_dir=ctx.record_run_dir))
+        return TrainOutcome(result, bundle, trainee.details, promotion=decision)
 
 
 @dataclass
@@ -55,9 +113,9 @@ class TrainingRun:
     registry: Any
     retrain: RetrainOptions
     work_dir: Path
+    spec: Any  # the run's spec, inputs resolved (and adapted to a warm-start parent)
     parent: Any  # the warm-start Bundle, or None
     key: dict  # the retrain key the published manifest records
-    run_id: str | None = None  # recorded in the manifest: a resume finds what its run published
     budget: TimeBudget = field(default_factory=TimeBudget)
     skip: Any = None  # a Bundle when there is nothing to train (see skip_reason)
     skip_reason: str | None = None  # "unchanged" (--if-changed) or "published" (a resume of a finished run)
@@ -66,9 +124,10 @@ class TrainingRun:
         """(bundle, promotion decision or None): ``promote()`` decides when ``--promote`` was given,
         ``publish(extra)`` writes the bundle; the run directory records it at once (so a resume does
         not publish it again), and the alias moves only after that."""
+        run_id = self.spec.run_id
         extra: dict = {"retrain_key": self.key}
-        if self.run_id is not None:
-            extra["run_id"] = self.run_id
+        if run_id is not None:
+            extra["run_id"] = run_id
         decision = None
         if self.retrain.promote is not None:
             with self.budget.phase("promoting"):
@@ -77,7 +136,7 @@ class TrainingRun:
         with self.budget.phase("publishing"):
             bundle = publish(extra)
             with contextlib.suppress(OSError):  # best effort: a resume also finds the version by its run id
-                record_publication(self.work_dir, bundle, self.run_id)
+                record_publication(self.work_dir, bundle, run_id)
             if decision is not None and decision.promoted:
                 try:
                     with DiskFull.translating(published=bundle.ref):
@@ -89,21 +148,19 @@ class TrainingRun:
 
 
 @contextlib.contextmanager
-def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, kind: str, run_dir: Path | None,
-                 resume: bool, prepare: Callable[[Any, Path, Log], None], warm_start, settings, log: Log,
-                 temp_prefix: str, budget: TimeBudget | None = None) -> Iterator[TrainingRun]:
+def training_run(kind, spec, train_cfg, ctx: RunContext) -> Iterator[TrainingRun]:
     """Yield the TrainingRun (see the module docstring); the locks are held until the block ends."""
-    from rnntool.training.distributed import is_main_process
     from rnntool.registry.locking import FileLock
+    from rnntool.training.distributed import is_main_process
 
-    budget = budget or TimeBudget()
+    registry, retrain, run_dir, log = ctx.registry, ctx.retrain, ctx.run_dir, ctx.log
     if spec.name is None and (retrain.if_changed or retrain.promote):
         raise UsageError("--if-changed and --promote need --name (they compare with the registry)")
     if spec.name is not None:
-        registry.check_name_kind(spec.name, kind)  # before any work: a name holds one kind of model
+        registry.check_name_kind(spec.name, kind.name)  # before any work: a name holds one kind of model
     with contextlib.ExitStack() as stack:
         if run_dir is None:
-            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=temp_prefix)))
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=kind.temp_prefix)))
         else:
             work_dir = Path(run_dir)
             try:
@@ -117,29 +174,36 @@ def training_run(spec, registry, train_cfg, retrain: RetrainOptions, *, kind: st
                 stack.enter_context(FileLock(work_dir / RUN_LOCK_FILE, what=f"training run {work_dir}",
                                              hint="it is being trained or resumed by that process",
                                              root=registry.root if under_registry else None).acquire(wait=3.0))
-        if resume and not retrain.train_further:
+        if ctx.resume and not retrain.train_further:
             done = find_publication(spec, registry, work_dir)
             if done is not None:
                 if is_main_process():
                     complete_promotion(registry, done, log)
-                yield TrainingRun(registry, retrain, work_dir, None, {}, spec.run_id, budget, done, "published")
+                yield TrainingRun(registry, retrain, work_dir, spec, None, {}, ctx.budget, done, "published")
                 return
-        if resume:
+        if ctx.resume:
             check_fingerprints(spec)
-        else:
-            prepare(spec, work_dir, log)
-            spec.run_id = uuid.uuid4().hex
-            spec.promote, spec.min_delta = retrain.promote, retrain.min_delta  # a resume does the same
+        else:  # a resume does what the original command asked: --promote is part of the run
+            spec = dataclasses.replace(kind.prepare_inputs(spec, work_dir, log), run_id=uuid.uuid4().hex,
+                                       promote=retrain.promote, min_delta=retrain.min_delta)
         if spec.name is not None and is_main_process():
             stack.enter_context(training_lock(registry, spec.name, retrain, log))
-        start = begin(spec, registry, train_cfg, retrain, resume=resume, warm_start=warm_start,
-                      settings=settings, log=log)
-        budget.evals_after = 1 + (PROMOTION_EVALS if retrain.promote is not None else 0)
+        parent = None
+        if retrain.init_from is not None and not ctx.resume:
+            parent, spec = kind.warm_start(spec, registry, retrain.init_from, log)
+        elif spec.init_from is not None:  # a resumed warm start: the checkpoint has the weights
+            parent = registry.resolve(spec.init_from)
+        key = retrain_key(spec.fingerprints, kind.key_settings(spec, train_cfg, registry, parent))
+        if retrain.if_changed and not ctx.resume:
+            latest = registry.latest(spec.name)
+            if unchanged(latest, key):
+                yield TrainingRun(registry, retrain, work_dir, spec, parent, key, ctx.budget, latest, "unchanged")
+                return
+        ctx.budget.evals_after = 1 + (PROMOTION_EVALS if retrain.promote is not None else 0)
         try:
-            yield TrainingRun(registry, retrain, work_dir, start.parent, start.key, spec.run_id, budget,
-                              start.skip, "unchanged" if start.skip is not None else None)
+            yield TrainingRun(registry, retrain, work_dir, spec, parent, key, ctx.budget)
         except LockHeld as e:  # only publishing takes a registry lock in there: training is done
-            again = (f"publish it with 'rnntool {TRAIN_COMMANDS[kind]} --resume {work_dir}' once the registry is free"
+            again = (f"publish it with 'rnntool {kind.command} --resume {work_dir}' once the registry is free"
                      if run_dir is not None else "run the command again")
             raise RegistryError(f"trained, but not published: {e}; {again}") from None
 
@@ -248,5 +312,6 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
     return bundle.ref
 
 
-__all__ = ["PUBLISHED_FILE", "RUN_LOCK_FILE", "TrainingRun", "check_fingerprints", "complete_promotion",
+__all__ = ["PUBLISHED_FILE", "RUN_LOCK_FILE", "RunContext", "TrainOutcome", "TrainingRun", "check_fingerprints",
+           "complete_promotion", "train_model",
            "default_run_dir", "find_publication", "publish_tokenizer", "record_publication", "training_run"]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from rnntool.training import distributed as dist_utils
-from rnntool.registry.bundle import METRICS_FILE
+from rnntool.kinds.catalog import METRICS_FILE
 from rnntool.training.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
 from rnntool.training.optim import LRSchedule, build_optimizer, set_lr

@@ -47,7 +47,7 @@ def publish_trained(registry, *, kind: str, name: str | None, output: str | None
     ``name`` or write the bundle to ``output``. Returns the Bundle. ``run_dir`` is recorded in the
     manifest only when it outlives the command (None for a default run directory removed after
     publishing); its metrics log is copied either way."""
-    from rnntool.registry.bundle import METRICS_FILE
+    from rnntool.kinds.catalog import METRICS_FILE
     from rnntool.errors import DiskFull
     from rnntool.registry.store import write_bundle
 

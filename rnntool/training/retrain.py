@@ -55,35 +55,6 @@ class RetrainOptions:
     train_further: bool = False  # a resume that raised the budget: a run that had published trains on
 
 
-@dataclass
-class RetrainStart:
-    """What `begin` found: the warm-start parent, the run's retrain key, and, when --if-changed
-    finds nothing new, the latest version (the run is then skipped)."""
-
-    parent: Any
-    key: dict
-    skip: Any = None
-
-
-def begin(spec, registry, train_cfg, retrain: RetrainOptions, *, resume: bool, warm_start, settings,
-          log) -> RetrainStart:
-    """The cron steps before training, shared by every model kind (call it under the training lock).
-
-    ``warm_start(spec, registry, ref, log)`` loads the parent and adapts ``spec`` to it;
-    ``settings(spec, train_cfg, registry, parent)`` lists what shapes the model for the key."""
-    parent = None
-    if retrain.init_from is not None and not resume:
-        parent = warm_start(spec, registry, retrain.init_from, log)
-    elif getattr(spec, "init_from", None) is not None:  # a resumed warm start: the checkpoint has the weights
-        parent = registry.resolve(spec.init_from)
-    key = retrain_key(spec.fingerprints, settings(spec, train_cfg, registry, parent))
-    if retrain.if_changed and not resume:
-        latest = registry.latest(spec.name)
-        if unchanged(latest, key):
-            return RetrainStart(parent, key, skip=latest)
-    return RetrainStart(parent, key)
-
-
 def adopt_architecture(spec, parent, model_config: dict, *, derived: tuple[str, ...], describe: str,
                        log) -> None:
     """A warm start trains the parent's architecture: ``spec.model`` becomes ``model_config`` (the

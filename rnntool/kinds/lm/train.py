@@ -1,34 +1,34 @@
-"""`rnntool train lm` without the CLI: data + tokenizer → LMTask → the training loop → a bundle.
+"""The generator kind (`rnntool train lm` without the CLI): data + tokenizer → LMTask → a bundle.
 
-    spec = LMRunSpec(inputs=["corpus.txt"], name="shakespeare", model={"cell": "lstm", ...})
-    outcome = train_language_model(spec, train_cfg, registry=None, run_dir=Path("runs/x"),
-                                   resume=False, callbacks=[...], log=print)
+    spec = LMRunSpec(inputs=["corpus.txt"], name="shakespeare", model={"cell": "lstm", ...}).check()
+    outcome = train_model(KIND, spec, train_cfg, RunContext(registry, run_dir=Path("runs/x")))
     outcome.bundle.ref                                   # "shakespeare@1" (rank 0 only)
 
-Everything a resume needs is in ``LMRunSpec``, saved in the run directory's ``run.json``; a
-resumed run checks that the input files still have the fingerprints recorded when the run began.
-A tokenizer trained on the fly is written into the run directory, published as
-``<name>-tokenizer`` (unless its latest version is the same file) and named in the LM's
-``parents``; bundles always carry a copy of it (``tokenizer.model``).
+The ModelKind contract is in rnntool/training/kind.py; the driver in rnntool/training/driver.py.
+Everything a resume needs is in ``LMRunSpec``, saved in the run directory's ``run.json``. A tokenizer
+trained on the fly is written into the run directory, published as ``<name>-tokenizer`` (unless its
+latest version is the same file) and named in the LM's ``parents``; bundles always carry a copy of it
+(``tokenizer.model``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
+from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.kinds.lm.data import MODES, Corpus, build_token_cache
 from rnntool.kinds.lm.retrain import lm_promotion, lm_settings, warm_start_parent
-from rnntool.training.publishing import check_output_dir, publish_trained
-from rnntool.training.retrain import RetrainOptions
 from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
 from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
-from rnntool.training.driver import publish_tokenizer, training_run
+from rnntool.training.driver import publish_tokenizer
+from rnntool.training.kind import ModelKind, Trainee
+from rnntool.training.publishing import check_output_dir
 
 Log = Callable[[str], None]
 
@@ -81,15 +81,6 @@ class LMRunSpec:
         return self.name or Path(self.output).name
 
 
-@dataclass
-class LMTrainOutcome:
-    result: object | None  # rnntool.training.trainer.TrainResult (None when skipped)
-    bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
-    tokenizer_ref: str | None
-    skipped: str | None = None  # "unchanged" (--if-changed found nothing new) or "published" (resume of a finished run)
-    promotion: object | None = None  # rnntool.training.retrain.PromotionDecision with --promote
-
-
 def check_model_settings(spec: LMRunSpec) -> None:
     """The model settings, checked before any data is read (a typo or an absurd size fails fast)."""
     from rnntool.kinds.lm.model import LMConfig, RNNLM
@@ -100,10 +91,9 @@ def check_model_settings(spec: LMRunSpec) -> None:
                hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
 
 
-# -- preparation -----------------------------------------------------------------------------------
-def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> None:
-    """Spool stdin into ``work_dir`` (so it can be fingerprinted, re-read and resumed), make paths
-    absolute and take the data fingerprints — all before training starts."""
+def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> LMRunSpec:
+    """The spec with stdin spooled into ``work_dir`` (so it can be fingerprinted, re-read and resumed),
+    paths made absolute and the data fingerprints taken — all before training starts."""
     from rnntool.training.distributed import env_world_size
 
     if env_world_size() > 1 and any(is_stdin(p) for p in spec.inputs):
@@ -118,16 +108,17 @@ def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> None:
         elif not Path(p).is_file():
             raise BadInput(f"{p}: no such file")
         inputs.append(str(Path(p).resolve()))
-    spec.inputs = inputs
-    if spec.valid is not None:
-        if not Path(spec.valid).is_file():
-            raise BadInput(f"{spec.valid}: no such file (--valid)")
-        spec.valid = str(Path(spec.valid).resolve())
-    spec.fingerprints = [fingerprint_file(p) for p in [*spec.inputs, *([spec.valid] if spec.valid else [])]]
-    if all(fp["bytes"] == 0 for fp in spec.fingerprints[: len(spec.inputs)]):
-        raise BadInput(f"{', '.join(spec.inputs)}: training input is empty; give a file with some text")
-    if spec.valid is not None and spec.fingerprints[-1]["bytes"] == 0:
-        raise BadInput(f"{spec.valid}: validation input is empty; give a file with some text")
+    valid = spec.valid
+    if valid is not None:
+        if not Path(valid).is_file():
+            raise BadInput(f"{valid}: no such file (--valid)")
+        valid = str(Path(valid).resolve())
+    fingerprints = [fingerprint_file(p) for p in [*inputs, *([valid] if valid else [])]]
+    if all(fp["bytes"] == 0 for fp in fingerprints[: len(inputs)]):
+        raise BadInput(f"{', '.join(inputs)}: training input is empty; give a file with some text")
+    if valid is not None and fingerprints[-1]["bytes"] == 0:
+        raise BadInput(f"{valid}: validation input is empty; give a file with some text")
+    return dataclasses.replace(spec, inputs=inputs, valid=valid, fingerprints=fingerprints)
 
 
 def resolve_tokenizer(spec: LMRunSpec, registry, work_dir: Path, resume: bool, log: Log,
@@ -141,8 +132,7 @@ def resolve_tokenizer(spec: LMRunSpec, registry, work_dir: Path, resume: bool, l
         tok = Tokenizer.from_bundle(bundle)
         tok.require_rnntool_ids()
         shutil.copyfile(tok.path, local)
-        spec.tokenizer = bundle.ref if bundle.version is not None else str(bundle.path)
-        return Tokenizer.load(local), spec.tokenizer
+        return Tokenizer.load(local), bundle.ref if bundle.version is not None else str(bundle.path)
     tok = train_tokenizer(spec.inputs, local, vocab_size=spec.vocab_size, model_type=spec.model_type,
                           on_bad_utf8=spec.on_bad_utf8, on_log=log, on_warning=warn)
     return tok, None
@@ -159,87 +149,74 @@ def load_corpora(spec: LMRunSpec, tok: Tokenizer, cache_dir: Path, log: Log) -> 
     return data, valid
 
 
-# -- publishing ------------------------------------------------------------------------------------
-def publish_lm(spec: LMRunSpec, registry, model, tok_path: Path, run_dir: Path | None, result, train_cfg,
-               corpora: tuple[Corpus, Corpus], parents: dict, more_extra: dict | None = None,
-               record_run_dir: bool = True) -> object:
-    from rnntool.kinds.lm.model import save_lm
-    from rnntool.kinds.lm.task import corpus_summary
+# -- the kind ----------------------------------------------------------------------------------------
+class LanguageModelKind(ModelKind):
+    """The generator: an RNN language model (see rnntool/training/kind.py for the contract)."""
 
-    config = {
-        "model": model.config.to_dict(),
-        "train": train_cfg.to_dict(),
-        "data": {"mode": spec.mode, "batch_size": spec.batch_size, "bptt": spec.bptt,
-                 "valid": spec.valid, "valid_fraction": None if spec.valid else spec.valid_fraction,
-                 "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])},
-    }
+    name, command, spec_type, temp_prefix = "lm", "train lm", LMRunSpec, "rnntool-lm-"
 
-    def write_files(stage: Path) -> None:
-        save_lm(model, stage / "model.safetensors")
-        shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
+    def check_model(self, spec: LMRunSpec) -> None:
+        check_model_settings(spec)
 
-    return publish_trained(registry, kind="lm", name=spec.name, output=spec.output, result=result, run_dir=run_dir,
-                           write_files=write_files, config=config, data=spec.fingerprints, parents=parents,
-                           more_extra=more_extra, record_run_dir=record_run_dir)
+    def prepare_inputs(self, spec: LMRunSpec, work_dir: Path, log: Log) -> LMRunSpec:
+        return prepare_inputs(spec, work_dir, log)
 
+    def warm_start(self, spec: LMRunSpec, registry, ref: str, log: Log):
+        spec = dataclasses.replace(spec, model=dict(spec.model))
+        return warm_start_parent(spec, registry, ref, log), spec
 
-# -- the whole run ---------------------------------------------------------------------------------
-def train_language_model(
-    spec: LMRunSpec,
-    train_cfg,
-    *,
-    registry,
-    run_dir: Path | None,
-    resume: bool,
-    callbacks: Sequence = (),
-    log: Log = lambda msg: None,
-    warn: Log | None = None,
-    retrain: RetrainOptions | None = None,
-    record_run_dir: bool = True,
-    budget=None,
-) -> LMTrainOutcome:
-    """Prepare data and tokenizer, train (resuming when asked), publish on rank 0.
+    def key_settings(self, spec: LMRunSpec, train_cfg, registry, parent) -> dict:
+        return lm_settings(spec, train_cfg, registry, parent)
 
-    ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
-    to the new version only when it beats the aliased one (see rnntool.training.retrain). ``record_run_dir``
-    False: the manifest does not name ``run_dir`` (the caller removes it after publishing)."""
-    from rnntool.kinds.lm.model import LMConfig, RNNLM, load_lm
-    from rnntool.kinds.lm.task import LMTask
-    from rnntool.training.checkpoint import has_checkpoint
-    from rnntool.training.trainer import seed_everything, train
-    from rnntool.layers.weights import build_model
+    def build(self, spec: LMRunSpec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:
+        from rnntool.kinds.lm.model import RNNLM, LMConfig, load_lm
+        from rnntool.kinds.lm.task import LMTask, corpus_summary
+        from rnntool.training.checkpoint import has_checkpoint
+        from rnntool.training.trainer import seed_everything
+        from rnntool.layers.weights import build_model
 
-    warn = warn or log
-    retrain = retrain or RetrainOptions()
-    spec.check()
-    with training_run(spec, registry, train_cfg, retrain, kind="lm", run_dir=run_dir, resume=resume,
-                      budget=budget, prepare=prepare_inputs,
-                      warm_start=warm_start_parent, settings=lm_settings, log=log, temp_prefix="rnntool-lm-") as run:
-        if run.skip is not None:
-            return LMTrainOutcome(None, run.skip, None, skipped=run.skip_reason)
-        parent, work_dir = run.parent, run.work_dir
-        tok, tok_ref = resolve_tokenizer(spec, registry, work_dir, resume, log, warn)
-        cache_dir = Path(spec.cache_dir) if spec.cache_dir else registry.root / "cache"
-        corpora = load_corpora(spec, tok, cache_dir, log)
+        tok, tok_ref = resolve_tokenizer(spec, ctx.registry, work_dir, ctx.resume, ctx.log, ctx.warn)
+        spec = dataclasses.replace(spec, tokenizer=tok_ref if tok_ref is not None else spec.tokenizer)
+        cache_dir = Path(spec.cache_dir) if spec.cache_dir else ctx.registry.root / "cache"
+        corpora = load_corpora(spec, tok, cache_dir, ctx.log)
         model_cfg = LMConfig(vocab_size=tok.vocab_size, **spec.model)
         seed_everything(train_cfg.seed)
         model = build_model(lambda: RNNLM(model_cfg), training=True)
         # a warm start begins from the parent (so does a resume of a run killed before its first checkpoint)
-        if parent is not None and not (resume and has_checkpoint(run_dir)):
-            model.load_state_dict(load_lm(parent.config["model"], parent.file("model.safetensors")).state_dict())
+        if parent is not None and not (ctx.resume and has_checkpoint(ctx.run_dir)):
+            model.load_state_dict(load_lm(parent.config["model"], parent.file(WEIGHTS_FILE)).state_dict())
         task = LMTask(model, corpora[0], corpora[1], mode=spec.mode, batch_size=spec.batch_size,
                       bptt=spec.bptt, seed=train_cfg.seed)
-        result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                       model_config=model_cfg.to_dict(), run_meta=dataclasses.asdict(spec), budget=run.budget)
-        if not result.is_main:
-            return LMTrainOutcome(result, None, tok_ref)
+        data_config = {"mode": spec.mode, "batch_size": spec.batch_size, "bptt": spec.bptt,
+                       "valid": spec.valid, "valid_fraction": None if spec.valid else spec.valid_fraction,
+                       "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])}
+        return Trainee(spec, model, task, model_cfg.to_dict(), data_config, {"tokenizer": tok_ref},
+                       state={"tokenizer": tok})
+
+    def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
+        spec, tok_ref = trainee.spec, trainee.details["tokenizer"]
         if tok_ref is None and spec.name is not None:
             tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
-        parents = {"tokenizer": tok_ref} if tok_ref is not None else {}
-        if parent is not None:
-            parents["init"] = parent.ref
-        bundle, decision = run.publish(
-            promote=lambda: lm_promotion(spec, registry, model, tok, retrain, log),
-            publish=lambda extra: publish_lm(spec, registry, model, work_dir / TOKENIZER_FILE, run_dir, result,
-                                             train_cfg, corpora, parents, extra, record_run_dir))
-        return LMTrainOutcome(result, bundle, tok_ref, promotion=decision)
+            trainee.details["tokenizer"] = tok_ref
+        return {"tokenizer": tok_ref} if tok_ref is not None else {}
+
+    def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
+        from rnntool.kinds.lm.model import save_lm
+
+        save_lm(trainee.model, stage / WEIGHTS_FILE)
+        shutil.copyfile(work_dir / TOKENIZER_FILE, stage / TOKENIZER_FILE)
+
+    def promotion(self, trainee: Trainee, registry, retrain, log: Log):
+        return lm_promotion(trainee.spec, registry, trainee.model, trainee.state["tokenizer"], retrain, log)
+
+    def summary(self, outcome) -> tuple[dict, str]:
+        from rnntool.training.reporting import summary_number
+
+        b, r, m = outcome.bundle, outcome.result, outcome.bundle.metrics
+        fields = {"tokenizer": outcome.details.get("tokenizer")}
+        line = (f"{'published' if b.version is not None else 'wrote'} {b.ref}: val ppl {summary_number(m.get('val_ppl'))}, "
+                f"bpc {summary_number(m.get('val_bpc'))} ({r.steps} steps, stopped by {r.stop_reason})")
+        return fields, line
+
+
+KIND = LanguageModelKind()

@@ -25,10 +25,10 @@ from rnntool.layers.attention import ATTENTION_TYPES
 from rnntool.kinds.translation.decoder import Decoder, DecoderState
 from rnntool.layers.encoder import CELL_TYPES, Encoder
 from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.tokenizers.sentencepiece import EOS_ID, PAD_ID, SIDE_FILES, Tokenizer
 
 BRIDGE_TYPES = ("linear", "zeros")
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass

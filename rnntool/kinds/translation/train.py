@@ -1,10 +1,12 @@
-"""`rnntool train translate` without the CLI: parallel data + tokenizers -> TranslationTask -> the one
-training loop -> a ``translation`` bundle.
+"""The encoder-decoder kind (`rnntool train translate` without the CLI): parallel data + tokenizers
+-> TranslationTask -> the one training loop -> a ``translation`` bundle.
 
     spec = TranslationRunSpec(src="train.en", tgt="train.de", valid_src="val.en", valid_tgt="val.de",
                               name="en-de", model={"attention": "general", ...}).check()
-    outcome = train_translation(spec, train_cfg, registry=reg, run_dir=Path("runs/x"), resume=False)
+    outcome = train_model(KIND, spec, train_cfg, RunContext(registry, run_dir=Path("runs/x")))
     outcome.bundle.ref                                   # "en-de@1" (rank 0 only)
+
+The ModelKind contract is in rnntool/training/kind.py; the driver in rnntool/training/driver.py.
 
 Order of work (each step can fail before the costlier next one): options checked; data fingerprinted
 (stdin spooled first); ``--if-changed`` may stop here; both sides read (line counts compared, UTF-8
@@ -19,18 +21,19 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnntool.registry.bundle import validate_name
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
-from rnntool.training.publishing import check_output_dir, publish_trained
-from rnntool.training.retrain import RetrainOptions
+from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.kinds.translation.retrain import translation_promotion, translation_settings, warm_start_parent
+from rnntool.registry.bundle import validate_name
 from rnntool.tokenizers.sentencepiece import SIDE_FILES, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
-from rnntool.training.driver import publish_tokenizer, training_run
+from rnntool.training.driver import publish_tokenizer
+from rnntool.training.kind import ModelKind, Trainee
+from rnntool.training.publishing import check_output_dir
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("bleu", "loss")
@@ -122,16 +125,6 @@ class TranslationRunSpec:
 
 
 @dataclass
-class TranslationOutcome:
-    result: object | None  # rnntool.training.trainer.TrainResult (None when skipped)
-    bundle: object | None  # the published Bundle (rank 0), None on other ranks; the latest when skipped
-    tokenizer_refs: dict  # {"tokenizer": ref} or {"src_tokenizer": ref, "tgt_tokenizer": ref}
-    data: dict  # counts: pairs, dropped, tokens
-    skipped: str | None = None  # "unchanged" (--if-changed found nothing new) or "published" (resume of a finished run)
-    promotion: object | None = None  # rnntool.training.retrain.PromotionDecision with --promote
-
-
-@dataclass
 class Corpora:
     train_src: list[str]
     train_tgt: list[str]
@@ -140,23 +133,24 @@ class Corpora:
 
 
 # -- data ------------------------------------------------------------------------------------------
-def prepare_inputs(spec: TranslationRunSpec, work_dir: Path, log: Log) -> None:
-    """Spool ``--tsv -`` into ``work_dir`` (so it can be fingerprinted and resumed), make paths
-    absolute and take the data fingerprints: all that ``--if-changed`` needs, without reading pairs."""
+def prepare_inputs(spec: TranslationRunSpec, work_dir: Path, log: Log) -> TranslationRunSpec:
+    """The spec with ``--tsv -`` spooled into ``work_dir`` (so it can be fingerprinted and resumed),
+    paths absolute and the data fingerprints taken: all that ``--if-changed`` needs, without reading
+    pairs."""
     from rnntool.training.distributed import env_world_size
     from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
 
-    if spec.tsv is not None and is_stdin(spec.tsv):
+    tsv = spec.tsv
+    if tsv is not None and is_stdin(tsv):
         if env_world_size() > 1:
             raise UsageError("a distributed run cannot read stdin; give the training pairs as files")
         log("reading training pairs from stdin")
-        spec.tsv = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
-    if spec.tsv is None and (is_stdin(spec.src) or is_stdin(spec.tgt)):
+        tsv = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
+    if tsv is None and (is_stdin(spec.src) or is_stdin(spec.tgt)):
         raise UsageError("--src and --tgt must be files; for stdin use --tsv - with 'source<TAB>target' lines")
-    for attr in ("src", "tgt", "tsv", "valid_src", "valid_tgt"):
-        if getattr(spec, attr) is not None:
-            setattr(spec, attr, str(Path(getattr(spec, attr)).resolve()))
-    spec.fingerprints = [fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]]
+    paths = {attr: getattr(spec, attr) for attr in ("src", "tgt", "valid_src", "valid_tgt")} | {"tsv": tsv}
+    spec = dataclasses.replace(spec, **{k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
+    return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]])
 
 
 def read_corpora(spec: TranslationRunSpec, log: Log) -> Corpora:
@@ -243,25 +237,7 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
                                                    spec.fingerprints) for side in ("src", "tgt")}
 
 
-# -- publishing ------------------------------------------------------------------------------------
-def publish_translation(spec: TranslationRunSpec, registry, model, work_dir: Path, run_dir: Path | None,
-                        result, train_cfg, data_summary: dict, parents: dict, more_extra: dict | None = None,
-                        record_run_dir: bool = True):
-    from rnntool.kinds.translation.model import WEIGHTS_FILE, save_weights
-
-    def write_files(stage: Path) -> None:
-        save_weights(model, stage / WEIGHTS_FILE)
-        for name in SIDE_FILES.values():
-            source = work_dir / (JOINT_TOKENIZER_FILE if spec.shared_tokenizer else name)
-            shutil.copyfile(source, stage / name)
-
-    config = {"model": model.cfg.to_dict(), "train": train_cfg.to_dict(), "data": data_summary}
-    return publish_trained(registry, kind="translation", name=spec.name, output=spec.output, result=result,
-                           run_dir=run_dir, write_files=write_files, config=config, data=spec.fingerprints,
-                           parents=parents, more_extra=more_extra, record_run_dir=record_run_dir)
-
-
-# -- the whole run ---------------------------------------------------------------------------------
+# -- the kind ----------------------------------------------------------------------------------------
 def model_config(spec: TranslationRunSpec, src_vocab: int, tgt_vocab: int):
     """The Seq2SeqConfig for this run (a joint vocabulary shares one embedding table)."""
     from rnntool.kinds.translation.model import Seq2SeqConfig
@@ -281,45 +257,36 @@ def check_model_settings(spec: TranslationRunSpec) -> None:
                hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
 
 
-def train_translation(
-    spec: TranslationRunSpec,
-    train_cfg,
-    *,
-    registry,
-    run_dir: Path | None,
-    resume: bool,
-    callbacks: Sequence = (),
-    log: Log = lambda msg: None,
-    warn: Log | None = None,
-    retrain: RetrainOptions | None = None,
-    record_run_dir: bool = True,
-    budget=None,
-) -> TranslationOutcome:
-    """Read and check data, resolve tokenizers, train (resuming when asked), publish on rank 0.
+class TranslationKind(ModelKind):
+    """The encoder-decoder: an attention translation model (see rnntool/training/kind.py)."""
 
-    ``retrain`` (cron): skip unchanged work, warm-start from a published version, and move an alias
-    to the new version only when it beats the aliased one (see rnntool.training.retrain). ``record_run_dir``
-    False: the manifest does not name ``run_dir`` (the caller removes it after publishing)."""
-    from rnntool.kinds.translation.data import ParallelData
-    from rnntool.kinds.translation.model import Seq2Seq
-    from rnntool.kinds.translation.task import TranslationTask
-    from rnntool.training.checkpoint import has_checkpoint
-    from rnntool.training.trainer import seed_everything, train
-    from rnntool.layers.weights import build_model
+    name, command, spec_type, temp_prefix = "translation", "train translate", TranslationRunSpec, "rnntool-translate-"
 
-    warn = warn or log
-    retrain = retrain or RetrainOptions()
-    spec.check()
-    check_model_settings(spec)  # a bad or absurd model setting fails before any data is read
-    with training_run(spec, registry, train_cfg, retrain, kind="translation", run_dir=run_dir, resume=resume,
-                      budget=budget, prepare=prepare_inputs,
-                      warm_start=warm_start_parent, settings=translation_settings, log=log,
-                      temp_prefix="rnntool-translate-") as run:
-        if run.skip is not None:  # before the pairs are read: a skipped cron run costs a hash
-            return TranslationOutcome(None, run.skip, {}, {}, skipped=run.skip_reason)
-        parent, work_dir = run.parent, run.work_dir
+    def check_model(self, spec: TranslationRunSpec) -> None:
+        check_model_settings(spec)
+
+    def prepare_inputs(self, spec: TranslationRunSpec, work_dir: Path, log: Log) -> TranslationRunSpec:
+        return prepare_inputs(spec, work_dir, log)
+
+    def warm_start(self, spec: TranslationRunSpec, registry, ref: str, log: Log):
+        spec = dataclasses.replace(spec, model=dict(spec.model))
+        return warm_start_parent(spec, registry, ref, log), spec
+
+    def key_settings(self, spec: TranslationRunSpec, train_cfg, registry, parent) -> dict:
+        return translation_settings(spec, train_cfg, registry, parent)
+
+    def build(self, spec: TranslationRunSpec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:
+        from rnntool.kinds.translation.data import ParallelData
+        from rnntool.kinds.translation.model import Seq2Seq, load_weights
+        from rnntool.kinds.translation.task import TranslationTask
+        from rnntool.layers.weights import build_model
+        from rnntool.training.checkpoint import has_checkpoint
+        from rnntool.training.trainer import seed_everything
+
+        log = ctx.log
         corpora = read_corpora(spec, log)  # line counts and UTF-8 are checked here, before tokenizers
-        src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, registry, work_dir, resume, log, warn)
+        spec = dataclasses.replace(spec)  # resolve_tokenizers records the references it resolved in it
+        src_tok, tgt_tok, refs = resolve_tokenizers(spec, corpora, ctx.registry, work_dir, ctx.resume, log, ctx.warn)
         train_data = ParallelData.from_lines(corpora.train_src, corpora.train_tgt, src_tok.encode_batch,
                                              tgt_tok.encode_batch, max_len=spec.max_len)
         valid_data = ParallelData.from_lines(corpora.valid_src, corpora.valid_tgt, src_tok.encode_batch,
@@ -341,22 +308,43 @@ def train_translation(
         seed_everything(train_cfg.seed)
         model = build_model(lambda: Seq2Seq(cfg), training=True)
         # a warm start begins from the parent (so does a resume of a run killed before its first checkpoint)
-        if parent is not None and not (resume and has_checkpoint(run_dir)):
-            from rnntool.kinds.translation.model import WEIGHTS_FILE, load_weights
-
+        if parent is not None and not (ctx.resume and has_checkpoint(ctx.run_dir)):
             load_weights(model, parent.file(WEIGHTS_FILE), "cpu")
         task = TranslationTask(model, train_data, batch_tokens=spec.batch_tokens, seed=train_cfg.seed,
                                label_smoothing=spec.label_smoothing, valid_data=valid_data,
                                valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode)
-        result = train(task, train_cfg, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                       model_config=cfg.to_dict(), run_meta=dataclasses.asdict(spec), budget=run.budget)
-        if not result.is_main:
-            return TranslationOutcome(result, None, refs, data_summary)
-        tok_refs = publish_tokenizers(spec, registry, work_dir, refs)
-        parents = {**tok_refs, "init": parent.ref} if parent is not None else tok_refs
-        bundle, decision = run.publish(
-            promote=lambda: translation_promotion(spec, registry, model, src_tok, tgt_tok, corpora.valid_src,
-                                                  corpora.valid_tgt, retrain, log),
-            publish=lambda extra: publish_translation(spec, registry, model, work_dir, run_dir, result, train_cfg,
-                                                      data_summary, parents, extra, record_run_dir))
-        return TranslationOutcome(result, bundle, tok_refs, data_summary, promotion=decision)
+        return Trainee(spec, model, task, cfg.to_dict(), data_summary,
+                       {"tokenizers": refs, "data": data_summary},
+                       state={"src": src_tok, "tgt": tgt_tok, "corpora": corpora})
+
+    def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
+        refs = publish_tokenizers(trainee.spec, registry, work_dir, trainee.details["tokenizers"])
+        trainee.details["tokenizers"] = refs
+        return dict(refs)
+
+    def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
+        from rnntool.kinds.translation.model import save_weights
+
+        save_weights(trainee.model, stage / WEIGHTS_FILE)
+        for name in SIDE_FILES.values():
+            source = work_dir / (JOINT_TOKENIZER_FILE if trainee.spec.shared_tokenizer else name)
+            shutil.copyfile(source, stage / name)
+
+    def promotion(self, trainee: Trainee, registry, retrain, log: Log):
+        st = trainee.state
+        return translation_promotion(trainee.spec, registry, trainee.model, st["src"], st["tgt"],
+                                     st["corpora"].valid_src, st["corpora"].valid_tgt, retrain, log)
+
+    def summary(self, outcome) -> tuple[dict, str]:
+        from rnntool.training.reporting import summary_number
+
+        b, r, m = outcome.bundle, outcome.result, outcome.bundle.metrics
+        fields = {"tokenizers": outcome.details.get("tokenizers"), "data": outcome.details.get("data")}
+        verb = "published" if b.version is not None else "wrote"
+        line = (f"{verb} {b.ref}: val BLEU {summary_number(m.get('val_bleu'))}, loss {summary_number(m.get('val_loss'))}, "
+                f"ppl {summary_number(m.get('val_ppl'))} ({r.steps} steps, {summary_number(m.get('tokens_per_s'))} tok/s, "
+                f"stopped by {r.stop_reason})")
+        return fields, line
+
+
+KIND = TranslationKind()
