@@ -104,6 +104,26 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+def kill_once_checkpointed(args, run_dir: Path, *, marker: str = "checkpoint") -> None:
+    """Start `rnntool ARGS` (ARGS naming ``run_dir`` as its run directory), SIGKILL it as soon as
+    ``run_dir/marker`` exists (its first checkpoint's pointer by default), and check it was killed
+    mid-run rather than finished."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "rnntool", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / marker).exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+
+
 def rnntool_cmd() -> str:
     """A shell word that runs rnntool with this interpreter (for `bash -c` pipelines)."""
     return f"{sys.executable} -m rnntool"
@@ -135,3 +155,21 @@ def shared_data(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"benchmark data not available: {p}")
     return p
+
+
+# -- the shared toy setups (tests/support/) as fixtures -------------------------------------------------
+@pytest.fixture
+def toy_task():
+    """``toy_task(seed=0, **kw)``: the toy training task of tests/support/toy_training.py (seeded)."""
+    from support.toy_training import make_task
+
+    return make_task
+
+
+@pytest.fixture
+def tiny_lm_bundle(tmp_path, corpus):
+    """``tiny_lm_bundle(mode="sentence", steps=30, ...)``: a small LM bundle directory trained on the
+    corpus fixture without the training CLI (tests/support/lm_fixtures.py)."""
+    from support.lm_fixtures import make_lm_bundle
+
+    return lambda **kw: make_lm_bundle(tmp_path, corpus, **kw)

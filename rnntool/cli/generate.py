@@ -50,13 +50,14 @@ def generate(
     from rnntool.kinds.lm.model import open_lm
     from rnntool.kinds.lm.generate import GenerateSettings, Sample
     from rnntool.kinds.lm.generate import generate as generate_text
+    from rnntool.layers.weights import model_device
     from rnntool.textio import read_lines
 
     console.quiet = quiet
     settings = GenerateSettings(max_tokens=max_tokens, num_samples=num_samples, greedy=greedy, beam=beam,
                                 temperature=temperature, top_k=top_k, top_p=top_p).validate()
     lm = open_lm(model, registry, device)
-    generator = torch.Generator(device=lm.model.embedding.weight.device)
+    generator = torch.Generator(device=model_device(lm.model))
     if seed is None:
         generator.seed()
     else:

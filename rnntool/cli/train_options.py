@@ -1,39 +1,33 @@
 """Options and the run directory shared by `train lm` and `train translate` (what they print:
 rnntool/cli/train_report.py).
 
-How a training command uses this module (the whole pattern)::
+How a training command uses this module: it declares its own options, takes the shared ones as one
+``train: TrainOptions`` argument, and hands everything else to
+``rnntool.cli.train_command.train_command`` (resume, TrainConfig, run directory, progress, the
+driver, the summary)::
 
+    from rnntool.cli.train_command import train_command
     from rnntool.cli.train_options import TrainOptions, train_options
-    from rnntool.cli.train_report import ConsoleProgress
 
     @train_app.command("lm")
     @train_options                                   # adds --optimizer --lr ... --resume -q
-    def train_lm(
-        data: ...,                                   # the command's own options
-        *,
-        train: TrainOptions,                         # filled in by @train_options (not a CLI option)
-    ) -> None:
+    def train_lm(inputs: ..., json_out: ..., registry: ..., *, train: TrainOptions) -> None:
         \"\"\"Train an RNN language model and publish it to the registry.\"\"\"
-        from rnntool.training.trainer import train as run_train   # torch-importing modules: inside
-        from rnntool.training.checkpoint import read_run_info
-
-        saved = read_run_info(train.resume) if train.resume else None   # --resume RUN_DIR
-        cfg = train.config(base=saved["train"] if saved else None)       # ConfigError on bad values
-        run_dir = train.run_dir_for(default=...)                         # --resume > --run-dir > default
-        with ConsoleProgress("train lm") as progress:
-            result = run_train(task, cfg, run_dir=run_dir, resume=train.resuming,
-                               callbacks=[progress], model_config=..., run_meta=...)
-        if result.is_main: ...publish...
+        from rnntool.kinds.lm.train import LMRunSpec   # kind modules (torch) are imported inside
+        train_command("lm", train, registry, json_out, new_spec=lambda: LMRunSpec(...).check(),
+                      given_on_resume=bool(inputs), what_to_drop="the inputs")
 
 - ``@train_options`` must sit *below* ``@train_app.command(...)``. It adds the options as keyword
   parameters, passes them to the command as one ``train: TrainOptions`` argument, and applies
   ``-q`` (``console.quiet = True``; also on DDP ranks other than 0). Don't declare ``-q/--quiet``
   (or any option named here) in the command itself.
-- ``train.config(base=None, **overrides)``: a validated ``TrainConfig``. On ``--resume`` pass the
-  run's saved ``run.json["train"]`` as ``base``: the saved settings apply, and only options given
-  explicitly on this command line override them (e.g. a larger ``--max-steps``). ``overrides`` are
-  command-specific settings (``best_metric="bleu", best_mode="max"``) applied last.
-- ``ConsoleProgress`` (train_report.py): the progress callback; use it as a context manager.
+- ``train.config(base=None, **overrides)``: a validated ``TrainConfig``. On ``--resume``
+  ``train_command`` passes the run's saved ``run.json["train"]`` as ``base``: the saved settings
+  apply, and only options given explicitly on this command line override them (e.g. a larger
+  ``--max-steps``). ``overrides`` are the kind's settings (``best_metric="bleu", best_mode="max"``)
+  applied last.
+- ``run_directory(train, make_default=...)``: the run directory (``--resume`` > ``--run-dir`` > a
+  new one) and whether it is kept.
 - The Annotated aliases (``LrOpt``...) are exported too, for a command that needs one of them alone.
 
 This module must not import torch (``rnntool --help`` stays fast); ``rnntool.training.config`` is

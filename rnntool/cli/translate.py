@@ -78,7 +78,7 @@ def translate(
         min_len=min_len,
         nbest=nbest or 1,
         alignments=alignments,
-    ).validate()
+    )
     translator = open_translator(model, registry, device, settings)
     how = "greedy" if greedy else f"beam {settings.beam}"
     console.log(f"translating with {translator.ref} ({how}, device {translator.device})")

@@ -1,7 +1,11 @@
-"""Building a model only once its size is known to be sane, and its weight file known to fit it.
+"""Building a model only once its size is known to be sane, and its weight file known to fit it;
+saving and loading every kind's weights.
 
-    model = build_model(lambda: RNNLM(cfg), weights=bundle.file("model.safetensors"))  # loading
-    model = build_model(lambda: RNNLM(cfg), training=True)                             # training
+    model = build_model(lambda: RNNLM(cfg), weights=bundle.file(WEIGHTS_FILE))  # loading
+    load_weights(model, bundle.file(WEIGHTS_FILE), device)                      # into it, on device
+    model = build_model(lambda: RNNLM(cfg), training=True)                      # training
+    save_weights(model, stage / WEIGHTS_FILE)                                   # publishing
+    model_device(model)                                                         # where it is
 
 A manifest's config decides how big a model is, and a manifest can say anything: a config asking
 for a 10^6-wide layer would make torch try to allocate hundreds of gigabytes before a single weight
@@ -11,6 +15,10 @@ parameter shapes compared with the safetensors header of the weight file (read a
 here: the header's shapes must account for the file's bytes exactly). Only then is the real model
 built. The same check turns ``--hidden-dim 1000000`` into a clear error instead of an allocation
 failure.
+
+Weight files are safetensors (no pickles): the model's state dict, tied/shared tensors stored once
+(under the first of their names; the others are recorded in the file's metadata, as
+``safetensors.torch.save_model`` does).
 """
 
 from __future__ import annotations
@@ -146,6 +154,66 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[str, tup
     return out
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write ``model``'s weights (the module inside DDP) to ``path``: a safetensors file of CPU tensors,
+    each tied/shared tensor once. ``metadata``: extra string entries of the file's header."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    meta = dict(metadata or {})
+    for group in _unique_tensors(unwrap_model(model)).values():
+        keep, *others = sorted(name for name, _ in group)
+        tensors[keep] = group[0][1].detach().cpu().contiguous()
+        for name in others:
+            meta.setdefault(name, keep)
+    save_file(tensors, str(path), metadata=meta or None)
+
+
+def load_weights(model: M, path: str | os.PathLike, device: str | torch.device = "cpu") -> M:
+    """Load the weights ``save_weights`` wrote (any rnntool version) into ``model`` and return it, moved
+    to ``device`` (its train/eval mode untouched). A tied/shared tensor must be stored under exactly
+    one of its names. CorruptBundle when the file cannot be read or does not fit the model."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    target = unwrap_model(model)
+    try:
+        stored = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:  # a truncated or foreign file
+        raise CorruptBundle(f"{path}: cannot read the model weights ({e}); re-publish the model") from None
+    try:
+        target.load_state_dict(stored, strict=False)
+    except RuntimeError as e:  # shapes differ from what the config builds
+        details = [line.strip() for line in str(e).splitlines()[1:2]]
+        raise CorruptBundle(f"{path}: weights do not match the model config ({'; '.join(details)}); "
+                            "re-publish the model") from None
+    groups = _unique_tensors(target)
+    known = {name for g in groups.values() for name, _ in g}
+    missing, unexpected = [], [name for name in stored if name not in known]
+    for group in groups.values():
+        names = sorted(name for name, _ in group)
+        have = [name for name in names if name in stored]
+        if not have:
+            missing.append(names[0])
+        unexpected.extend(have[1:])
+    if missing or unexpected:
+        raise CorruptBundle(f"{path}: weights do not match the model config (missing {sorted(missing)[:3]}, "
+                            f"unexpected {sorted(unexpected)[:3]}); re-publish the model")
+    return model.to(device)
+
+
 def check_weights_file(model: nn.Module, path: str | os.PathLike) -> None:
     """CorruptBundle unless the file holds exactly the model's tensors with the model's shapes (tied
     weights may be stored under any one of their names)."""
@@ -179,5 +247,5 @@ def build_model(factory: Callable[[], M], *, weights: str | os.PathLike | None =
     return factory()
 
 
-__all__ = ["abstract_model", "build_model", "check_fits", "check_weights_file", "model_bytes",
-           "read_safetensors_header"]
+__all__ = ["abstract_model", "build_model", "check_fits", "check_weights_file", "load_weights", "model_bytes",
+           "model_device", "read_safetensors_header", "save_weights", "unwrap_model"]

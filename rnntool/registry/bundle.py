@@ -2,7 +2,7 @@
 
     b = Bundle.open("runs/lm1")            # any bundle directory (registry versions are bundles too)
     b.verify()                              # every sha256 and size against the manifest
-    b.file("model.safetensors")             # a path inside it (only files the manifest lists)
+    b.file(WEIGHTS_FILE)                    # a path inside it (only files the manifest lists)
 
 Writing bundles (manifests, checksums, ``write_bundle`` for ``-o DIR``) is in bundle_write.py.
 

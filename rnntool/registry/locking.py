@@ -326,10 +326,4 @@ def try_lock(path: str | os.PathLike, *, root: str | os.PathLike | None = None) 
         return None
 
 
-def file_lock(path: str | os.PathLike, *, wait: bool | float = False, what: str = "", hint: str = "",
-              root: str | os.PathLike | None = None) -> FileLock:
-    """``with file_lock(p, wait=False, what="training 'x'"):`` — a FileLock acquired now."""
-    return FileLock(path, what=what, hint=hint, root=root).acquire(wait)
-
-
-__all__ = ["FileLock", "LockInfo", "file_lock", "held_by_this_process", "try_lock"]
+__all__ = ["FileLock", "LockInfo", "held_by_this_process", "try_lock"]

@@ -2,7 +2,7 @@
 
     reg = Registry.open()                       # --registry > $RNNTOOL_HOME > user data dir
     with reg.staging() as tmp:                  # on the registry's filesystem
-        (tmp / "model.safetensors").write_bytes(...)
+        (tmp / WEIGHTS_FILE).write_bytes(...)
         b = reg.publish(tmp, name="shakespeare", kind="lm", config=cfg, metrics=m, data=[...])
     reg.load("shakespeare@prod", kind="lm")     # resolve + kind check + verify checksums
 

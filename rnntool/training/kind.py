@@ -16,7 +16,7 @@ kind: the run directory and its lock; the inputs (``prepare_inputs``, fingerprin
 tokenizers trained on the fly); the promotion check (``promotion``); publishing the bundle
 (``write_files`` + ``bundle_config``) with the run's id; the record of it in the run directory; the
 alias. The CLI module of a kind declares its options, makes the spec, and hands it to
-``rnntool.cli.train_options.train_command``, which prints ``summary``.
+``rnntool.cli.train_command.train_command``, which prints ``summary``.
 
 Specs are JSON-able dataclasses (saved in the run directory's run.json, read back on ``--resume``)
 with at least ``name``, ``output``, ``model``, ``fingerprints``, ``init_from``, ``run_id``,

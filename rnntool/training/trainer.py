@@ -72,7 +72,8 @@ class TrainTask(Protocol):
       forward) — under DDP only forward calls through the wrapper synchronize gradients. Runs under
       autocast when ``precision='bf16'``.
     - ``evaluate(model) -> {"loss": nats/token, ...}``: validation on the bare module (already in
-      ``eval()`` mode and under ``torch.no_grad()``); move data to ``model_device(model)``. Must
+      ``eval()`` mode and under ``torch.no_grad()``); move data to its device
+      (``rnntool.layers.weights.model_device(model)``). Must
       include ``"loss"``; translation may add ``"bleu"`` and pick ``best_metric="bleu"``. Under DDP
       only rank 0 evaluates and the metrics are broadcast.
     - ``chance_loss``: optional, the validation loss of a uniform guess (ln V); a validation loss
@@ -250,15 +251,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def model_device(model) -> "torch.device":
-    """The device of a module's first parameter (CPU for a module without parameters)."""
-    import torch
-
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def move_to(obj: Any, device) -> Any:

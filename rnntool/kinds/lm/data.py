@@ -48,6 +48,13 @@ _ENCODE_LINES = 4096  # lines handed to the tokenizer at once
 _RELEASE_BYTES = 64 << 20  # drop mapped pages from the resident set after this much is read
 
 
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of MODES, else ConfigError naming --mode."""
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)} (got {mode!r})")
+    return mode
+
+
 class MappedArray:
     """A read-only 1-D array over a file (mmap), whose pages can be given back (``release``)."""
 

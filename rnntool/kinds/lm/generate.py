@@ -20,6 +20,7 @@ import torch
 from rnntool.decoding.search import beam_search, greedy_steps, sample_steps
 from rnntool.errors import UsageError
 from rnntool.kinds.lm.model import LoadedLM
+from rnntool.layers.weights import model_device
 from rnntool.textio import one_line
 from rnntool.tokenizers.sentencepiece import EOS_ID
 
@@ -100,7 +101,7 @@ def generate(
 ) -> Iterator[str | Sample]:
     """Text pieces (str) of each output as they are produced, each output followed by its Sample."""
     model, tokenizer = lm.model, lm.tokenizer
-    device = model.embedding.weight.device
+    device = model_device(model)
     prompt_ids = tokenizer.encode(prompt) if prompt else []
     with torch.no_grad():  # only around the model's work: this generator yields to its caller
         state, last = model.prompt_state(torch.tensor([[lm.start_id, *prompt_ids]], device=device))

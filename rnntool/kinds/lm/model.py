@@ -3,7 +3,7 @@
     config = LMConfig(vocab_size=1000, cell="lstm", layers=2, embed_dim=512, hidden_dim=512)
     model = RNNLM(config)
     logits, state = model(tokens)                       # tokens (B, T) -> logits (B, T, V)
-    save_lm(model, "model.safetensors"); model = load_lm(config.to_dict(), "model.safetensors")
+    save_lm(model, path); model = load_lm(config.to_dict(), path)   # path: a bundle's WEIGHTS_FILE
 
 The model is also a *step model* for rnntool.decoding.search:
 
@@ -28,7 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.layers.recurrent import CELLS, RnnState, make_rnn, map_state
+from rnntool.layers.weights import model_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from rnntool.registry.bundle import Bundle
@@ -152,7 +154,7 @@ class RNNLM(nn.Module):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zeros: the state before the first token (explicit, so decoding can reorder it)."""
-        device = device if device is not None else self.embedding.weight.device
+        device = device if device is not None else model_device(self)
         zeros = lambda: torch.zeros(self.config.layers, batch_size, self.config.hidden_dim, device=device)  # noqa: E731
         return (zeros(), zeros()) if self.config.cell == "lstm" else zeros()  # (L, N, H)
 
@@ -195,32 +197,23 @@ def state_from_tensors(tensors: dict[str, torch.Tensor]) -> State | None:
     return (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+LM_WEIGHTS_METADATA = {"format": "rnntool-lm"}  # in every language model's weight file
 
 
 def save_lm(model: RNNLM, path: str | os.PathLike) -> None:
-    from safetensors.torch import save_file
+    """The model's weights as safetensors (rnntool.layers.weights.save_weights)."""
+    from rnntool.layers.weights import save_weights
 
-    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    save_file(state, str(path), metadata={"format": "rnntool-lm"})
+    save_weights(model, path, metadata=LM_WEIGHTS_METADATA)
 
 
 def load_lm(config: dict | LMConfig, path: str | os.PathLike, device: str | torch.device = "cpu") -> RNNLM:
     """Rebuild the model from its config dict and load its safetensors weights (eval mode)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from rnntool.layers.weights import build_model
+    from rnntool.layers.weights import build_model, load_weights
 
     cfg = config if isinstance(config, LMConfig) else LMConfig.from_dict(config)
     model = build_model(lambda: RNNLM(cfg), weights=path)  # shapes checked before anything is allocated
-    try:
-        weights = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise CorruptBundle(f"{path}: cannot read the model weights ({e}); re-publish the model") from None
-    model.load_state_dict(weights)
-    return model.to(device).eval()
+    return load_weights(model, path, device).eval()
 
 
 @dataclass
@@ -251,7 +244,7 @@ def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "
     bundle = Registry.open(registry).load(ref, kind="lm")
     if "model" not in bundle.config:
         raise CorruptBundle(f"{bundle.ref}: the manifest has no model config; re-publish the model")
-    model = load_lm(bundle.config["model"], bundle.file("model.safetensors"), prepare_device(device))
+    model = load_lm(bundle.config["model"], bundle.file(WEIGHTS_FILE), prepare_device(device))
     tokenizer = Tokenizer.from_bundle(bundle)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise CorruptBundle(
@@ -259,8 +252,3 @@ def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "
             f"{model.config.vocab_size}; re-publish the model with its own tokenizer"
         )
     return LoadedLM(model, tokenizer, bundle)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel (or the model itself)."""
-    return getattr(model, "module", model)

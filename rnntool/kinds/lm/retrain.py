@@ -90,6 +90,7 @@ def bits_per_char(model, tokenizer, mode: str, lines) -> float:
 def lm_promotion(spec, registry, model, tokenizer, retrain: RetrainOptions, log: Log) -> PromotionDecision:
     """Evaluate the new model and the aliased one, fresh, on this run's validation text."""
     from rnntool.kinds.lm.model import open_lm
+    from rnntool.layers.weights import model_device
 
     alias = retrain.promote
     new_bpc = bits_per_char(model, tokenizer, spec.mode, validation_lines(spec))
@@ -97,7 +98,7 @@ def lm_promotion(spec, registry, model, tokenizer, retrain: RetrainOptions, log:
     if current is None:
         return first_promotion(alias, METRIC, False, new_bpc)
     old_ref = f"{spec.name}@{current}"
-    old = open_lm(old_ref, registry.root, device=str(next(model.parameters()).device))
+    old = open_lm(old_ref, registry.root, device=str(model_device(model)))
     if old.bundle.kind != "lm":
         raise WrongKind(f"{old_ref} is a {old.bundle.kind}, not a language model; move @{alias} first")
     old_mode = (old.bundle.config.get("data") or {}).get("mode", spec.mode)

@@ -27,20 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from rnntool import __version__
-from rnntool.errors import ConfigError
 from rnntool.kinds.lm.model import RNNLM, State
-from rnntool.kinds.lm.data import MODES, Corpus, sentence_batch
+from rnntool.kinds.lm.data import Corpus, check_mode, sentence_batch
+from rnntool.layers.weights import model_device
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
 
 STREAM_SEGMENT = 512  # time steps per forward pass in stream mode (bounds the (T, V) logits)
 LOGITS_BUDGET = 1 << 25  # logits (floats) per forward pass in sentence mode: 128 MB
 READ_AHEAD_BATCHES = 16  # lines read ahead (and sorted by length) = this many batches
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ConfigError(f"--mode must be one of {', '.join(MODES)} (got {mode!r})")
-    return mode
 
 
 def signature(tokenizer_sha256: str, mode: str) -> str:
@@ -86,7 +80,7 @@ class Scorer:
         self.model = model
         self.mode = check_mode(mode)
         self.batch_size = batch_size
-        self.device = model.embedding.weight.device
+        self.device = model_device(model)
         self.state: State | None = None
 
     @torch.no_grad()

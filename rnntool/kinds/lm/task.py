@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from rnntool.kinds.lm.model import RNNLM, State, detach_state, move_state, state_from_tensors, state_tensors
-from rnntool.kinds.lm.data import MODES, Corpus, SentenceBatches, StreamBatches
+from rnntool.kinds.lm.data import Corpus, SentenceBatches, StreamBatches, check_mode
 from rnntool.kinds.lm.scoring import score_corpus
 from rnntool.tokenizers.sentencepiece import PAD_ID
 
@@ -66,12 +66,10 @@ class LMTask:
         bptt: int,
         seed: int,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
         self.model = model
         self.train_corpus = train_corpus
         self.valid_corpus = valid_corpus
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.batch_size = batch_size
         self.bptt = bptt
         self.seed = seed

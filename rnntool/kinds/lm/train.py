@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.kinds.catalog import WEIGHTS_FILE
-from rnntool.kinds.lm.data import MODES, Corpus, build_token_cache
+from rnntool.kinds.lm.data import Corpus, build_token_cache, check_mode
 from rnntool.kinds.lm.retrain import lm_promotion, lm_settings, warm_start_parent
 from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
 from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
@@ -60,8 +60,7 @@ class LMRunSpec:
     def check(self) -> "LMRunSpec":
         if (self.name is None) == (self.output is None):
             raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
-        if self.mode not in MODES:
-            raise ConfigError(f"--mode must be one of {', '.join(MODES)} (got {self.mode!r})")
+        check_mode(self.mode)
         if self.batch_size < 1 or self.bptt < 1:
             raise ConfigError("--batch-size and --bptt must be positive")
         if self.valid is None and not 0.0 < self.valid_fraction < 1.0:

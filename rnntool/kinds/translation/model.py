@@ -8,14 +8,13 @@
 
 Sequences follow one convention: source = pieces + EOS; decoder input = BOS + pieces; decoder output
 = pieces + EOS; PAD (0) fills batches. ``source_batch`` builds the source tensors for a list of lines.
-A bundle stores the config as ``manifest.config["model"]`` and the weights as ``model.safetensors``;
-``load_translation`` rebuilds the model from those (no pickles).
+A bundle stores the config as ``manifest.config["model"]`` and the weights as ``WEIGHTS_FILE``
+(rnntool.layers.weights.save_weights); ``load_translation`` rebuilds the model from those (no pickles).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from rnntool.kinds.translation.decoder import Decoder, DecoderState
 from rnntool.layers.encoder import CELL_TYPES, Encoder
 from rnntool.errors import ConfigError, CorruptBundle
 from rnntool.kinds.catalog import WEIGHTS_FILE
+from rnntool.layers.weights import load_weights
 from rnntool.tokenizers.sentencepiece import EOS_ID, PAD_ID, SIDE_FILES, Tokenizer
 
 BRIDGE_TYPES = ("linear", "zeros")
@@ -147,30 +147,6 @@ def source_batch(sequences: list[list[int]], device: str | torch.device = "cpu",
 
 
 # -- bundles -------------------------------------------------------------------------------------
-def save_weights(model: Seq2Seq, path: str | Path) -> None:
-    """safetensors; tied/shared tensors are stored once (safetensors.torch.save_model)."""
-    from safetensors.torch import save_model
-
-    save_model(model, str(path))
-
-
-def load_weights(model: Seq2Seq, path: str | Path, device: str | torch.device = "cpu") -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
-    try:
-        missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
-    except (SafetensorError, OSError) as e:  # a truncated or foreign file
-        raise CorruptBundle(f"{path}: cannot read the model weights ({e}); re-publish the model") from None
-    except RuntimeError as e:  # shapes differ from what the config builds
-        details = [line.strip() for line in str(e).splitlines()[1:2]]
-        raise CorruptBundle(f"{path}: weights do not match the model config ({'; '.join(details)}); "
-                            "re-publish the model") from None
-    if missing or unexpected:
-        raise CorruptBundle(f"{path}: weights do not match the model config (missing {sorted(missing)[:3]}, "
-                            f"unexpected {sorted(unexpected)[:3]}); re-publish the model")
-
-
 def load_translation(bundle, device: str | torch.device = "cpu"):
     """A registry bundle of kind "translation" -> (model in eval mode, src tokenizer, tgt tokenizer)."""
     try:
@@ -181,7 +157,6 @@ def load_translation(bundle, device: str | torch.device = "cpu"):
     from rnntool.layers.weights import build_model
 
     model = build_model(lambda: Seq2Seq(cfg), weights=bundle.file(WEIGHTS_FILE))  # checked before allocating
-    load_weights(model, bundle.file(WEIGHTS_FILE), device)
-    model.to(device).eval()
+    load_weights(model, bundle.file(WEIGHTS_FILE), device).eval()
     src_tokenizer, tgt_tokenizer = (Tokenizer.load(bundle.file(SIDE_FILES[side])) for side in ("src", "tgt"))
     return model, src_tokenizer, tgt_tokenizer

@@ -90,6 +90,7 @@ def translation_promotion(spec, registry, model, src_tok, tgt_tok, valid_src: Se
     """Translate the validation source with the new and the aliased model; compare by paired bootstrap."""
     from rnntool.kinds.translation.bleu import corpus_bleu, paired_bootstrap
     from rnntool.kinds.translation.translate import open_translator
+    from rnntool.layers.weights import model_device
 
     alias = retrain.promote
     model.eval()
@@ -98,7 +99,7 @@ def translation_promotion(spec, registry, model, src_tok, tgt_tok, valid_src: Se
     if current is None:
         return first_promotion(alias, METRIC, True, corpus_bleu(new_hyps, valid_refs))
     old_ref = f"{spec.name}@{current}"
-    old = open_translator(old_ref, registry.root, device=str(next(model.parameters()).device), settings=_settings())
+    old = open_translator(old_ref, registry.root, device=str(model_device(model)), settings=_settings())
     old_hyps = [t.best.text for t in old.translate(list(valid_src))]
     test = paired_bootstrap(old_hyps, new_hyps, list(valid_refs))
     log(f"promotion check on {len(valid_src)} validation sentences: new BLEU {test['score_b']:.2f} vs "

@@ -5,8 +5,9 @@
     result = train(task, train_cfg, run_dir=..., callbacks=[...])
 
 Validation reports ``loss`` (nats per target token, without label smoothing), ``ppl`` and, when
-references and a detokenizer are given, ``bleu``: greedy, batched decoding of the validation sources,
-detokenized and scored with cased sacreBLEU against the raw reference lines.
+references and a detokenizer are given, ``bleu``: the validation sources decoded as `rnntool translate
+--greedy` decodes them (rnntool.kinds.translation.translate.decode), detokenized and scored with cased
+sacreBLEU against the raw reference lines.
 """
 
 from __future__ import annotations
@@ -17,38 +18,31 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from rnntool.decoding.search import greedy
 from rnntool.errors import BadInput
 from rnntool.kinds.translation.data import Batch, ParallelData
-from rnntool.kinds.translation.model import Seq2Seq, source_batch
-from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
-from rnntool.training.trainer import model_device
-from rnntool.kinds.translation.translate import DecodeSettings, max_steps
+from rnntool.kinds.translation.model import Seq2Seq
+from rnntool.kinds.translation.translate import DecodeSettings, Translator, decode
+from rnntool.layers.weights import model_device
 
 EVAL_BATCH_TOKENS = 8192
 DECODE_BATCH_SENTENCES = 128
+GREEDY = DecodeSettings(beam=1, greedy=True)  # `rnntool translate --greedy` (the same output as --beam 1)
 
 
 def greedy_translate(model: Seq2Seq, sources: Sequence[Sequence[int]],
                      batch_sentences: int = DECODE_BATCH_SENTENCES) -> list[list[int]]:
-    """Greedy translations (target ids, no BOS/EOS) of source id lists, in input order, with the
-    output budget of `rnntool translate`. Length-sorted batches: little work goes to padding."""
+    """Greedy translations (target ids, no BOS/EOS) of source id lists, in input order, decoded as
+    `rnntool translate --greedy` decodes, in length-sorted batches of at most ``batch_sentences``
+    sentences (``Translator.plan_batches``: little work goes to padding)."""
     device = model_device(model)
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out: list[list[int]] = [[] for _ in sources]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, len(order), batch_sentences):
-                rows = order[start:start + batch_sentences]
-                src, lengths = source_batch([list(sources[i]) for i in rows], device)
-                state = model.encode(src, lengths)
-                ratio = DecodeSettings.max_len_ratio
-                max_len = torch.tensor([max_steps(len(sources[i]), ratio) for i in rows], device=device)
-                hyps = greedy(model, state, len(rows), BOS_ID, EOS_ID, max_len, device=device)
-                for i, hyp in zip(rows, hyps):
-                    out[i] = hyp.tokens
+            for rows in Translator.plan_batches([len(s) for s in sources], None, batch_sentences):
+                for i, hyps in zip(rows, decode(model, [sources[i] for i in rows], GREEDY, device)):
+                    out[i] = hyps[0].tokens
     finally:
         model.train(was_training)
     return out

@@ -277,9 +277,9 @@ class TranslationKind(ModelKind):
 
     def build(self, spec: TranslationRunSpec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:
         from rnntool.kinds.translation.data import ParallelData
-        from rnntool.kinds.translation.model import Seq2Seq, load_weights
+        from rnntool.kinds.translation.model import Seq2Seq
         from rnntool.kinds.translation.task import TranslationTask
-        from rnntool.layers.weights import build_model
+        from rnntool.layers.weights import build_model, load_weights
         from rnntool.training.checkpoint import has_checkpoint
         from rnntool.training.trainer import seed_everything
 
@@ -323,7 +323,7 @@ class TranslationKind(ModelKind):
         return dict(refs)
 
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
-        from rnntool.kinds.translation.model import save_weights
+        from rnntool.layers.weights import save_weights
 
         save_weights(trainee.model, stage / WEIGHTS_FILE)
         for name in SIDE_FILES.values():

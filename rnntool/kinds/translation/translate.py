@@ -24,6 +24,7 @@ import torch
 
 from rnntool.decoding.search import Hypothesis, beam_search, greedy
 from rnntool.errors import ConfigError
+from rnntool.layers.weights import model_device
 from rnntool.runtime import prepare_device
 from rnntool.textio import one_line
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, UNK_ID
@@ -36,7 +37,8 @@ DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
 
 @dataclass
 class DecodeSettings:
-    """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``."""
+    """How to decode. ``greedy`` ignores ``beam``; ``nbest`` <= ``beam``. Checked when made
+    (ConfigError naming the option); ``dataclasses.replace`` checks the copy."""
 
     beam: int = 5
     greedy: bool = False
@@ -46,6 +48,9 @@ class DecodeSettings:
     min_len: int = 0
     nbest: int = 1
     alignments: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> "DecodeSettings":
         if self.beam < 1:
@@ -67,10 +72,6 @@ class DecodeSettings:
         if self.min_len < 0:
             raise ConfigError(f"--min-len must be >= 0 (got {self.min_len})")
         return self
-
-    @property
-    def searches_beam(self) -> bool:
-        return not self.greedy
 
 
 @dataclass
@@ -125,11 +126,10 @@ class Translator:
         self.model = model
         self.src_tokenizer = src_tokenizer
         self.tgt_tokenizer = tgt_tokenizer
-        self.settings = (settings or DecodeSettings()).validate()
+        self.settings = settings or DecodeSettings()
         self.ref = ref
         self.unknown_pieces = 0  # source pieces the tokenizer could only map to <unk>
-        param = next(model.parameters(), None)
-        self.device = param.device if param is not None else torch.device("cpu")
+        self.device = model_device(model)
 
     # -- batching ---------------------------------------------------------------------------------
     @staticmethod
@@ -188,20 +188,8 @@ class Translator:
 
     # -- decoding ---------------------------------------------------------------------------------
     def _decode(self, sources: list[list[int]]) -> list[list[Hypothesis]]:
-        from rnntool.kinds.translation.model import source_batch
-
-        s = self.settings
         with torch.inference_mode():
-            src, src_lengths = source_batch(sources, self.device)  # (B, S), (B,)
-            state = self.model.encode(src, src_lengths)
-            max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=self.device)
-            if s.greedy:
-                hyps = greedy(self.model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
-                              device=self.device, keep_attention=s.alignments)
-                return [[h] for h in hyps]
-            return beam_search(self.model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
-                               beam=s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
-                               nbest=s.nbest, keep_attention=s.alignments, device=self.device)
+            return decode(self.model, sources, self.settings, self.device)
 
     def _describe(self, h: Hypothesis, src_pieces: int) -> TranslatedHypothesis:
         tok = self.tgt_tokenizer
@@ -217,13 +205,34 @@ class Translator:
         )
 
 
+def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, device
+           ) -> list[list[Hypothesis]]:
+    """One model batch: source id lists (EOS is appended here) -> each one's hypotheses, best first
+    (one when greedy, up to ``nbest`` from beam search). Every translation goes through here:
+    `rnntool translate` (``Translator``) and training's validation BLEU. The caller puts the model
+    in eval mode and picks the grad mode."""
+    from rnntool.kinds.translation.model import source_batch
+
+    s = settings
+    src, src_lengths = source_batch([list(p) for p in sources], device)  # (B, S), (B,)
+    state = model.encode(src, src_lengths)
+    max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=device)
+    if s.greedy:
+        hyps = greedy(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                      device=device, keep_attention=s.alignments)
+        return [[h] for h in hyps]
+    return beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                       beam=s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
+                       nbest=s.nbest, keep_attention=s.alignments, device=device)
+
+
 def open_translator(ref: str, registry=None, device: str = "auto", settings: DecodeSettings | None = None
                     ) -> Translator:
     """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory)."""
     from rnntool.registry.store import Registry
     from rnntool.kinds.translation.model import load_translation
 
-    settings = (settings or DecodeSettings()).validate()
+    settings = settings or DecodeSettings()
     bundle = Registry.open(registry).load(ref, kind="translation")
     model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
     for t in (src_tok, tgt_tok):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import invoke, rnntool_cmd
-from lm_fixtures import make_lm_bundle, write_corpus
+from support.lm_fixtures import make_lm_bundle, write_corpus
 from rnntool.kinds.lm.model import open_lm
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
 

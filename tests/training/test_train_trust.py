@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import struct
 import subprocess
 import sys
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import invoke
-from lm_fixtures import make_lm_bundle
+from conftest import invoke, kill_once_checkpointed
 from rnntool.errors import CorruptBundle
 from rnntool.registry.store import Registry
 from rnntool.training.time_budget import TimeBudget
@@ -24,7 +22,7 @@ from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 from rnntool.layers.weights import read_safetensors_header
 
-from toy_training import Sleepy, make_task
+from support.toy_training import Sleepy, make_task
 
 TINY = ["-q", "--embed-dim", "16", "--hidden-dim", "16", "--layers", "1", "--dropout", "0",
         "--batch-size", "4", "--bptt", "12", "--vocab-size", "300"]
@@ -57,8 +55,8 @@ def test_an_absurd_hidden_dim_is_a_clear_error_before_any_work(corpus, registry)
     assert not (registry / "models").exists()  # not even the tokenizer was trained
 
 
-def test_a_manifest_asking_for_a_huge_model_is_refused_before_allocating(corpus, tmp_path):
-    bundle = make_lm_bundle(tmp_path, corpus, steps=2)
+def test_a_manifest_asking_for_a_huge_model_is_refused_before_allocating(tiny_lm_bundle):
+    bundle = tiny_lm_bundle(steps=2)
     rewrite_manifest(bundle, lambda m: m["config"]["model"].update(hidden_dim=100_000))  # ~160 GB of LSTM
     r = invoke("evaluate", "perplexity", "-m", bundle, input="a line\n")
     assert r.exit_code == 1, r.output
@@ -102,24 +100,10 @@ def test_manifests_and_json_output_never_hold_infinity(tmp_path):
 
 
 # -- resume: once, and everything the command asked ---------------------------------------------------
-def _kill_after_checkpoint(args: list, run: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "rnntool", "train", "lm", *map(str, args), "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not (run / "checkpoint").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-
-
 def test_resume_does_what_the_original_command_asked_promote_included(corpus, tmp_path, registry):
     run = tmp_path / "run"
-    _kill_after_checkpoint([corpus, "--name", "cron", *TINY, "--max-steps", "400", "--save-every", "2",
-                            "--eval-every", "200", "--promote", "prod"], run)
+    kill_once_checkpointed(["train", "lm", corpus, "--name", "cron", *TINY, "--max-steps", "400", "--save-every", "2",
+                            "--eval-every", "200", "--promote", "prod", "--run-dir", run], run)
     assert Registry(registry).versions("cron") == []
     r = invoke("train", "lm", "--resume", run)
     assert r.exit_code == 0, r.output

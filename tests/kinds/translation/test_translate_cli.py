@@ -40,7 +40,8 @@ def model_dir(tmp_path_factory) -> Path:
     import torch
 
     from rnntool.registry.store import write_bundle
-    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, save_weights, source_batch
+    from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, source_batch
+    from rnntool.layers.weights import save_weights
     from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
     from rnntool.tokenizers.training import train_tokenizer
 

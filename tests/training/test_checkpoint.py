@@ -19,7 +19,7 @@ from rnntool.errors import CheckpointError
 from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 
-from toy_training import ToyLM, make_task
+from support.toy_training import ToyLM, make_task
 
 
 @pytest.fixture(autouse=True)

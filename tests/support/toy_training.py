@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from rnntool.errors import RnnToolError  # noqa: E402
 from rnntool.training.config import TrainConfig  # noqa: E402

@@ -20,7 +20,7 @@ from rnntool.errors import ConfigError
 from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 
-from toy_training import make_task
+from support.toy_training import make_task
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import invoke, rnntool_cmd
-from lm_fixtures import make_lm_bundle, write_corpus
+from support.lm_fixtures import make_lm_bundle, write_corpus
 from rnntool.kinds.lm.generate import IncrementalText
 
 

@@ -35,7 +35,7 @@ def _worker(out: Path) -> None:
     import rnntool.training.loop as loop
     from rnntool.training.checkpoint import load_checkpoint
     from rnntool.training.trainer import train
-    from toy_training import make_task
+    from support.toy_training import make_task
 
     rank = int(os.environ["RANK"])
     if rank != 0:
@@ -104,7 +104,7 @@ def _worker(out: Path) -> None:
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE.parents[2]), str(HERE.parents[1])])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(HERE), str(tmp_path)],

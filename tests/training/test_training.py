@@ -20,9 +20,9 @@ from rnntool.training.optim import LRSchedule
 from rnntool.training.config import TrainConfig, parse_duration
 from rnntool.training.trainer import train
 
-from toy_training import Sleepy, make_task
+from support.toy_training import Sleepy, make_task
 
-TOY = Path(__file__).resolve().parent / "toy_training.py"
+TOY = Path(__file__).resolve().parents[1] / "support" / "toy_training.py"
 BATCHES_PER_EPOCH = 12  # toy task: 48 rows / batch 4
 
 

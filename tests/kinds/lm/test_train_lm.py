@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import invoke
+from conftest import invoke, kill_once_checkpointed
 from rnntool.registry.store import Registry
 
 TINY = ["-q", "--embed-dim", "24", "--hidden-dim", "32", "--layers", "1", "--dropout", "0",
@@ -143,18 +139,8 @@ def test_resume_after_sigkill_gives_the_same_weights(corpus, tmp_path):
     args = [corpus, "--vocab-size", "320", "--max-steps", "300", "--save-every", "5", "--eval-every", "100",
             "--seed", "5", *TINY]
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "rnntool", "train", "lm", *map(str, args),
-                             "-o", str(tmp_path / "resumed"), "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not (run / "ckpt-00000010").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+    kill_once_checkpointed(["train", "lm", *args, "-o", tmp_path / "resumed", "--run-dir", run], run,
+                           marker="ckpt-00000010")
     assert not (tmp_path / "resumed").exists()
     train("--resume", run, "-q")
     train(*args, "-o", tmp_path / "straight")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from rnntool.errors import ConfigError, CorruptBundle
-from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, load_translation, load_weights, save_weights, source_batch
+from rnntool.kinds.translation.model import Seq2Seq, Seq2SeqConfig, load_translation, source_batch
+from rnntool.layers.weights import load_weights, save_weights
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
 
 SOURCES = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 4, 5, 6]]  # ragged: rows 1 and 2 are padded
