@@ -163,6 +163,19 @@ def fix_permissions(root: Path) -> None:
                 os.chmod(Path(dirpath) / f, 0o666 & ~umask)
 
 
+def check_staged(src: str | os.PathLike, name: str, kind: str) -> Path:
+    """What every publish checks first (the registry's and ``-o DIR``'s): a valid name and kind, and
+    staged files without a manifest of their own (rnntool writes it)."""
+    validate_name(name)
+    check_kind(kind)
+    src = Path(src)
+    if not src.is_dir():
+        raise RegistryError(f"{src}: not a directory of files to publish")
+    if (src / MANIFEST).exists():
+        raise RegistryError(f"{src / MANIFEST}: the manifest is written by rnntool; remove it from the staged files")
+    return src
+
+
 def _sibling_tmp(dest: Path, tag: str) -> Path:
     return dest.parent / f".{dest.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -186,11 +199,7 @@ def write_bundle(
     ``dest_dir`` may not exist yet, be empty, or hold an older bundle (replaced as a whole);
     anything else there is refused rather than overwritten.
     """
-    src, dest = Path(src_dir), Path(os.path.abspath(Path(dest_dir).expanduser()))
-    validate_name(name)
-    check_kind(kind)
-    if (src / MANIFEST).exists():
-        raise RegistryError(f"{src / MANIFEST}: the manifest is written by rnntool; remove it from the staged files")
+    src, dest = check_staged(src_dir, name, kind), Path(os.path.abspath(Path(dest_dir).expanduser()))
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is not a directory; choose another output directory")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST).is_file():
@@ -227,6 +236,7 @@ def write_bundle(
 
 __all__ = [
     "build_manifest",
+    "check_staged",
     "checksum_files",
     "finalize_manifest",
     "fix_permissions",

@@ -47,6 +47,7 @@ from pathlib import Path
 from rnntool.registry.bundle import KIND_LABELS, KIND_NOUNS, KINDS, MANIFEST, NAME_RE, Bundle, check_kind, validate_name
 from rnntool.registry.bundle_write import (
     build_manifest,
+    check_staged,
     checksum_files,
     finalize_manifest,
     fix_permissions,
@@ -441,13 +442,7 @@ class Registry(RegistryAdmin):
         copy: bool = False,
     ) -> Bundle:
         """Publish src's files as the next version of ``name`` (moved, or copied with copy=True)."""
-        validate_name(name)
-        check_kind(kind)
-        src = Path(src)
-        if not src.is_dir():
-            raise RegistryError(f"{src}: not a directory of files to publish")
-        if (src / MANIFEST).exists():
-            raise RegistryError(f"{src / MANIFEST}: the manifest is written by rnntool; remove it from the staged files")
+        src = check_staged(src, name, kind)
         with contextlib.ExitStack() as stack:
             if is_live_staging(src) and src.parent == self.staging_dir and not copy:
                 stage = src

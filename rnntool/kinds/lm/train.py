@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
+from rnntool.registry.bundle import validate_name
 from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.kinds.lm.data import Corpus, build_token_cache, check_mode
 from rnntool.kinds.lm.retrain import lm_promotion, lm_settings, warm_start_parent
@@ -60,6 +61,8 @@ class LMRunSpec:
     def check(self) -> "LMRunSpec":
         if (self.name is None) == (self.output is None):
             raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
+        if self.name is not None:
+            validate_name(self.name)
         check_mode(self.mode)
         if self.batch_size < 1 or self.bptt < 1:
             raise ConfigError("--batch-size and --bptt must be positive")
@@ -69,11 +72,6 @@ class LMRunSpec:
             raise UsageError("no training data: give text files, or '-' for stdin")
         check_output_dir(self.output)
         return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMRunSpec":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     @property
     def label(self) -> str:

@@ -102,11 +102,6 @@ class TranslationRunSpec:
         check_output_dir(self.output)
         return self
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TranslationRunSpec":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
     @property
     def label(self) -> str:
         return self.name or Path(self.output).name
