@@ -70,7 +70,8 @@ class ModelKind:
         raise NotImplementedError
 
     def key_settings(self, spec, train_cfg, registry, parent) -> dict:
-        """What shapes the model, for the retrain key (paths and runtime knobs are dropped there)."""
+        """What shapes the model, for the retrain key: usually ``training.retrain.model_settings`` with
+        the kind's tokenizer fields and its ``runtime_fields`` (input paths: not what is learned)."""
         raise NotImplementedError
 
     def build(self, spec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:

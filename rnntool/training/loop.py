@@ -273,6 +273,7 @@ class _Loop:
                     evaluated = True
                     if self._evaluate() and stop is None:
                         stop = "early_stopping"
+                self.s.stopped_by = stop  # a checkpoint at the last step records why training ended
                 if evaluated or (cfg.save_every and self.s.step % cfg.save_every == 0):
                     self._save()
                 if stop is not None:
@@ -294,8 +295,10 @@ class _Loop:
                     stop = "max_time"  # this validation is the final one
                 if self._evaluate() and stop is None:
                     stop = "early_stopping"
+                self.s.stopped_by = stop
                 self._save()
             elif stop is not None:
+                self.s.stopped_by = stop
                 self._save()
             if stop is None:
                 self._check_signal()

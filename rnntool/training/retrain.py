@@ -24,13 +24,11 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Settings that do not change what is learned: leave them out of the retrain key.
+# Settings of every kind that do not change what is learned: left out of the retrain key at any depth.
+# (A kind names its own spec fields of that sort, such as its input paths: ModelKind.runtime_fields.)
 RUNTIME_KEYS = frozenset({
-    "device", "threads", "save_every", "run_dir", "resume", "quiet", "log_file", "cache_dir",
-    "on_bad_utf8", "inputs", "name", "output", "fingerprints", "valid", "src", "tgt", "tsv",
-    "valid_src", "valid_tgt", "json", "registry", "if_changed", "promote", "min_delta", "wait", "run_id",
-    # tokenizer references as typed ("spm" vs "spm@2"): the key holds the tokenizer file's sha256
-    "tokenizer", "src_tokenizer", "tgt_tokenizer",
+    "device", "threads", "save_every", "run_dir", "resume", "quiet", "log_file", "on_bad_utf8", "name",
+    "output", "fingerprints", "json", "registry", "if_changed", "promote", "min_delta", "wait", "run_id",
 })
 SIGNIFICANCE = 0.05
 
@@ -71,11 +69,15 @@ def adopt_architecture(spec, parent, model_config: dict, *, derived: tuple[str, 
     spec.init_from = parent.ref
 
 
-def model_settings(kind: str, spec, train_cfg, registry, parent, *, tokenizer_fields: tuple[str, ...]) -> dict:
+def model_settings(kind: str, spec, train_cfg, registry, parent, *, tokenizer_fields: tuple[str, ...],
+                   runtime_fields: tuple[str, ...] = ()) -> dict:
     """What shapes the model, for the retrain key (paths and runtime knobs are dropped there): the
-    run spec, the training config, the tokenizer files themselves (not the reference text) and the
-    warm-start parent."""
-    settings = {"kind": kind, "spec": asdict(spec), "train": train_cfg.to_dict()}
+    run spec without its ``runtime_fields`` (input paths...) and ``tokenizer_fields`` (references as
+    typed, "spm" or "spm@2"), the training config, the tokenizer files themselves (their sha256) and
+    the warm-start parent."""
+    dropped = set(runtime_fields) | set(tokenizer_fields)
+    spec_settings = {k: v for k, v in asdict(spec).items() if k not in dropped}
+    settings = {"kind": kind, "spec": spec_settings, "train": train_cfg.to_dict()}
     for field in tokenizer_fields:
         ref = getattr(spec, field)
         if ref is not None:

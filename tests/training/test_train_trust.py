@@ -205,10 +205,12 @@ def test_max_time_leaves_room_for_the_final_validation(tmp_path):
     assert budget.spent["training"] > 0 and "time: 5s budget" in budget.report()
 
 
-def test_a_resumed_budget_is_extra_time_and_a_spent_one_says_so(tmp_path):
+@pytest.mark.parametrize("eval_every", [None, 1])  # 1: the run ends on a step that validated and saved
+def test_a_resumed_budget_is_extra_time_and_a_spent_one_says_so(tmp_path, eval_every):
     torch.set_num_threads(1)
     run = tmp_path / "r"
-    first = train(make_task(0), cfg(max_time=2.5), run_dir=run, callbacks=[Sleepy(0.01)], budget=TimeBudget(limit=2.5))
+    first = train(make_task(0), cfg(max_time=2.5, eval_every=eval_every), run_dir=run, callbacks=[Sleepy(0.01)],
+                  budget=TimeBudget(limit=2.5))
     assert first.stop_reason == "max_time"
 
     class Notes:

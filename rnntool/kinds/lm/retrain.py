@@ -60,7 +60,8 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
 
 def lm_settings(spec, train_cfg, registry, parent) -> dict:
     """What shapes the model, for the retrain key (see rnntool.training.retrain.model_settings)."""
-    return model_settings("lm", spec, train_cfg, registry, parent, tokenizer_fields=("tokenizer",))
+    return model_settings("lm", spec, train_cfg, registry, parent, tokenizer_fields=("tokenizer",),
+                          runtime_fields=("inputs", "valid", "cache_dir"))
 
 
 def validation_lines(spec) -> Iterator[str]:

@@ -69,7 +69,8 @@ def warm_start_parent(spec, registry, ref: str, log: Log):
 def translation_settings(spec, train_cfg, registry, parent) -> dict:
     """What shapes the model, for the retrain key (see rnntool.training.retrain.model_settings)."""
     return model_settings("translation", spec, train_cfg, registry, parent,
-                          tokenizer_fields=("tokenizer", "src_tokenizer", "tgt_tokenizer"))
+                          tokenizer_fields=("tokenizer", "src_tokenizer", "tgt_tokenizer"),
+                          runtime_fields=("src", "tgt", "tsv", "valid_src", "valid_tgt"))
 
 
 def _settings():
