@@ -173,3 +173,14 @@ def tiny_lm_bundle(tmp_path, corpus):
     from support.lm_fixtures import make_lm_bundle
 
     return lambda **kw: make_lm_bundle(tmp_path, corpus, **kw)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for this test (modules opt in: ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,6 +27,11 @@ from rnntool.training.config import TrainConfig  # noqa: E402
 from rnntool.training.trainer import seed_everything, train  # noqa: E402
 
 
+def toy_config(**kw) -> TrainConfig:
+    """A TrainConfig for the toy task: CPU, seed 0, lr 0.01, no epoch limit unless given."""
+    return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, **kw})
+
+
 class ToyLM(nn.Module):
     def __init__(self, vocab: int = 12, hidden: int = 16, dropout: float = 0.3) -> None:
         super().__init__()

@@ -16,22 +16,11 @@ from safetensors import safe_open
 from rnntool.training.checkpoint import CheckpointWriter, list_checkpoints, load_checkpoint, read_run_info
 from rnntool.training.state_codec import capture_rng, flatten_state, restore_rng, unflatten_state
 from rnntool.errors import CheckpointError
-from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 
-from support.toy_training import ToyLM, make_task
+from support.toy_training import make_task, toy_config as cfg, ToyLM
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, **kw})
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -17,22 +16,11 @@ from rnntool.cli.console import console
 from rnntool.cli.train_options import TrainOptions, train_options
 from rnntool.cli.train_report import ConsoleProgress, format_lr
 from rnntool.errors import ConfigError
-from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 
-from support.toy_training import make_task
+from support.toy_training import make_task, toy_config as cfg
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, **kw})
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _options_app():

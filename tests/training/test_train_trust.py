@@ -18,11 +18,10 @@ from conftest import invoke, kill_once_checkpointed
 from rnntool.errors import CorruptBundle
 from rnntool.registry.store import Registry
 from rnntool.training.time_budget import TimeBudget
-from rnntool.training.config import TrainConfig
 from rnntool.training.trainer import train
 from rnntool.layers.weights import read_safetensors_header
 
-from support.toy_training import Sleepy, make_task
+from support.toy_training import make_task, Sleepy, toy_config as cfg
 
 TINY = ["-q", "--embed-dim", "16", "--hidden-dim", "16", "--layers", "1", "--dropout", "0",
         "--batch-size", "4", "--bptt", "12", "--vocab-size", "300"]
@@ -187,10 +186,6 @@ class SlowValidation:
     def evaluate(self, model):
         time.sleep(self.seconds)
         return self.task.evaluate(model)
-
-
-def cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, **kw})
 
 
 def test_max_time_leaves_room_for_the_final_validation(tmp_path):

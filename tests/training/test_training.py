@@ -20,22 +20,12 @@ from rnntool.training.optim import LRSchedule
 from rnntool.training.config import TrainConfig, parse_duration
 from rnntool.training.trainer import train
 
-from support.toy_training import Sleepy, make_task
+from support.toy_training import make_task, Sleepy, toy_config as cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOY = Path(__file__).resolve().parents[1] / "support" / "toy_training.py"
 BATCHES_PER_EPOCH = 12  # toy task: 48 rows / batch 4
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{"device": "cpu", "seed": 0, "lr": 0.01, "epochs": None, **kw})
 
 
 def weights(model) -> dict[str, torch.Tensor]:
