@@ -81,7 +81,6 @@ def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
     from rnntool.training.publishing import publish_trained
     from rnntool.training.trainer import train
 
-    kind.check_model(spec)
     with training_run(kind, spec, train_cfg, ctx) as run:
         if run.skip is not None:
             return TrainOutcome(None, run.skip, skipped=run.skip_reason)

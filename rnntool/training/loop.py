@@ -36,11 +36,11 @@ from rnntool.training.trainer import (
     move_to,
     seed_everything,
 )
+from rnntool.textio import finite_json
 from rnntool.training.state import (
     LoopState,
     MetricsLog,
     StopSignals,
-    json_safe,
     ppl,
     restore_loop_checkpoint,
     save_loop_checkpoint,
@@ -487,7 +487,7 @@ class _Loop:
             **{f"val_{k}": v for k, v in metrics.items()},
             "tokens_per_s": round(tps, 1), "skipped_steps": self.s.skipped_steps, "best": improved,
         }
-        record = json_safe(record)
+        record = finite_json(record)
         self.s.history.append(record)
         self.metrics.append(record)
         self.s.last_metrics = dict(metrics)

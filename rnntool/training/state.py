@@ -53,11 +53,6 @@ def ppl(loss: float) -> float:
     return float("inf") if loss >= 700 else math.exp(loss)  # NaN stays NaN
 
 
-def json_safe(record: dict) -> dict:
-    """Non-finite floats become null: metrics.jsonl stays strict JSON (jq, pandas, browsers)."""
-    return finite_json(record)
-
-
 def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A CPU copy of the weights (tied weights copied once and still shared)."""
     copies: dict[tuple, torch.Tensor] = {}
@@ -80,7 +75,7 @@ class MetricsLog:
         if self.path is None:
             return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+            f.write(json.dumps(finite_json(record), allow_nan=False) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines written after the checkpoint (they will be written again)."""

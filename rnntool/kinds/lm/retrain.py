@@ -12,7 +12,7 @@ import collections
 import math
 from collections.abc import Callable, Iterator
 
-from rnntool.errors import BadInput, RegistryError, WrongKind
+from rnntool.errors import BadInput, RegistryError
 from rnntool.training.retrain import (
     PromotionDecision,
     RetrainOptions,
@@ -99,9 +99,7 @@ def lm_promotion(spec, registry, model, tokenizer, retrain: RetrainOptions, log:
     if current is None:
         return first_promotion(alias, METRIC, False, new_bpc)
     old_ref = f"{spec.name}@{current}"
-    old = open_lm(old_ref, registry.root, device=str(model_device(model)))
-    if old.bundle.kind != "lm":
-        raise WrongKind(f"{old_ref} is a {old.bundle.kind}, not a language model; move @{alias} first")
+    old = open_lm(old_ref, registry.root, device=str(model_device(model)))  # WrongKind unless a language model
     old_mode = (old.bundle.config.get("data") or {}).get("mode", spec.mode)
     old_bpc = bits_per_char(old.model, old.tokenizer, old_mode, validation_lines(spec))
     log(f"promotion check on the validation text: new {new_bpc:.4f} vs {old_ref} {old_bpc:.4f} bits/char")
