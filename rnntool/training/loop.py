@@ -97,6 +97,7 @@ class _Loop:
         self.s = LoopState()  # position, counters, best-so-far: everything resumable that is JSON
         self.best_state: dict[str, torch.Tensor] | None = None  # best weights (CPU), saved as safetensors
         self.last_saved_step: int | None = None
+        self.last_saved_stop: str | None = None  # stopped_by as that checkpoint recorded it
         self.resumed = False
         self._pending_restore: dict | None = None
         self.signals = StopSignals(enabled=not ctx.enabled and run_dir is not None)
@@ -273,7 +274,6 @@ class _Loop:
                     evaluated = True
                     if self._evaluate() and stop is None:
                         stop = "early_stopping"
-                self.s.stopped_by = stop  # a checkpoint at the last step records why training ended
                 if evaluated or (cfg.save_every and self.s.step % cfg.save_every == 0):
                     self._save()
                 if stop is not None:
@@ -295,10 +295,8 @@ class _Loop:
                     stop = "max_time"  # this validation is the final one
                 if self._evaluate() and stop is None:
                     stop = "early_stopping"
-                self.s.stopped_by = stop
                 self._save()
             elif stop is not None:
-                self.s.stopped_by = stop
                 self._save()
             if stop is None:
                 self._check_signal()

@@ -128,8 +128,8 @@ class StopSignals:
 # ---------------------------------------------------------------------------------------------
 def save_loop_checkpoint(loop) -> None:
     """Checkpoint the loop now (every rank calls this at the same steps; rank 0 writes)."""
-    if loop.run_dir is None or loop.last_saved_step == loop.s.step:
-        return
+    if loop.run_dir is None or (loop.last_saved_step, loop.last_saved_stop) == (loop.s.step, loop.s.stopped_by):
+        return  # saved already (a step's checkpoint is written again only to record why training stopped)
     ctx = loop.ctx
     rank_states = None
     if ctx.enabled:  # every rank's RNG + task state travels to rank 0 (as bytes, no pickle)
@@ -138,7 +138,7 @@ def save_loop_checkpoint(loop) -> None:
         blobs = dist_utils.gather_bytes(blob, ctx)
         if ctx.is_main:
             rank_states = {r: (metas[r], blobs[r]) for r in range(1, ctx.world_size)}
-    loop.last_saved_step = loop.s.step
+    loop.last_saved_step, loop.last_saved_stop = loop.s.step, loop.s.stopped_by
     if not ctx.is_main:
         return
     state = dict(
@@ -183,7 +183,7 @@ def restore_loop_checkpoint(loop) -> dict:
     names = {f.name for f in fields(LoopState)}
     loop.s = LoopState(**{k: v for k, v in st["loop"].items() if k in names})
     loop.best_state = ckpt.best_state
-    loop.last_saved_step = loop.s.step
+    loop.last_saved_step, loop.last_saved_stop = loop.s.step, loop.s.stopped_by
     if loop.writer is not None:
         loop.writer.last = SavedCheckpoint(ckpt.path, ckpt.step, ckpt.best_step)
     loop.metrics.truncate_after(loop.s.step)
