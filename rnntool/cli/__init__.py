@@ -25,10 +25,12 @@ from rnntool.errors import EX_ERROR, EX_USAGE, DiskFull, RnnToolError
 # Command modules register their commands on the groups in rnntool.cli.app when imported.
 from rnntool.cli import (  # noqa: F401,E402
     bleu,
+    classify,
     generate,
     models,
     perplexity,
     tokenize,
+    train_classify,
     train_lm,
     train_translate,
     translate,

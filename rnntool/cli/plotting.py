@@ -2,6 +2,7 @@
 
     plot_history(bundles, aliases, "history.png")   # each version's validation metric, aliases marked
     plot_training_curve(bundle, "run.png")          # train loss and validation metric over steps
+    plot_confusion_matrix(report, "cm.png")        # a classification report's confusion matrix
 
 matplotlib is imported only when a plot is drawn, and only its Agg canvas is used (no pyplot, no
 GUI, no global backend switch). Files are written atomically; the format follows the suffix.
@@ -150,4 +151,63 @@ def plot_training_curve(bundle, dest: str | os.PathLike, aliases: list[str] | No
     return _save(fig, dest, fmt)
 
 
-__all__ = ["INSTALL_HINT", "plot_format", "plot_history", "plot_training_curve"]
+
+# -- a classifier's confusion matrix ---------------------------------------------------------------
+def _square_figure(side: float):
+    """A Figure with one axes, ``side`` inches square, on an Agg canvas (the import that may fail)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise OptionalDependencyMissing(INSTALL_HINT) from None
+    fig = Figure(figsize=(side + 1.2, side), dpi=DPI, layout="constrained")  # + room for the colour bar
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, 1)
+
+
+def _short(label, width: int = 14) -> str:
+    text = str(label)
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def plot_confusion_matrix(report: dict, dest: str | os.PathLike) -> Path:
+    """Heatmap of a classification report's confusion matrix: gold rows, predicted columns.
+
+    Colours are row-normalised (the fraction of each gold class predicted as each class), the cells
+    show the counts. ``report`` is ``rnntool.kinds.classifier.metrics.classification_report``'s dict.
+    """
+    fmt = plot_format(dest)  # a bad file name fails before any work
+    matrix = report.get("confusion_matrix")
+    if not matrix or not matrix.get("labels"):
+        raise RnnToolError("no confusion matrix to plot: multi-label reports have none (plot single-label results)")
+    labels = [_short(x) for x in matrix["labels"]]
+    counts = [[int(c) for c in row] for row in matrix["matrix"]]
+    k = len(labels)
+    totals = [sum(row) for row in counts]
+    fractions = [[c / t if t else 0.0 for c in row] for row, t in zip(counts, totals)]
+    fig, ax = _square_figure(min(max(3.0 + 0.45 * k, 4.5), 14.0))
+    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
+    colorbar = fig.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.set_label("fraction of the gold class")
+    if k <= 30:  # beyond that the numbers would not fit in the cells
+        size = "medium" if k <= 8 else ("small" if k <= 15 else "x-small")
+        for i, row in enumerate(counts):
+            for j, c in enumerate(row):
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=size,
+                        color="white" if fractions[i][j] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    rotate = k > 6 or max((len(x) for x in labels), default=0) > 6
+    ax.set_xticklabels(labels, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                       rotation_mode="anchor")
+    ax.set_yticklabels(labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    title = f"confusion matrix: {sum(totals)} examples"
+    if isinstance(report.get("accuracy"), (int, float)):
+        title += f", accuracy {report['accuracy']:.3f}"
+    ax.set_title(title, fontsize="medium")
+    return _save(fig, dest, fmt)
+
+
+__all__ = ["INSTALL_HINT", "plot_confusion_matrix", "plot_format", "plot_history", "plot_training_curve"]

@@ -81,7 +81,9 @@ def eval_line(info) -> str:
     """``step 400 epoch 1 loss 2.31 ppl 10.1 val_loss 2.40 val_ppl 11.0 tok/s 9120 lr 1e-3``."""
     parts = [f"step {info.step}", f"epoch {info.epoch}"]
     if math.isfinite(info.train_loss):
-        parts += [f"loss {info.train_loss:.2f}", f"ppl {_num(_ppl(info.train_loss))}"]
+        parts.append(f"loss {info.train_loss:.2f}")
+        if "ppl" in info.metrics:  # a task whose loss is per token (not a classifier's, per example)
+            parts.append(f"ppl {_num(_ppl(info.train_loss))}")
     for key, value in info.metrics.items():
         parts.append(f"val_{key} {value:.2f}" if key == "loss" else f"val_{key} {_num(value)}")
     parts += [f"tok/s {info.tokens_per_s:.0f}", f"lr {format_lr(info.lr)}"]

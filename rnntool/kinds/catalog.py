@@ -44,6 +44,9 @@ CATALOG: dict[str, KindEntry] = {e.name: e for e in (
     KindEntry("translation", "translation model", (WEIGHTS_FILE, *SIDE_FILES.values(), METRICS_FILE),
               tuple(SIDE_FILES.values()), key_metrics=("val_bleu", "val_loss"),
               curve_metrics=("val_bleu", "val_ppl"), implementation="rnntool.kinds.translation.train:KIND"),
+    KindEntry("classifier", "text classifier", (WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE), (TOKENIZER_FILE,),
+              key_metrics=("val_accuracy", "val_macro_f1"), curve_metrics=("val_accuracy", "val_loss"),
+              implementation="rnntool.kinds.classifier.train:KIND"),
 )}
 KINDS = tuple(CATALOG)
 

@@ -23,7 +23,7 @@ from rnntool.training import distributed as dist_utils
 from rnntool.kinds.catalog import METRICS_FILE
 from rnntool.training.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
-from rnntool.training.optim import LRSchedule, build_optimizer, set_lr
+from rnntool.training.optim import LRSchedule, build_optimizer, has_group_schedule, set_lr
 from rnntool.runtime import prepare_device
 from rnntool.training.state_codec import restore_rng
 from rnntool.training.trainer import (
@@ -87,7 +87,9 @@ class _Loop:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise TrainingError("the model has no trainable parameters")
-        self.optimizer = build_optimizer(self.params, cfg)
+        groups = task.param_groups(self.model) if hasattr(task, "param_groups") else None
+        self.optimizer = build_optimizer(groups or self.params, cfg)
+        self.grouped = has_group_schedule(self.optimizer)  # rates change per group: set them every step
         self.autocast = (
             (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
             if cfg.precision == "bf16" else contextlib.nullcontext
@@ -161,7 +163,7 @@ class _Loop:
                 find_unused_parameters=cfg.ddp_find_unused_parameters,
             )
         self.lr = self.schedule.lr(self.s.step, self.s.time_used)
-        set_lr(self.optimizer, self.lr)
+        set_lr(self.optimizer, self.lr, self.s.step)
 
     def _num_batches(self, epoch: int) -> int | None:
         n = self.task.num_batches(epoch)
@@ -397,9 +399,9 @@ class _Loop:
         else:
             if self.cfg.clip > 0:
                 torch.nn.utils.clip_grads_with_norm_(self.params, self.cfg.clip, norm, foreach=True)
-            if not self.schedule.is_constant:
+            if not self.schedule.is_constant or self.grouped:
                 self.lr = self.schedule.lr(self.s.step, elapsed)
-                set_lr(self.optimizer, self.lr)
+                set_lr(self.optimizer, self.lr, self.s.step)
             self.optimizer.step()
             self.s.bad_in_row = 0
             self.s.eval_win[0] += loss_sum
@@ -452,7 +454,7 @@ class _Loop:
             finally:
                 self.model.train()
             metrics = {k: float(v) for k, v in dict(raw).items()}
-            if "loss" in metrics and "ppl" not in metrics:
+            if "loss" in metrics and "ppl" not in metrics and getattr(self.task, "reports_perplexity", True):
                 metrics["ppl"] = ppl(metrics["loss"])
             timed = {"metrics": metrics, "seconds": time.monotonic() - t0}
         timed = dist_utils.broadcast_json(timed, self.ctx)
@@ -475,7 +477,7 @@ class _Loop:
         self.schedule.on_eval(value)
         if cfg.schedule == "plateau":
             self.lr = self.schedule.lr(self.s.step, self.elapsed())
-            set_lr(self.optimizer, self.lr)
+            set_lr(self.optimizer, self.lr, self.s.step)
         elapsed = self.elapsed()
         train_loss = self.s.eval_win[0] / self.s.eval_win[1] if self.s.eval_win[1] else float("nan")
         tps = self._tokens_per_s()

@@ -1,6 +1,9 @@
 """Optimizers and learning-rate schedules for the training loop.
 
-``build_optimizer(params, cfg)`` makes sgd / adam / adamw. ``LRSchedule`` gives the learning rate of
+``build_optimizer(params, cfg)`` makes sgd / adam / adamw. ``params`` may be parameter groups (dicts with
+``params`` and optionally ``lr_scale``, a multiplier of the schedule's rate, and ``start_step``, the
+first update that moves them: gradual unfreezing and discriminative rates, as in ULMFiT); the rate
+of every group is a function of the step alone, so a resumed run sets the same rates. ``LRSchedule`` gives the learning rate of
 every step: linear warm-up, then constant, reduce-on-plateau or cosine decay to ``min_lr`` at the
 end of the budget. Cosine follows the step budget when one is known (``max_steps``, or epochs x
 batches) and the time budget (``max_time``) otherwise — or whichever is used up faster when both are
@@ -19,8 +22,13 @@ from rnntool.errors import ConfigError
 from rnntool.training.config import OPTIMIZERS, TrainConfig
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def build_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in params if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -30,9 +38,16 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> t
     raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {cfg.optimizer!r})")
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, step: int = 0) -> None:
+    """The schedule's rate ``lr`` for update ``step``, times each group's ``lr_scale``; 0 for a group
+    whose ``start_step`` is still ahead (frozen: with a zero rate Adam/AdamW/SGD leave it as it is)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0) if step >= group.get("start_step", 0) else 0.0
+
+
+def has_group_schedule(optimizer: torch.optim.Optimizer) -> bool:
+    """True when some group's rate is not the schedule's (scaled or frozen for a while)."""
+    return any(g.get("lr_scale", 1.0) != 1.0 or g.get("start_step", 0) > 0 for g in optimizer.param_groups)
 
 
 class LRSchedule:

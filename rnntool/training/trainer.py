@@ -79,6 +79,11 @@ class TrainTask(Protocol):
     - ``chance_loss``: optional, the validation loss of a uniform guess (ln V); a validation loss
       over 10x this (or any non-finite one) stops training as diverged, and nothing is published;
       ``has_validation`` (optional, default True) False says ``evaluate`` measures nothing (not checked).
+    - ``param_groups(model)``: optional, the optimizer's parameter groups (rnntool.training.optim:
+      ``{"params": [...], "lr_scale": 0.4, "start_step": 200}``) for discriminative rates and gradual
+      unfreezing of pretrained layers; every parameter in exactly one group. None: one group.
+    - ``reports_perplexity``: optional, default True; False (a loss per example, not per token) keeps
+      the loop from adding ``ppl`` to the validation metrics.
     - ``state_dict()`` / ``load_state_dict(state)``: optional extra resumable state, e.g. the LM's
       hidden state carried across BPTT segments. Values: tensors, or JSON-able values (nested
       dicts/lists of tensors are fine). Return ``{}`` if there is none.

@@ -1,0 +1,169 @@
+"""`rnntool classify`: one line of labels per input line, streamed, in input order; and
+`rnntool evaluate classification`: accuracy, F1s, per-class scores and a confusion matrix, of a model
+on a labelled file or of predictions against gold labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from rnntool.cli.app import app, evaluate_app
+from rnntool.cli.console import console
+from rnntool.cli.lm_common import stdin_is_tty
+from rnntool.cli.options import DeviceOpt, InputArg, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.errors import UsageError
+
+BATCH_SIZE = 64
+FormatOpt = Annotated[
+    Literal["auto", "fasttext", "tsv", "csv", "tab"],
+    typer.Option("--format", help="Labelled data: fasttext, tsv/csv (a header row), tab ('label<TAB>text'), or "
+                                  "auto: detected from the first line."),
+]
+TextColumnOpt = Annotated[Optional[str], typer.Option("--text-column", help="tsv/csv: the text column's name.",
+                                                      show_default=False)]
+LabelColumnOpt = Annotated[Optional[str], typer.Option("--label-column", help="tsv/csv: the label column's name.",
+                                                       show_default=False)]
+
+
+def _batch_size(given: Optional[int]) -> int:
+    """Lines classified together: 1 on a terminal (each line answered at once), else --batch-size."""
+    if given is not None:
+        return given
+    return 1 if stdin_is_tty() else BATCH_SIZE
+
+
+@app.command("classify")
+def classify(
+    model: Annotated[str, typer.Option("-m", "--model", help="Classifier: NAME, NAME@VERSION, NAME@ALIAS or a "
+                                                               "bundle directory.")],
+    input: InputArg = None,
+    top: Annotated[Optional[int], typer.Option("-k", "--top", help="Print the K most probable labels, best first "
+                                                                   "(default: the decision).", show_default=False)] = None,
+    prob: Annotated[bool, typer.Option("--prob", help="Each label followed by its probability "
+                                                      "(fastText's predict-prob: '__label__pos 0.93').")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", help="Only labels with at least this probability (multi-label models: the decision "
+                            "threshold; default: the one it was trained with).", show_default=False)] = None,
+    input_format: Annotated[Literal["text", "fasttext", "tsv", "csv", "tab"], typer.Option(
+        "--format", help="text: each line is a text (leading __label__ tokens are skipped, so a labelled "
+                         "fastText file works as is); fasttext/tsv/csv/tab: the texts of labelled data.")] = "text",
+    text_column: TextColumnOpt = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help=f"Lines read and classified together [default: 1 on a terminal, else {BATCH_SIZE}].",
+        show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line: the labels and every "
+                                                             "class's probability.")] = False,
+    device: DeviceOpt = "auto",
+    output: OutputOpt = None,
+    registry: RegistryOpt = None,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+    quiet: QuietOpt = False,
+) -> None:
+    """Classify text with a classifier: one output line per input line, in input order.
+
+    The default prints the decision: one label (a multi-label model: every label at or above its
+    threshold, space-separated; an empty line when none is). Labels print as the training data wrote
+    them (__label__NAME for fastText data).
+    """
+    import time
+
+    from rnntool.kinds.classifier.data import read_texts
+    from rnntool.kinds.classifier.predict import open_classifier
+    from rnntool.textio import line_writer, open_output
+
+    console.quiet = quiet
+    if top is not None and top < 1:
+        raise UsageError(f"-k/--top must be at least 1 (got {top})")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
+    clf = open_classifier(model, registry, device)
+    if top is not None and top > len(clf.labels):
+        raise UsageError(f"-k {top}: {clf.ref} knows only {len(clf.labels)} labels")
+    console.log(f"classifying with {clf.ref} ({len(clf.labels)} labels{', multi-label' if clf.multi_label else ''}, "
+                f"device {clf.device})")
+    texts = read_texts(input, format=input_format, text_column=text_column, on_bad_utf8=on_bad_utf8)
+    started, count = time.perf_counter(), 0
+    with open_output(output) as out:
+        write = line_writer(out)
+        for p in clf.stream(texts, batch_size=_batch_size(batch_size), threshold=threshold):
+            count += 1
+            if json_output:
+                write(json.dumps({"labels": [clf.shown(lbl) for lbl in p.labels],
+                                  "probs": {clf.shown(lbl): round(float(v), 6) for lbl, v in zip(clf.labels, p.probs)}},
+                                 ensure_ascii=False))
+                continue
+            if top is not None:
+                chosen = clf_top = p.top(clf.labels, top)
+                if threshold is not None:
+                    chosen = [(lbl, v) for lbl, v in clf_top if v >= threshold]
+            else:
+                chosen = [(lbl, float(p.probs[clf.labels.index(lbl)])) for lbl in p.labels]
+            if prob:
+                write(" ".join(f"{clf.shown(lbl)} {v:.6g}" for lbl, v in chosen))
+            else:
+                write(" ".join(clf.shown(lbl) for lbl, _ in chosen))
+    elapsed = time.perf_counter() - started
+    console.log(f"classified {count} lines in {elapsed:.1f}s ({count / max(elapsed, 1e-9):.1f} lines/s)")
+
+
+@evaluate_app.command("classification")
+def evaluate_classification(
+    data: Annotated[Optional[str], typer.Argument(
+        metavar="FILE", help="With -m: labelled examples to classify. With --ref: predicted labels, one line per "
+                             "example ('-' or nothing: stdin).", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Classifier to evaluate on FILE's labelled "
+                                                                       "examples.", show_default=False)] = None,
+    ref: Annotated[Optional[Path], typer.Option(
+        "--ref", "-r", metavar="GOLD", help="Gold labels to score FILE's predictions against: one line of labels per "
+                                            "example, or labelled data (see --format).", show_default=False)] = None,
+    data_format: FormatOpt = "auto",
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    key: Annotated[Literal["accuracy", "macro-f1", "micro-f1"], typer.Option(
+        "--key", help="The metric the bootstrap interval is given for.")] = "accuracy",
+    samples: Annotated[int, typer.Option("--samples", help="Bootstrap resamples for the 95% interval.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap (same seed, same interval).")] = 12345,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the confusion matrix into this "
+                                                                "file (.png, .svg or .pdf).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    device: DeviceOpt = "auto",
+    registry: RegistryOpt = None,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a classifier (-m MODEL FILE) or predictions (FILE --ref GOLD): accuracy, macro- and micro-F1,
+    per-class precision/recall/F1/support, the confusion matrix, a bootstrap 95% interval, a signature."""
+    from rnntool.kinds.classifier.metrics import classification_report, format_report
+    from rnntool.kinds.classifier import scoring
+
+    console.quiet = quiet
+    if (model is None) == (ref is None):
+        raise UsageError("give -m MODEL (classify FILE's labelled examples) or --ref GOLD (score FILE's "
+                         "predictions), not both")
+    if samples < 0:
+        raise UsageError(f"--samples must be 0 or more (got {samples})")
+    if plot is not None:
+        from rnntool.cli.plotting import plot_format
+
+        plot_format(plot)
+    read = dict(format=data_format, text_column=text_column, label_column=label_column, on_bad_utf8=on_bad_utf8)
+    if model is not None:
+        gold, pred, labels, what = scoring.model_predictions(model, data, registry=registry, device=device, **read)
+    else:
+        gold, pred, labels, what = scoring.predictions_against(data, ref, **read)
+    key_name = key.replace("-", "_")
+    report = classification_report(gold, pred, labels, key=key_name, samples=samples, seed=seed)
+    report["signature"] = scoring.signature(what, report, samples=samples, seed=seed)
+    if plot is not None:
+        from rnntool.cli.plotting import plot_confusion_matrix
+
+        if report.get("confusion_matrix") is None:
+            raise UsageError("--plot draws a confusion matrix, which a multi-label evaluation does not have")
+        console.log(f"wrote {plot_confusion_matrix(report, plot)}")
+    if json_output:
+        console.emit_json(report)
+    else:
+        console.emit(format_report(report, signature=report["signature"]))

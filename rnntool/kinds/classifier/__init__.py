@@ -1,0 +1,1 @@
+"""The acceptor: text classification (`rnntool train classify`, `classify`, `evaluate classification`)."""
