@@ -3,11 +3,11 @@
 
 _rnntool_subcommands() {  # the subcommands of command path $1
     case "$1" in
-        'rnntool') _rnntool_ret='evaluate generate models tokenize train translate' ;;
-        'rnntool evaluate') _rnntool_ret='bleu perplexity' ;;
+        'rnntool') _rnntool_ret='classify evaluate generate models tokenize train translate' ;;
+        'rnntool evaluate') _rnntool_ret='bleu classification perplexity' ;;
         'rnntool models') _rnntool_ret='alias export gc import list path rm show verify' ;;
         'rnntool tokenize') _rnntool_ret='decode encode train' ;;
-        'rnntool train') _rnntool_ret='lm translate' ;;
+        'rnntool train') _rnntool_ret='classify lm translate' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -15,8 +15,10 @@ _rnntool_subcommands() {  # the subcommands of command path $1
 _rnntool_options() {  # the options of command path $1
     case "$1" in
         'rnntool') _rnntool_ret='-h --help --debug --version --install-completion --show-completion' ;;
+        'rnntool classify') _rnntool_ret='-h --help -m --model -k --top --prob --threshold --format --text-column --batch-size --json --device -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate') _rnntool_ret='-h --help' ;;
         'rnntool evaluate bleu') _rnntool_ret='-h --help --ref -r --metrics --paired-bootstrap --samples --seed --alpha --json --on-bad-utf8 -q --quiet' ;;
+        'rnntool evaluate classification') _rnntool_ret='-h --help -m --model --ref -r --format --text-column --label-column --key --samples --seed --plot --json --device --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --batch-size --device --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --temperature --top-k --top-p --greedy --beam --seed --device --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool models') _rnntool_ret='-h --help' ;;
@@ -34,6 +36,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize train') _rnntool_ret='-h --help --name -n --vocab-size -v --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
         'rnntool train') _rnntool_ret='-h --help' ;;
+        'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool translate') _rnntool_ret='-h --help -m --model --beam -k --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest --alignments --batch-size --batch-tokens --device --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
@@ -43,6 +46,16 @@ _rnntool_options() {  # the options of command path $1
 
 _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag), text, file, dir, model, choice ...
     case "$1|$2" in
+        'rnntool classify|-m'|'rnntool classify|--model') _rnntool_ret='model' ;;
+        'rnntool classify|-k'|'rnntool classify|--top') _rnntool_ret='text' ;;
+        'rnntool classify|--threshold') _rnntool_ret='text' ;;
+        'rnntool classify|--format') _rnntool_ret='choice text fasttext tsv csv tab' ;;
+        'rnntool classify|--text-column') _rnntool_ret='text' ;;
+        'rnntool classify|--batch-size') _rnntool_ret='text' ;;
+        'rnntool classify|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool classify|-o'|'rnntool classify|--output') _rnntool_ret='file' ;;
+        'rnntool classify|--registry') _rnntool_ret='file' ;;
+        'rnntool classify|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool evaluate bleu|--ref'|'rnntool evaluate bleu|-r') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--metrics') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--paired-bootstrap') _rnntool_ret='file' ;;
@@ -50,6 +63,18 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool evaluate bleu|--seed') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--alpha') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool evaluate classification|-m'|'rnntool evaluate classification|--model') _rnntool_ret='model' ;;
+        'rnntool evaluate classification|--ref'|'rnntool evaluate classification|-r') _rnntool_ret='file' ;;
+        'rnntool evaluate classification|--format') _rnntool_ret='choice auto fasttext tsv csv tab' ;;
+        'rnntool evaluate classification|--text-column') _rnntool_ret='text' ;;
+        'rnntool evaluate classification|--label-column') _rnntool_ret='text' ;;
+        'rnntool evaluate classification|--key') _rnntool_ret='choice accuracy macro-f1 micro-f1' ;;
+        'rnntool evaluate classification|--samples') _rnntool_ret='text' ;;
+        'rnntool evaluate classification|--seed') _rnntool_ret='text' ;;
+        'rnntool evaluate classification|--plot') _rnntool_ret='file' ;;
+        'rnntool evaluate classification|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool evaluate classification|--registry') _rnntool_ret='file' ;;
+        'rnntool evaluate classification|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool evaluate perplexity|-m'|'rnntool evaluate perplexity|--model') _rnntool_ret='model' ;;
         'rnntool evaluate perplexity|--mode') _rnntool_ret='choice stream sentence' ;;
         'rnntool evaluate perplexity|--batch-size') _rnntool_ret='text' ;;
@@ -107,6 +132,55 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool tokenize train|-o'|'rnntool tokenize train|--output') _rnntool_ret='file' ;;
         'rnntool tokenize train|--registry') _rnntool_ret='file' ;;
         'rnntool tokenize train|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train classify|--valid') _rnntool_ret='file' ;;
+        'rnntool train classify|--valid-fraction') _rnntool_ret='text' ;;
+        'rnntool train classify|--format') _rnntool_ret='choice auto fasttext tsv csv tab' ;;
+        'rnntool train classify|--text-column') _rnntool_ret='text' ;;
+        'rnntool train classify|--label-column') _rnntool_ret='text' ;;
+        'rnntool train classify|--name') _rnntool_ret='text' ;;
+        'rnntool train classify|-o'|'rnntool train classify|--output') _rnntool_ret='file' ;;
+        'rnntool train classify|-t'|'rnntool train classify|--tokenizer') _rnntool_ret='text' ;;
+        'rnntool train classify|--vocab-size') _rnntool_ret='text' ;;
+        'rnntool train classify|--model-type') _rnntool_ret='choice bpe unigram char word' ;;
+        'rnntool train classify|--cell') _rnntool_ret='choice rnn-tanh rnn-relu gru lstm' ;;
+        'rnntool train classify|--layers') _rnntool_ret='text' ;;
+        'rnntool train classify|--embed-dim') _rnntool_ret='text' ;;
+        'rnntool train classify|--hidden-dim') _rnntool_ret='text' ;;
+        'rnntool train classify|--pooling') _rnntool_ret='choice last mean max attention' ;;
+        'rnntool train classify|--dropout') _rnntool_ret='text' ;;
+        'rnntool train classify|--mlp-dim') _rnntool_ret='text' ;;
+        'rnntool train classify|--max-len') _rnntool_ret='text' ;;
+        'rnntool train classify|--batch-size') _rnntool_ret='text' ;;
+        'rnntool train classify|--class-weights') _rnntool_ret='choice none balanced' ;;
+        'rnntool train classify|--threshold') _rnntool_ret='text' ;;
+        'rnntool train classify|--select') _rnntool_ret='choice accuracy macro-f1' ;;
+        'rnntool train classify|--pretrained-lr-scale') _rnntool_ret='text' ;;
+        'rnntool train classify|--unfreeze-every') _rnntool_ret='text' ;;
+        'rnntool train classify|--registry') _rnntool_ret='file' ;;
+        'rnntool train classify|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train classify|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train classify|--lr') _rnntool_ret='text' ;;
+        'rnntool train classify|--clip') _rnntool_ret='text' ;;
+        'rnntool train classify|--weight-decay') _rnntool_ret='text' ;;
+        'rnntool train classify|--warmup') _rnntool_ret='text' ;;
+        'rnntool train classify|--schedule') _rnntool_ret='text' ;;
+        'rnntool train classify|--min-lr') _rnntool_ret='text' ;;
+        'rnntool train classify|--epochs') _rnntool_ret='text' ;;
+        'rnntool train classify|--max-steps') _rnntool_ret='text' ;;
+        'rnntool train classify|--max-time') _rnntool_ret='text' ;;
+        'rnntool train classify|--eval-every') _rnntool_ret='text' ;;
+        'rnntool train classify|--patience') _rnntool_ret='text' ;;
+        'rnntool train classify|--seed') _rnntool_ret='text' ;;
+        'rnntool train classify|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool train classify|--threads') _rnntool_ret='text' ;;
+        'rnntool train classify|--precision') _rnntool_ret='text' ;;
+        'rnntool train classify|--save-every') _rnntool_ret='text' ;;
+        'rnntool train classify|--run-dir') _rnntool_ret='file' ;;
+        'rnntool train classify|--resume') _rnntool_ret='file' ;;
+        'rnntool train classify|--promote') _rnntool_ret='text' ;;
+        'rnntool train classify|--min-delta') _rnntool_ret='text' ;;
+        'rnntool train classify|--init-from') _rnntool_ret='text' ;;
+        'rnntool train classify|--log-file') _rnntool_ret='file' ;;
         'rnntool train lm|--name') _rnntool_ret='text' ;;
         'rnntool train lm|-o'|'rnntool train lm|--output') _rnntool_ret='file' ;;
         'rnntool train lm|-t'|'rnntool train lm|--tokenizer') _rnntool_ret='text' ;;
@@ -219,7 +293,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool evaluate bleu'|'rnntool evaluate perplexity'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train lm'|'rnntool translate') return 0 ;;
+        'rnntool classify'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool translate') return 0 ;;
     esac
     return 1
 }
