@@ -2,7 +2,9 @@
 
     python demo/make_data.py OUT_DIR [--pairs 12000] [--seed 0]
 
-Writes OUT_DIR/{train,valid,test}.{en,de} and OUT_DIR/lm.{train,valid}.txt. The sentences come
+Writes OUT_DIR/{train,valid,test}.{en,de}, OUT_DIR/lm.{train,valid}.txt and
+OUT_DIR/clf.{train,valid,test}.tsv (the English side labelled with who does something: an animal,
+an adult or a child; a header row `label<TAB>sentence`). The sentences come
 from a small grammar with a real (if tiny) German lexicon, so the translation needs agreement
 (der/die/das, den/einen), compound adverbials and one reordering (a time adverb moves before the
 object: "the cat sees the ball today" → "die Katze sieht heute den Ball"). Deterministic for a seed.
@@ -38,6 +40,8 @@ NOUNS = [
     ("the big dog", "der große Hund", "den großen Hund"),
 ]
 ANIMATE = NOUNS[:10] + [NOUNS[19]]
+SUBJECT_CLASS = {"the cat": "animal", "the dog": "animal", "the big dog": "animal", "the child": "child",
+                 "the boy": "child", "the girl": "child"}  # everyone else: "adult"
 VERBS = [
     ("sees", "sieht"), ("likes", "mag"), ("finds", "findet"), ("paints", "malt"),
     ("watches", "beobachtet"), ("calls", "ruft"), ("buys", "kauft"), ("draws", "zeichnet"),
@@ -75,6 +79,15 @@ def sentence(rng: random.Random) -> tuple[str, str]:
     return en_s[0].upper() + en_s[1:] + ".", de_s[0].upper() + de_s[1:] + "."
 
 
+def subject_class(english: str) -> str:
+    """Who does something in a generated English sentence: animal, child or adult."""
+    lower = english.lower()
+    for subject, label in SUBJECT_CLASS.items():
+        if lower.startswith(subject + " "):
+            return label
+    return "adult"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -95,6 +108,9 @@ def main() -> None:
             (args.out / f"{split}.{lang}").write_text("".join(r[i] + "\n" for r in rows), encoding="utf-8")
     (args.out / "lm.train.txt").write_text("".join(r[0] + "\n" for r in splits["train"]), encoding="utf-8")
     (args.out / "lm.valid.txt").write_text("".join(r[0] + "\n" for r in splits["valid"]), encoding="utf-8")
+    for split, rows in splits.items():
+        lines = [f"{subject_class(r[0])}\t{r[0]}\n" for r in rows[:3000]]
+        (args.out / f"clf.{split}.tsv").write_text("label\tsentence\n" + "".join(lines), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo pipeline, on data the project generates (demo/make_data.py): tokenize, train a language
-# model and an English→German translator, score, generate and translate. About 3.5 minutes on 2 CPU
-# cores (bench/RESULTS.md). Everything goes to demo-out/, with its own registry; running it again
-# starts over.
+# model, a text classifier started from it and an English→German translator; score, generate,
+# classify and translate. About 4 minutes on 2 CPU cores (bench/RESULTS.md). Everything goes to
+# demo-out/, with its own registry; running it again starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=demo-out
@@ -21,6 +21,12 @@ run rnntool train lm "$d/lm.train.txt" --valid "$d/lm.valid.txt" -t demo-spm --n
     --max-time 60s --eval-every 200
 run rnntool evaluate perplexity -m demo-lm "$d/lm.valid.txt"
 run rnntool generate -m demo-lm --prompt "The cat" -n 3 --seed 1 --max-tokens 20
+
+# who does something: animal, adult or child (the language model's layers start the classifier)
+run rnntool train classify "$d/clf.train.tsv" --valid "$d/clf.valid.tsv" --name demo-who \
+    --init-from demo-lm --pooling max --max-time 30s
+printf 'The old man sees a small bird.\nThe dog likes the girl.\n' | run rnntool classify -m demo-who -k 2 --prob
+run rnntool evaluate classification -m demo-who "$d/clf.test.tsv"
 
 run rnntool train translate --src "$d/train.en" --tgt "$d/train.de" \
     --valid-src "$d/valid.en" --valid-tgt "$d/valid.de" --name demo-en-de \

@@ -1,5 +1,6 @@
-"""The translation encoder: embeddings -> stacked, optionally bidirectional, fused RNN over packed
-sequences (padding costs nothing and never leaks into the final states).
+"""The encoder that translation and classification share: embeddings -> stacked, optionally
+bidirectional, fused RNN over packed sequences (padding costs nothing and never leaks into the
+final states).
 
 With ``bidirectional`` each direction has ``hidden_dim // 2`` units, so the encoder's outputs are
 always ``hidden_dim`` wide, like the decoder's (this is what lets dot attention work).
