@@ -52,7 +52,7 @@ def classify(
                          "fastText file works as is); fasttext/tsv/csv/tab: the texts of labelled data.")] = "text",
     text_column: TextColumnOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help=f"Lines read and classified together [default: 1 on a terminal, else {BATCH_SIZE}].",
+        "--batch-size", help=f"Lines read and classified together (default: 1 on a terminal, else {BATCH_SIZE}).",
         show_default=False)] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line: the labels and every "
                                                              "class's probability.")] = False,

@@ -309,7 +309,7 @@ def models_path(ref: RefArg, registry: RegistryOpt = None, quiet: QuietOpt = Fal
 @models_app.command("verify")
 def models_verify(
     ref: Annotated[Optional[str], typer.Argument(
-        help="NAME (all its versions), NAME@VERSION, NAME@ALIAS or a bundle directory [default: everything].",
+        help="NAME (all its versions), NAME@VERSION, NAME@ALIAS or a bundle directory (default: everything).",
         show_default=False)] = None,
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,

@@ -84,7 +84,7 @@ def tokenize_train(
         Optional[bool],
         typer.Option(
             "--byte-fallback/--no-byte-fallback",
-            help="Spell unseen characters as UTF-8 bytes (lossless) [default: on, off for word models].",
+            help="Spell unseen characters as UTF-8 bytes (lossless) (default: on, off for word models).",
             show_default=False,
         ),
     ] = None,

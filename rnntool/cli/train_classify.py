@@ -16,7 +16,7 @@ from rnntool.errors import UsageError
 
 FORMAT_HELP = ("Input format: fasttext ('__label__a __label__b text'), tsv/csv (a header row; see --text-column), "
                "tab ('label<TAB>text', no header), or auto: detected from the first line.")
-ARCH_NOTE = " With --init-from a language model, its value is taken."
+ARCH_NOTE = " With --init-from a language model: its value (give none, or the same)."
 
 
 def _opt(help: str, *names: str, **kw):
@@ -49,14 +49,14 @@ def train_classify(
     model_type: Annotated[Literal["bpe", "unigram", "char", "word"], _opt(
         "Kind of tokenizer trained on the fly.", "--model-type")] = "bpe",
     cell: Annotated[Optional[Literal["rnn-tanh", "rnn-relu", "gru", "lstm"]], _opt(
-        "Recurrent cell [default: lstm]." + ARCH_NOTE, "--cell", show_default=False)] = None,
-    layers: Annotated[Optional[int], _opt("Stacked recurrent layers [default: 1]." + ARCH_NOTE, "--layers",
+        "Recurrent cell (default: lstm)." + ARCH_NOTE, "--cell", show_default=False)] = None,
+    layers: Annotated[Optional[int], _opt("Stacked recurrent layers (default: 1)." + ARCH_NOTE, "--layers",
                                           show_default=False)] = None,
-    embed_dim: Annotated[Optional[int], _opt("Embedding size [default: 256]." + ARCH_NOTE, "--embed-dim",
+    embed_dim: Annotated[Optional[int], _opt("Embedding size (default: 256)." + ARCH_NOTE, "--embed-dim",
                                              show_default=False)] = None,
     hidden_dim: Annotated[Optional[int], _opt("Recurrent state size; bidirectional: each direction half "
-                                              "[default: 256]." + ARCH_NOTE, "--hidden-dim", show_default=False)] = None,
-    bidirectional: Annotated[Optional[bool], _opt("Read each text both ways [default: bidirectional]. A language "
+                                              "(default: 256)." + ARCH_NOTE, "--hidden-dim", show_default=False)] = None,
+    bidirectional: Annotated[Optional[bool], _opt("Read each text both ways (default: bidirectional). A language "
                                                   "model gives a unidirectional encoder.",
                                                   "--bidirectional/--unidirectional", show_default=False)] = None,
     pooling: Annotated[Literal["last", "mean", "max", "attention"], _opt(

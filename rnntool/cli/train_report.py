@@ -77,8 +77,12 @@ def _ppl(loss: float) -> float:
     return math.exp(loss) if math.isfinite(loss) and loss < 700 else float("inf")
 
 
-def eval_line(info) -> str:
-    """``step 400 epoch 1 loss 2.31 ppl 10.1 val_loss 2.40 val_ppl 11.0 tok/s 9120 lr 1e-3``."""
+RATE_LABELS = {"tokens": "tok/s", "examples": "ex/s"}
+
+
+def eval_line(info, rate: str = "tok/s") -> str:
+    """``step 400 epoch 1 loss 2.31 ppl 10.1 val_loss 2.40 val_ppl 11.0 tok/s 9120 lr 1e-3`` (``rate``:
+    how throughput is labelled, ``ex/s`` for a classifier)."""
     parts = [f"step {info.step}", f"epoch {info.epoch}"]
     if math.isfinite(info.train_loss):
         parts.append(f"loss {info.train_loss:.2f}")
@@ -86,7 +90,7 @@ def eval_line(info) -> str:
             parts.append(f"ppl {_num(_ppl(info.train_loss))}")
     for key, value in info.metrics.items():
         parts.append(f"val_{key} {value:.2f}" if key == "loss" else f"val_{key} {_num(value)}")
-    parts += [f"tok/s {info.tokens_per_s:.0f}", f"lr {format_lr(info.lr)}"]
+    parts += [f"{rate} {info.tokens_per_s:.0f}", f"lr {format_lr(info.lr)}"]
     if info.is_best:
         parts.append("(best)")
     return " ".join(parts)
@@ -102,6 +106,7 @@ class ConsoleProgress:
         self._bar = None
         self._last_update = 0.0
         self._skipped_logged = 0
+        self.rate = "tok/s"  # throughput label: the task's unit (on_train_start)
 
     def __enter__(self) -> "ConsoleProgress":
         return self
@@ -121,6 +126,7 @@ class ConsoleProgress:
             console.log(msg)
 
     def on_train_start(self, info) -> None:
+        self.rate = RATE_LABELS.get(getattr(info, "unit", "tokens"), "tok/s")
         if info.note:
             console.warn(info.note)
         budget = []
@@ -152,11 +158,11 @@ class ConsoleProgress:
         status = f"step {info.step}"
         if math.isfinite(info.loss):
             status += f" loss {info.loss:.2f} ppl {_num(_ppl(info.loss))}"
-        status += f" tok/s {info.tokens_per_s:.0f} lr {format_lr(info.lr)}"
+        status += f" {self.rate} {info.tokens_per_s:.0f} lr {format_lr(info.lr)}"
         self._bar.update(completed=100.0 * info.progress, status=status)
 
     def on_eval(self, info) -> None:
-        self._print(eval_line(info))
+        self._print(eval_line(info, self.rate))
         if self._bar is not None:
             self._bar.update(completed=100.0 * info.progress)
 

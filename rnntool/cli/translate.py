@@ -25,7 +25,7 @@ def translate(
         Optional[float],
         typer.Option("--length-penalty", metavar="ALPHA", show_default=False,
                      help=f"GNMT length penalty: rank by log-prob / ((5+len)/6)^ALPHA; 0 = raw log-prob "
-                          f"[default: {DEFAULT_LENGTH_PENALTY}]."),
+                          f"(default: {DEFAULT_LENGTH_PENALTY})."),
     ] = None,
     normalize: Annotated[bool, typer.Option("--normalize", help="Rank hypotheses by log-prob / length instead.")] = False,
     max_len_ratio: Annotated[

@@ -242,7 +242,7 @@ class _Loop:
             step=self.s.step, epoch=self.s.epoch, resumed=self.resumed, total_steps=self.total_steps,
             max_time=cfg.max_time, batches_per_epoch=self.batches_per_epoch, device=str(self.device),
             world_size=self.ctx.world_size, num_parameters=sum(p.numel() for p in self.params),
-            run_dir=self.run_dir, config=cfg, note=note,
+            run_dir=self.run_dir, config=cfg, note=note, unit=getattr(self.task, "count_unit", "tokens"),
         ))
         stop = self._budget_reason(self._synced_elapsed())
         if stop is None and cfg.patience is not None and self.s.bad_evals >= cfg.patience:
@@ -548,6 +548,7 @@ class _Loop:
             best_step=self.s.best_step or 0, steps=self.s.step, epochs=self.s.epoch, elapsed=elapsed,
             stop_reason=stop_reason, skipped_steps=self.s.skipped_steps, history=list(self.s.history),
             tokens=self.s.tokens_total, tokens_per_s=self.s.tokens_total / elapsed if elapsed > 0 else 0.0,
+            unit=getattr(self.task, "count_unit", "tokens"),
             is_main=self.is_main, world_size=self.ctx.world_size, run_dir=self.run_dir,
         )
 

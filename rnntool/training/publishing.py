@@ -17,8 +17,9 @@ from pathlib import Path
 def result_metrics(result) -> dict:
     """``val_*`` of the best evaluation plus how training went."""
     metrics = {f"val_{k}": v for k, v in result.best_metrics.items()}
-    metrics.update(best_step=result.best_step, steps=result.steps, train_tokens=result.tokens,
-                   tokens_per_s=round(result.tokens_per_s, 1), stop_reason=result.stop_reason)
+    unit = getattr(result, "unit", "tokens")
+    metrics.update({"best_step": result.best_step, "steps": result.steps, f"train_{unit}": result.tokens,
+                    f"{unit}_per_s": round(result.tokens_per_s, 1), "stop_reason": result.stop_reason})
     return metrics
 
 

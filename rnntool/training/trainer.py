@@ -84,6 +84,8 @@ class TrainTask(Protocol):
       unfreezing of pretrained layers; every parameter in exactly one group. None: one group.
     - ``reports_perplexity``: optional, default True; False (a loss per example, not per token) keeps
       the loop from adding ``ppl`` to the validation metrics.
+    - ``count_unit``: optional, default "tokens": what ``loss``'s count counts ("examples" for a
+      classifier); progress and the published metrics name it (``train_examples``, ``examples_per_s``).
     - ``state_dict()`` / ``load_state_dict(state)``: optional extra resumable state, e.g. the LM's
       hidden state carried across BPTT segments. Values: tensors, or JSON-able values (nested
       dicts/lists of tensors are fine). Return ``{}`` if there is none.
@@ -125,6 +127,7 @@ class StartInfo:
     run_dir: Path | None
     config: TrainConfig
     note: str | None = None  # a warning for the user (e.g. a resumed run with no time left to train)
+    unit: str = "tokens"  # what the loss is averaged over and throughput counts (task.count_unit)
 
 
 @dataclass
@@ -177,8 +180,9 @@ class TrainResult:
     stop_reason: str  # max_steps | max_time | epochs | early_stopping (non_finite: TrainingError.result)
     skipped_steps: int
     history: list[dict] = field(default_factory=list)  # one record per eval (as in metrics.jsonl)
-    tokens: int = 0
+    tokens: int = 0  # of ``unit``: tokens, or examples for a classifier
     tokens_per_s: float = 0.0
+    unit: str = "tokens"
     is_main: bool = True  # rank 0 (or no DDP): the process that should publish
     world_size: int = 1
     run_dir: Path | None = None

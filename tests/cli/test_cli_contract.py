@@ -67,3 +67,22 @@ def test_atomic_output_has_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_help_texts_hold_no_square_bracket_markup():
+    """rich reads "[default: x]" in a help string as markup and drops it; say "(default: x)" (or escape
+    it: "rnntool\\[plot]")."""
+    import re
+
+    import typer.main
+
+    from rnntool.cli import app
+
+    def commands(cmd, path=()):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from commands(sub, (*path, name))
+
+    eaten = [(" ".join(path), p.name) for path, cmd in commands(typer.main.get_command(app))
+             for p in cmd.params if re.search(r"(?<!\\)\[[a-z]", getattr(p, "help", None) or "")]
+    assert not eaten

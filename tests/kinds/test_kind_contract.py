@@ -72,3 +72,23 @@ def test_kill_and_resume_give_the_uninterrupted_weights(kind, tmp_path):
     assert r.exit_code == 0, r.output
     resumed, straight = (load_file(tmp_path / d / WEIGHTS_FILE) for d in ("resumed", "straight"))
     assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed)
+
+
+def test_torchrun_two_processes_train_and_rank_0_alone_publishes(kind, tmp_path, registry):
+    import os
+    import subprocess
+    import sys
+
+    args = _train(kind, tmp_path, "--name", "ddp", "--max-steps", "4", "--run-dir", tmp_path / "run", "--json")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "rnntool",
+           *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    reg = Registry.open(registry)
+    assert [b.ref for b in reg.versions("ddp")] == ["ddp@1"]
+    b = reg.load("ddp", kind=kind)
+    assert b.manifest["extra"]["world_size"] == 2 and b.metrics["steps"] == 4
+    for parent in b.manifest["parents"].values():  # tokenizers trained on the fly: published once
+        name = parent.split("@")[0]
+        assert [v.ref for v in reg.versions(name)] == [f"{name}@1"]
+    assert r.stdout.count('"ref": "ddp@1"') == 1  # one summary: rank 0's

@@ -119,6 +119,7 @@ class ClassifierTask:
     """The TrainTask protocol of rnntool.training.trainer for an ``RNNClassifier``."""
 
     reports_perplexity = False  # the loss is per example
+    count_unit = "examples"
 
     def __init__(self, model: RNNClassifier, train_data: EncodedExamples, valid_data: EncodedExamples, *,
                  labels: Sequence[str], batch_size: int, seed: int, class_weights: Sequence[float] | None = None,
