@@ -101,6 +101,8 @@ def classify(
                     chosen = [(lbl, v) for lbl, v in clf_top if v >= threshold]
             else:
                 chosen = [(lbl, float(p.probs[clf.labels.index(lbl)])) for lbl in p.labels]
+                if threshold is not None and not clf.multi_label:  # fastText's predict -t: maybe nothing
+                    chosen = [(lbl, v) for lbl, v in chosen if v >= threshold]
             if prob:
                 write(" ".join(f"{clf.shown(lbl)} {v:.6g}" for lbl, v in chosen))
             else:

@@ -225,8 +225,12 @@ def warm_start(spec: ClassifyRunSpec, registry, ref: str, log: Log):
             f"({wanted['layers']}x{wanted['hidden_dim']}, unidirectional); the output layers start fresh")
         spec = dataclasses.replace(spec, model={**model, **wanted}, tokenizer=probe.tokenizer, init_from=parent.ref)
         return parent, spec
-    from rnntool.training.retrain import adopt_architecture
+    from rnntool.training.retrain import adopt_architecture, tokenizer_sha
 
+    if spec.tokenizer is not None and tokenizer_sha(registry, spec.tokenizer) != \
+            parent.files.get(TOKENIZER_FILE, {}).get("sha256"):
+        raise BadInput(f"tokenizer mismatch: {spec.tokenizer} is not the tokenizer of {parent.ref}; a warm start "
+                       "keeps the vocabulary — drop -t")
     parent_model = {k: v for k, v in (parent.config.get("model") or {}).items()}
     labels = list((parent.config.get("data") or {}).get("labels") or [])
     adopt_architecture(spec, parent, parent_model, derived=("vocab_size", "num_classes", "multi_label"),

@@ -58,6 +58,13 @@ def test_classify_prints_labels_as_trained_and_top_k_probabilities(trained):
     gold = [line.split(" ", 1)[0] for line in dev_lines]
     assert np.mean([a == b for a, b in zip(labels, gold)]) > 0.9  # it learned the task
     assert ok(invoke("classify", "-m", trained["model"], "-k", "1", input=texts)).stdout == r.stdout
+    best = [float(line.split()[1]) for line in
+            ok(invoke("classify", "-m", trained["model"], "--prob", input=texts)).stdout.splitlines()]
+    ranked = sorted(best)  # a threshold halfway between two printed probabilities (6 digits) near the median
+    t = next((a + b) / 2 for a, b in zip(ranked[len(ranked) // 2:], ranked[len(ranked) // 2 + 1:]) if b - a > 1e-4)
+    sure = ok(invoke("classify", "-m", trained["model"], "--threshold", repr(t), input=texts)).stdout.splitlines()
+    # below the threshold: an empty line (one line per input line still), as fastText's predict -t
+    assert sure == [label if b >= t else "" for label, b in zip(labels, best)]
     # a labelled fastText file classifies as is: its __label__ tokens are not read as text
     assert ok(invoke("classify", "-m", trained["model"], str(trained["dev"]))).stdout == r.stdout
     probs = ok(invoke("classify", "-m", trained["model"], "-k", "2", "--prob", input=texts)).stdout.splitlines()
