@@ -185,7 +185,8 @@ def run(cmd: list[str], log_dir: Path, tag: str, threads: int, json_out: bool = 
     env = {**os.environ, "RNNTOOL_HOME": str(registry), "OMP_NUM_THREADS": str(threads)}
     print(f"$ RNNTOOL_HOME={registry} OMP_NUM_THREADS={threads} {shlex.join(cmd)}", flush=True)
     start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)  # never a terminal: `classify` batches as it would in a script
     seconds = time.perf_counter() - start
     (log_dir / f"{tag}.stderr.log").write_text(r.stderr)
     if r.returncode != 0:

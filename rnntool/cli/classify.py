@@ -28,11 +28,12 @@ LabelColumnOpt = Annotated[Optional[str], typer.Option("--label-column", help="t
                                                        show_default=False)]
 
 
-def _batch_size(given: Optional[int]) -> int:
-    """Lines classified together: 1 on a terminal (each line answered at once), else --batch-size."""
+def batch_size_for(given: Optional[int], input: Optional[str]) -> int:
+    """Lines classified together: --batch-size, else 1 when a person types the input (stdin is a
+    terminal: each line is answered at once), else BATCH_SIZE."""
     if given is not None:
         return given
-    return 1 if stdin_is_tty() else BATCH_SIZE
+    return 1 if input in (None, "-") and stdin_is_tty() else BATCH_SIZE
 
 
 @app.command("classify")
@@ -88,23 +89,20 @@ def classify(
     started, count = time.perf_counter(), 0
     with open_output(output) as out:
         write = line_writer(out)
-        for p in clf.stream(texts, batch_size=_batch_size(batch_size), threshold=threshold):
+        for p in clf.stream(texts, batch_size=batch_size_for(batch_size, input), threshold=threshold):
             count += 1
-            if json_output:
-                write(json.dumps({"labels": [clf.shown(lbl) for lbl in p.labels],
-                                  "probs": {clf.shown(lbl): round(float(v), 6) for lbl, v in zip(clf.labels, p.probs)}},
-                                 ensure_ascii=False))
-                continue
             if top is not None:
-                chosen = clf_top = p.top(clf.labels, top)
-                if threshold is not None:
-                    chosen = [(lbl, v) for lbl, v in clf_top if v >= threshold]
+                chosen = p.top(clf.labels, top)
             else:
                 chosen = [(lbl, float(p.probs[clf.labels.index(lbl)])) for lbl in p.labels]
-                if threshold is not None and not clf.multi_label:  # fastText's predict -t: maybe nothing
-                    chosen = [(lbl, v) for lbl, v in chosen if v >= threshold]
-            if prob:
-                write(" ".join(f"{clf.shown(lbl)} {v:.6g}" for lbl, v in chosen))
+            if threshold is not None:  # multi-label: the decision already used it; fastText's predict -t
+                chosen = [(lbl, v) for lbl, v in chosen if v >= threshold]
+            if json_output:
+                write(json.dumps({"labels": [clf.shown(lbl) for lbl, _ in chosen],
+                                  "probs": {clf.shown(lbl): round(float(v), 6) for lbl, v in zip(clf.labels, p.probs)}},
+                                 ensure_ascii=False))
+            elif prob:
+                write(" ".join(f"{clf.shown(lbl)} {v:.6f}" for lbl, v in chosen))
             else:
                 write(" ".join(clf.shown(lbl) for lbl, _ in chosen))
     elapsed = time.perf_counter() - started

@@ -157,7 +157,7 @@ class ConsoleProgress:
         self._last_update = now
         status = f"step {info.step}"
         if math.isfinite(info.loss):
-            status += f" loss {info.loss:.2f} ppl {_num(_ppl(info.loss))}"
+            status += f" loss {info.loss:.2f}" + (f" ppl {_num(_ppl(info.loss))}" if self.rate == "tok/s" else "")
         status += f" {self.rate} {info.tokens_per_s:.0f} lr {format_lr(info.lr)}"
         self._bar.update(completed=100.0 * info.progress, status=status)
 

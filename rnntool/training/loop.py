@@ -23,7 +23,7 @@ from rnntool.training import distributed as dist_utils
 from rnntool.kinds.catalog import METRICS_FILE
 from rnntool.training.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
-from rnntool.training.optim import LRSchedule, build_optimizer, has_group_schedule, set_lr
+from rnntool.training.optim import LRSchedule, build_optimizer, drop_frozen_grads, has_group_schedule, set_lr
 from rnntool.runtime import prepare_device
 from rnntool.training.state_codec import restore_rng
 from rnntool.training.trainer import (
@@ -377,6 +377,8 @@ class _Loop:
             nll_sum, n_tokens = self.task.loss(self.train_model, batch)
         n_tokens = int(n_tokens)
         (nll_sum / max(n_tokens, 1)).backward()
+        if self.grouped:
+            drop_frozen_grads(self.optimizer, self.s.step)
         grads = [p.grad for p in self.params if p.grad is not None]
         norm = (torch.nn.utils.get_total_norm(grads, foreach=True) if grads
                 else torch.zeros((), device=self.device))

@@ -45,6 +45,15 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float, step: int = 0) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0) if step >= group.get("start_step", 0) else 0.0
 
 
+def drop_frozen_grads(optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Forget the gradients of groups still frozen at update ``step``: they neither count in the
+    clipping norm nor enter Adam's moments (a parameter without a gradient is skipped)."""
+    for group in optimizer.param_groups:
+        if step < group.get("start_step", 0):
+            for p in group["params"]:
+                p.grad = None
+
+
 def has_group_schedule(optimizer: torch.optim.Optimizer) -> bool:
     """True when some group's rate is not the schedule's (scaled or frozen for a while)."""
     return any(g.get("lr_scale", 1.0) != 1.0 or g.get("start_step", 0) > 0 for g in optimizer.param_groups)

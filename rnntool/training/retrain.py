@@ -1,6 +1,6 @@
 """Retraining from cron: skip unchanged work, warm starts, and gated promotion of an alias.
 
-Shared by `train lm` and `train translate` (the per-kind evaluation lives with each model kind).
+Shared by every `train` command (the per-kind evaluation lives with each model kind).
 
 Skip unchanged work (``--if-changed``)
     Every published model records ``extra.retrain_key`` = the sha256 of each data file (in order)
@@ -13,7 +13,9 @@ Gated promotion (``--promote ALIAS [--min-delta D]``)
     The new model and the version ALIAS points to are both evaluated, fresh, on the same
     validation data. Language models: bits per character (fair across tokenizers; lower is
     better). Translation: sacreBLEU with the paired bootstrap test (higher is better, and the
-    difference must be significant at p < 0.05). The new version must win by at least D. No alias
+    difference must be significant at p < 0.05). Classifiers: the ``--select`` metric with the
+    paired bootstrap test on the validation examples (rnntool/kinds/classifier/predict.py). The
+    new version must win by at least D. No alias
     yet: promote. The decision is stored in the new version's manifest (``extra.promotion``).
 """
 

@@ -72,6 +72,9 @@ def test_kill_and_resume_give_the_uninterrupted_weights(kind, tmp_path):
     assert r.exit_code == 0, r.output
     resumed, straight = (load_file(tmp_path / d / WEIGHTS_FILE) for d in ("resumed", "straight"))
     assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed)
+    # and the same retrain key: a cron run with --if-changed after a resumed run still skips
+    keys = [Registry.open().load(str(tmp_path / d)).manifest["extra"]["retrain_key"] for d in ("resumed", "straight")]
+    assert keys[0] == keys[1]
 
 
 def test_torchrun_two_processes_train_and_rank_0_alone_publishes(kind, tmp_path, registry):

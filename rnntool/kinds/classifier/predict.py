@@ -114,8 +114,7 @@ def classifier_promotion(spec, registry, model, tokenizer, texts: Sequence[str],
     new = Classifier(model, tokenizer, spec.labels, max_len=spec.max_len, threshold=spec.threshold)
     new_pred = [p.labels for p in new.predict(texts)]
     model.train(was_training)
-    labels = list(spec.labels)
-    new_score = classification_report(gold, new_pred, labels, samples=0)[spec.select]
+    new_score = classification_report(gold, new_pred, samples=0)[spec.select]
     alias = retrain.promote
     current = registry.aliases(spec.name).get(alias)
     if current is None:
@@ -123,8 +122,7 @@ def classifier_promotion(spec, registry, model, tokenizer, texts: Sequence[str],
     old_ref = f"{spec.name}@{current}"
     old = open_classifier(old_ref, registry.root, device=str(new.device))  # WrongKind unless a classifier
     old_pred = [p.labels for p in old.predict(texts)]
-    all_labels = sorted(set(labels) | set(old.labels))
-    test = paired_test(gold, old_pred, new_pred, all_labels, key=spec.select)
+    test = paired_test(gold, old_pred, new_pred, key=spec.select)  # over the labels gold and either predicts
     log(f"promotion check on {len(texts)} validation examples: {spec.select} new {test['score_b']:.4f} vs "
         f"{old_ref} {test['score_a']:.4f} (paired bootstrap p={test['p_value']:.3f})")
     if not (math.isfinite(test["score_a"]) and math.isfinite(test["score_b"])):

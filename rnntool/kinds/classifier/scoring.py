@@ -6,13 +6,15 @@ predictions file against gold labels; and the signature that says what was measu
     report = classification_report(gold, pred, labels)          # rnntool.kinds.classifier.metrics
 
 Predictions are `rnntool classify` output: one line per example, its labels space-separated
-(``__label__`` prefixes are dropped; an empty line predicts nothing), or its ``--json`` lines. Gold
+(``__label__`` prefixes are dropped; an empty line predicts nothing), its ``--prob`` lines (each
+label followed by a probability printed as ``0.930000``) or its ``--json`` lines. Gold
 labels are a file of the same layout, or labelled data in any format ``train classify`` reads.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from rnntool.errors import BadInput
@@ -20,6 +22,7 @@ from rnntool.kinds.classifier.data import LABEL_PREFIX, check_known_labels, read
 from rnntool.textio import display_name, fingerprint_file, is_stdin, read_lines
 
 Labels = tuple[str, ...]
+PROBABILITY = re.compile(r"[01]\.\d{6}")  # how `classify --prob` prints one
 
 
 def _strip(token: str) -> str:
@@ -27,8 +30,8 @@ def _strip(token: str) -> str:
 
 
 def parse_label_line(line: str, where: str) -> Labels:
-    """One prediction line: labels separated by spaces, or a `classify --json` object; the numbers of
-    `classify --prob` after prefixed labels are skipped."""
+    """One prediction line: labels separated by spaces, `classify --prob`'s labels and probabilities,
+    or a `classify --json` object."""
     line = line.strip()
     if line.startswith("{"):
         try:
@@ -36,23 +39,10 @@ def parse_label_line(line: str, where: str) -> Labels:
         except (ValueError, KeyError, TypeError):
             raise BadInput(f"{where}: not a `classify --json` line (no \"labels\" list)") from None
         return tuple(_strip(str(x)) for x in labels)
-    out: list[str] = []
-    previous_prefixed = False
-    for token in line.split():
-        if previous_prefixed and _is_number(token):
-            previous_prefixed = False
-            continue
-        previous_prefixed = token.startswith(LABEL_PREFIX)
-        out.append(_strip(token))
-    return tuple(out)
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
+    tokens = line.split()
+    if len(tokens) % 2 == 0 and all(PROBABILITY.fullmatch(t) for t in tokens[1::2]):
+        tokens = tokens[::2]  # `classify --prob`: each label followed by its probability (0.930000)
+    return tuple(_strip(t) for t in tokens)
 
 
 def read_label_lines(path, on_bad_utf8: str = "strict") -> list[Labels]:
@@ -118,7 +108,7 @@ def model_predictions(model_ref: str, data_path, *, registry=None, device: str =
     what = {"model": clf.ref, "data": data.source}
     if not is_stdin(None if data_path is None else str(data_path)):
         what["data_sha256"] = fingerprint_file(data_path)["sha256"]
-    return [e.labels for e in data.examples], pred, clf.labels, what
+    return [e.labels for e in data.examples], pred, None, what
 
 
 def signature(what: dict, report: dict, *, samples: int, seed: int) -> str:

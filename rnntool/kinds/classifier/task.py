@@ -186,7 +186,7 @@ class ClassifierTask:
             nll = F.nll_loss(logits_like, torch.from_numpy(data.targets), reduction="sum")
             gold = [(self.labels[i],) for i in data.targets]
         pred = decide(probs, self.labels, self.multi_label, self.threshold)
-        report = classification_report(gold, pred, self.labels, multi_label=self.multi_label, samples=0)
+        report = classification_report(gold, pred, multi_label=self.multi_label, samples=0)
         return {"loss": float(nll) / max(1, len(data)), "accuracy": report["accuracy"],
                 "macro_f1": report["macro_f1"]}
 

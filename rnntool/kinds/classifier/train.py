@@ -172,10 +172,15 @@ def read_splits(spec: ClassifyRunSpec, log: Log) -> Splits:
         order = list(range(len(data.examples)))
         random.Random(HOLDOUT_SEED).shuffle(order)
         out = set(order[:held])
+        left = {label for i, e in enumerate(data.examples) if i not in out for label in e.labels}
+        for i in sorted(out):  # a class held out whole goes back to training (one example of it)
+            if not set(data.examples[i].labels) <= left:
+                out.discard(i)
+                left.update(data.examples[i].labels)
         texts = [data.examples[i].text for i in sorted(out)]
         gold = [data.examples[i].labels for i in sorted(out)]
         data = dataclasses.replace(data, examples=[e for i, e in enumerate(data.examples) if i not in out])
-        log(f"holding out {held} random examples for validation (give --valid FILE to choose)")
+        log(f"holding out {len(out)} random examples for validation (give --valid FILE to choose)")
     return Splits(data, texts, gold, data.format == "fasttext")
 
 
@@ -284,7 +289,7 @@ class ClassifierKind(ModelKind):
 
         settings = model_settings("classifier", dataclasses.replace(spec, model=architecture(spec)), train_cfg,
                                   registry, parent, tokenizer_fields=("tokenizer",),
-                                  runtime_fields=("train", "valid"))
+                                  runtime_fields=("train", "valid", "labels"))
         return settings
 
     def build(self, spec: ClassifyRunSpec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:
@@ -298,13 +303,17 @@ class ClassifierKind(ModelKind):
         splits = read_splits(spec, ctx.log)
         data = splits.train
         labels = spec.labels or data.labels
-        unknown = sorted(set(data.labels) - set(labels))
+        unknown = sorted((set(data.labels) | {x for g in splits.valid_gold for x in g}) - set(labels))
         if unknown:
             raise BadInput(f"{data.source}: label {unknown[0]!r} is not one of {spec.init_from}'s "
                            f"({', '.join(labels)}); train a new classifier without --init-from")
         multi_label = data.multi_label or any(len(g) != 1 for g in splits.valid_gold)
         if parent is not None and parent.kind == "classifier":
-            multi_label = bool((parent.config.get("model") or {}).get("multi_label", multi_label))
+            parent_multi = bool((parent.config.get("model") or {}).get("multi_label"))
+            if multi_label and not parent_multi:
+                raise BadInput(f"{data.source}: examples with several labels, but {parent.ref} is a single-label "
+                               "classifier; train a new classifier without --init-from")
+            multi_label = parent_multi
         tok, tok_ref = resolve_tokenizer(spec, [e.text for e in data.examples], ctx.registry, work_dir,
                                          ctx.resume, ctx.log, ctx.warn)
         spec = dataclasses.replace(spec, labels=list(labels),

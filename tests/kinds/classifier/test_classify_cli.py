@@ -276,3 +276,63 @@ def test_pipeline_train_from_stdin_then_classify_then_evaluate(tmp_path, trained
     assert p.returncode == 0, p.stderr
     published, report = p.stdout.splitlines()
     assert published.startswith("published piped@1: val accuracy") and json.loads(report)["examples"] == 120
+
+
+def test_prediction_lines_in_every_classify_layout():
+    from rnntool.kinds.classifier.scoring import parse_label_line
+
+    assert parse_label_line("__label__pos", "p:1") == ("pos",)
+    assert parse_label_line("1 0.930000", "p:1") == ("1",)  # --prob of a plain-label model
+    assert parse_label_line("__label__a 0.600000 __label__b 0.400000", "p:1") == ("a", "b")
+    assert parse_label_line("0 1", "p:1") == ("0", "1")  # two plain labels, no probabilities
+    assert parse_label_line("", "p:1") == ()
+    assert parse_label_line('{"labels": ["__label__x"], "probs": {}}', "p:1") == ("x",)
+    with pytest.raises(Exception, match="p:1"):
+        parse_label_line('{"label": 1}', "p:1")
+
+
+def test_batch_size_is_one_only_for_a_person_typing(monkeypatch):
+    from rnntool.cli import classify as classify_cli
+
+    monkeypatch.setattr(classify_cli, "stdin_is_tty", lambda: True)
+    assert classify_cli.batch_size_for(None, None) == 1 and classify_cli.batch_size_for(None, "-") == 1
+    assert classify_cli.batch_size_for(None, "big.txt") == classify_cli.BATCH_SIZE
+    assert classify_cli.batch_size_for(8, None) == 8
+    monkeypatch.setattr(classify_cli, "stdin_is_tty", lambda: False)
+    assert classify_cli.batch_size_for(None, None) == classify_cli.BATCH_SIZE
+
+
+def test_a_class_is_never_held_out_whole(tmp_path):
+    pairs = examples(60, 9) + [("rare", "only one of these")]
+    path = tmp_path / "train.txt"
+    for seed in range(3):  # whatever the order, the rare class keeps its one example in training
+        random.Random(seed).shuffle(pairs)
+        write_fasttext(path, pairs)
+        r = ok(invoke("train", "classify", str(path), "-o", str(tmp_path / f"m{seed}"), "--max-steps", "2",
+                      "--valid-fraction", "0.5", "--json", *TINY))
+        assert json.loads(r.stdout)["data"]["labels"] == ["neg", "pos", "rare"]
+
+
+def test_unfreezing_moves_each_pretrained_layer_only_from_its_step(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(line.split(" ", 1)[1] + "\n" for line in trained["train"].read_text().splitlines()))
+    ok(invoke("train", "lm", str(texts), "-o", str(tmp_path / "lm"), "--vocab-size", "300", "--embed-dim", "16",
+              "--hidden-dim", "16", "--layers", "1", "--max-steps", "5", "--batch-size", "8", "--bptt", "16", "-q"))
+    # one LSTM layer: it unfreezes at step 3, the embeddings at step 6 (after the last of 6 updates)
+    ok(invoke("train", "classify", str(trained["train"]), "--init-from", str(tmp_path / "lm"), "-o",
+              str(tmp_path / "clf"), "--max-steps", "6", "--unfreeze-every", "3", "--dropout", "0", "-q"))
+    lm, clf = load_file(tmp_path / "lm" / "model.safetensors"), load_file(tmp_path / "clf" / "model.safetensors")
+    assert torch_equal(clf["encoder.embedding.weight"], lm["embedding.weight"])
+    assert not torch_equal(clf["encoder.rnn.weight_hh_l0"], lm["rnn.weight_hh_l0"])
+
+
+def test_multi_label_data_cannot_warm_start_a_single_label_classifier(trained, tmp_path):
+    (tmp_path / "multi.txt").write_text("".join(f"__label__pos __label__neg {t}\n" for _, t in examples(50, 2)))
+    fails(invoke("train", "classify", str(tmp_path / "multi.txt"), "--init-from", trained["model"], "-o",
+                 str(tmp_path / "m"), "--max-steps", "2", "-q"), 1, "single-label")
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
