@@ -3,8 +3,8 @@
     python demo/make_data.py OUT_DIR [--pairs 12000] [--seed 0]
 
 Writes OUT_DIR/{train,valid,test}.{en,de}, OUT_DIR/lm.{train,valid}.txt and
-OUT_DIR/clf.{train,valid,test}.tsv (the English side labelled with who does something: an animal,
-an adult or a child; a header row `label<TAB>sentence`). The sentences come
+OUT_DIR/clf.{train,valid,test}.tsv (the English side labelled with what the first verb acts on: an
+animal, a person or a thing; a header row `label<TAB>sentence`). The sentences come
 from a small grammar with a real (if tiny) German lexicon, so the translation needs agreement
 (der/die/das, den/einen), compound adverbials and one reordering (a time adverb moves before the
 object: "the cat sees the ball today" → "die Katze sieht heute den Ball"). Deterministic for a seed.
@@ -40,8 +40,8 @@ NOUNS = [
     ("the big dog", "der große Hund", "den großen Hund"),
 ]
 ANIMATE = NOUNS[:10] + [NOUNS[19]]
-SUBJECT_CLASS = {"the cat": "animal", "the dog": "animal", "the big dog": "animal", "the child": "child",
-                 "the boy": "child", "the girl": "child"}  # everyone else: "adult"
+ANIMALS = {"the cat", "the dog", "a small bird", "a white horse", "the big dog"}
+PEOPLE = {"a man", "a woman", "the child", "the boy", "the girl", "the teacher", "an old man", "a young woman"}
 VERBS = [
     ("sees", "sieht"), ("likes", "mag"), ("finds", "findet"), ("paints", "malt"),
     ("watches", "beobachtet"), ("calls", "ruft"), ("buys", "kauft"), ("draws", "zeichnet"),
@@ -79,13 +79,14 @@ def sentence(rng: random.Random) -> tuple[str, str]:
     return en_s[0].upper() + en_s[1:] + ".", de_s[0].upper() + de_s[1:] + "."
 
 
-def subject_class(english: str) -> str:
-    """Who does something in a generated English sentence: animal, child or adult."""
-    lower = english.lower()
-    for subject, label in SUBJECT_CLASS.items():
-        if lower.startswith(subject + " "):
-            return label
-    return "adult"
+def object_class(english: str) -> str:
+    """What the first verb acts on in a generated English sentence: an animal, a person or a thing
+    (the subject can be any of the first two, so the model has to find the object)."""
+    words = english.lower().rstrip(".").replace(",", "").split()
+    verbs = {en for en, _ in VERBS}
+    rest = " ".join(words[next(i for i, w in enumerate(words) if w in verbs) + 1:])
+    noun = max((n for n, _, _ in NOUNS if rest == n or rest.startswith(n + " ")), key=len)
+    return "animal" if noun in ANIMALS else "person" if noun in PEOPLE else "thing"
 
 
 def main() -> None:
@@ -109,7 +110,7 @@ def main() -> None:
     (args.out / "lm.train.txt").write_text("".join(r[0] + "\n" for r in splits["train"]), encoding="utf-8")
     (args.out / "lm.valid.txt").write_text("".join(r[0] + "\n" for r in splits["valid"]), encoding="utf-8")
     for split, rows in splits.items():
-        lines = [f"{subject_class(r[0])}\t{r[0]}\n" for r in rows[:3000]]
+        lines = [f"{object_class(r[0])}\t{r[0]}\n" for r in rows[:3000]]
         (args.out / f"clf.{split}.tsv").write_text("label\tsentence\n" + "".join(lines), encoding="utf-8")
 
 

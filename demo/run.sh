@@ -22,11 +22,11 @@ run rnntool train lm "$d/lm.train.txt" --valid "$d/lm.valid.txt" -t demo-spm --n
 run rnntool evaluate perplexity -m demo-lm "$d/lm.valid.txt"
 run rnntool generate -m demo-lm --prompt "The cat" -n 3 --seed 1 --max-tokens 20
 
-# who does something: animal, adult or child (the language model's layers start the classifier)
-run rnntool train classify "$d/clf.train.tsv" --valid "$d/clf.valid.tsv" --name demo-who \
-    --init-from demo-lm --pooling max --max-time 30s
-printf 'The old man sees a small bird.\nThe dog likes the girl.\n' | run rnntool classify -m demo-who -k 2 --prob
-run rnntool evaluate classification -m demo-who "$d/clf.test.tsv"
+# what the verb acts on: an animal, a person or a thing (the language model's layers start the classifier)
+run rnntool train classify "$d/clf.train.tsv" --valid "$d/clf.valid.tsv" --name demo-object \
+    --init-from demo-lm --pooling max --epochs 3
+printf 'The old man sees a small bird.\nThe dog likes the girl.\n' | run rnntool classify -m demo-object -k 2 --prob
+run rnntool evaluate classification -m demo-object "$d/clf.test.tsv"
 
 run rnntool train translate --src "$d/train.en" --tgt "$d/train.de" \
     --valid-src "$d/valid.en" --valid-tgt "$d/valid.de" --name demo-en-de \
