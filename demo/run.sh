@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo pipeline, on data the project generates (demo/make_data.py): tokenize, train a language
 # model, a text classifier started from it and an English→German translator; score, generate,
-# classify and translate. About 4 minutes on 2 CPU cores (bench/RESULTS.md). Everything goes to
+# classify and translate. About 3¼ minutes on 2 CPU cores (bench/RESULTS.md). Everything goes to
 # demo-out/, with its own registry; running it again starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
