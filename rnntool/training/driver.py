@@ -292,6 +292,19 @@ def default_run_dir(registry, spec) -> Path | None:
     return run_dir
 
 
+def publish_run_tokenizer(trainee, registry, work_dir: Path) -> dict:
+    """``ModelKind.publish_parents`` of a kind with one tokenizer (``trainee.details["tokenizer"]``: its
+    registry reference, None when the run trained it): the one it trained becomes
+    ``<name>-tokenizer`` (a run writing ``-o DIR`` publishes nothing); the manifest's parents."""
+    from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE
+
+    spec, tok_ref = trainee.spec, trainee.details["tokenizer"]
+    if tok_ref is None and spec.name is not None:
+        tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
+        trainee.details["tokenizer"] = tok_ref
+    return {"tokenizer": tok_ref} if tok_ref is not None else {}
+
+
 def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> str:
     """Publish a tokenizer trained on the fly as ``<name>-tokenizer`` (reusing an identical latest)."""
     from rnntool.textio import sha256_file
@@ -313,4 +326,4 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
 
 __all__ = ["PUBLISHED_FILE", "RUN_LOCK_FILE", "RunContext", "TrainOutcome", "TrainingRun", "check_fingerprints",
            "complete_promotion", "train_model",
-           "default_run_dir", "find_publication", "publish_tokenizer", "record_publication", "training_run"]
+           "default_run_dir", "find_publication", "publish_run_tokenizer", "publish_tokenizer", "record_publication", "training_run"]

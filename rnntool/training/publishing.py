@@ -29,6 +29,19 @@ def bundle_name(output: str, default: str) -> str:
     return name or default
 
 
+def check_destination(name: str | None, output: str | None) -> None:
+    """Every run publishes to the registry (``--name``) or writes a bundle (``-o DIR``): exactly one,
+    a valid name, an output directory it may write. Checked before any work."""
+    from rnntool.errors import UsageError
+    from rnntool.registry.bundle import validate_name
+
+    if (name is None) == (output is None):
+        raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
+    if name is not None:
+        validate_name(name)
+    check_output_dir(output)
+
+
 def check_output_dir(output: str | None) -> None:
     """``-o DIR`` must be new, empty or an rnntool bundle: found before training, not after it."""
     from rnntool.registry.bundle import MANIFEST

@@ -24,11 +24,10 @@ from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.kinds.catalog import WEIGHTS_FILE
-from rnntool.registry.bundle import validate_name
 from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
-from rnntool.training.driver import publish_tokenizer
+from rnntool.training.driver import publish_run_tokenizer
 from rnntool.training.kind import ModelKind, Trainee
-from rnntool.training.publishing import check_output_dir
+from rnntool.training.publishing import check_destination
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("accuracy", "macro_f1")
@@ -73,10 +72,7 @@ class ClassifyRunSpec:
     def check(self) -> "ClassifyRunSpec":
         from rnntool.kinds.classifier.data import FORMATS
 
-        if (self.name is None) == (self.output is None):
-            raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
-        if self.name is not None:
-            validate_name(self.name)
+        check_destination(self.name, self.output)
         if self.train is None:
             raise UsageError("no training data: give a labelled file, or '-' for stdin")
         if self.format not in FORMATS:
@@ -95,7 +91,6 @@ class ClassifyRunSpec:
             raise ConfigError(f"--pretrained-lr-scale must be in (0, 1] (got {self.pretrained_lr_scale})")
         if self.unfreeze_every < 0:
             raise ConfigError(f"--unfreeze-every must be 0 or more steps (got {self.unfreeze_every})")
-        check_output_dir(self.output)
         return self
 
     @property
@@ -358,11 +353,7 @@ class ClassifierKind(ModelKind):
                        state={"tokenizer": tok, "valid_texts": splits.valid_texts, "valid_gold": splits.valid_gold})
 
     def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
-        spec, tok_ref = trainee.spec, trainee.details["tokenizer"]
-        if tok_ref is None and spec.name is not None:
-            tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
-            trainee.details["tokenizer"] = tok_ref
-        return {"tokenizer": tok_ref} if tok_ref is not None else {}
+        return publish_run_tokenizer(trainee, registry, work_dir)
 
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
         from rnntool.layers.weights import save_weights

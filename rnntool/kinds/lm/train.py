@@ -20,16 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnntool.errors import BadInput, ConfigError, UsageError
-from rnntool.registry.bundle import validate_name
 from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.kinds.lm.data import Corpus, build_token_cache, check_mode
 from rnntool.kinds.lm.retrain import lm_promotion, lm_settings, warm_start_parent
 from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
 from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
-from rnntool.training.driver import publish_tokenizer
+from rnntool.training.driver import publish_run_tokenizer
 from rnntool.training.kind import ModelKind, Trainee
-from rnntool.training.publishing import check_output_dir
+from rnntool.training.publishing import check_destination
 
 Log = Callable[[str], None]
 
@@ -59,10 +58,7 @@ class LMRunSpec:
     min_delta: float = 0.0
 
     def check(self) -> "LMRunSpec":
-        if (self.name is None) == (self.output is None):
-            raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
-        if self.name is not None:
-            validate_name(self.name)
+        check_destination(self.name, self.output)
         check_mode(self.mode)
         if self.batch_size < 1 or self.bptt < 1:
             raise ConfigError("--batch-size and --bptt must be positive")
@@ -70,7 +66,6 @@ class LMRunSpec:
             raise ConfigError(f"--valid-fraction must be between 0 and 1 (got {self.valid_fraction}), or give --valid FILE")
         if not self.inputs:
             raise UsageError("no training data: give text files, or '-' for stdin")
-        check_output_dir(self.output)
         return self
 
     @property
@@ -191,11 +186,7 @@ class LanguageModelKind(ModelKind):
                        state={"tokenizer": tok})
 
     def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
-        spec, tok_ref = trainee.spec, trainee.details["tokenizer"]
-        if tok_ref is None and spec.name is not None:
-            tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
-            trainee.details["tokenizer"] = tok_ref
-        return {"tokenizer": tok_ref} if tok_ref is not None else {}
+        return publish_run_tokenizer(trainee, registry, work_dir)
 
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
         from rnntool.kinds.lm.model import save_lm

@@ -28,12 +28,11 @@ from pathlib import Path
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
 from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.kinds.translation.retrain import translation_promotion, translation_settings, warm_start_parent
-from rnntool.registry.bundle import validate_name
 from rnntool.tokenizers.sentencepiece import SIDE_FILES, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
 from rnntool.training.driver import publish_tokenizer
 from rnntool.training.kind import ModelKind, Trainee
-from rnntool.training.publishing import check_output_dir
+from rnntool.training.publishing import check_destination
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("bleu", "loss")
@@ -73,10 +72,7 @@ class TranslationRunSpec:
     VALID_MAX_LINES = 1000
 
     def check(self) -> "TranslationRunSpec":
-        if (self.name is None) == (self.output is None):
-            raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
-        if self.name is not None:
-            validate_name(self.name)
+        check_destination(self.name, self.output)
         if self.tsv is not None and (self.src is not None or self.tgt is not None):
             raise UsageError("give either --tsv FILE or --src FILE --tgt FILE, not both")
         if self.tsv is None and (self.src is None or self.tgt is None):
@@ -99,7 +95,6 @@ class TranslationRunSpec:
             raise ConfigError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
         if self.select not in SELECT_METRICS:
             raise ConfigError(f"--select must be one of {', '.join(SELECT_METRICS)} (got {self.select!r})")
-        check_output_dir(self.output)
         return self
 
     @property
