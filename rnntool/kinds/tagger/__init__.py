@@ -1,0 +1,1 @@
+"""The transducer: sequence tagging (POS, NER)."""
