@@ -3,11 +3,11 @@
 
 _rnntool_subcommands() {  # the subcommands of command path $1
     case "$1" in
-        'rnntool') _rnntool_ret='classify evaluate generate models tokenize train translate' ;;
-        'rnntool evaluate') _rnntool_ret='bleu classification perplexity' ;;
+        'rnntool') _rnntool_ret='classify evaluate generate models tag tokenize train translate' ;;
+        'rnntool evaluate') _rnntool_ret='bleu classification perplexity tags' ;;
         'rnntool models') _rnntool_ret='alias export gc import list path rm show verify' ;;
         'rnntool tokenize') _rnntool_ret='decode encode train' ;;
-        'rnntool train') _rnntool_ret='classify lm translate' ;;
+        'rnntool train') _rnntool_ret='classify lm tag translate' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -20,6 +20,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool evaluate bleu') _rnntool_ret='-h --help --ref -r --metrics --paired-bootstrap --samples --seed --alpha --json --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate classification') _rnntool_ret='-h --help -m --model --ref -r --format --text-column --label-column --key --samples --seed --plot --json --device --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --batch-size --device --json --registry -q --quiet --on-bad-utf8' ;;
+        'rnntool evaluate tags') _rnntool_ret='-h --help -m --model --format --tag-column --scheme --batch-size --samples --seed --json --device --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --temperature --top-k --top-p --greedy --beam --seed --device --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool models') _rnntool_ret='-h --help' ;;
         'rnntool models alias') _rnntool_ret='-h --help --rm --registry -q --quiet' ;;
@@ -31,6 +32,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool models rm') _rnntool_ret='-h --help --force -f --all --json --registry -q --quiet' ;;
         'rnntool models show') _rnntool_ret='-h --help --plot --json --registry -q --quiet' ;;
         'rnntool models verify') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
+        'rnntool tag') _rnntool_ret='-h --help -m --model --format --tag-column --max-len --on-long --batch-size --json --device -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize') _rnntool_ret='-h --help' ;;
         'rnntool tokenize decode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
@@ -38,6 +40,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool train') _rnntool_ret='-h --help' ;;
         'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
+        'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
         'rnntool translate') _rnntool_ret='-h --help -m --model --beam -k --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest --alignments --batch-size --batch-tokens --device --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
@@ -81,6 +84,16 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool evaluate perplexity|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool evaluate perplexity|--registry') _rnntool_ret='file' ;;
         'rnntool evaluate perplexity|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool evaluate tags|-m'|'rnntool evaluate tags|--model') _rnntool_ret='model' ;;
+        'rnntool evaluate tags|--format') _rnntool_ret='choice auto conll conllu' ;;
+        'rnntool evaluate tags|--tag-column') _rnntool_ret='text' ;;
+        'rnntool evaluate tags|--scheme') _rnntool_ret='choice iob1 iob2 iobes' ;;
+        'rnntool evaluate tags|--batch-size') _rnntool_ret='text' ;;
+        'rnntool evaluate tags|--samples') _rnntool_ret='text' ;;
+        'rnntool evaluate tags|--seed') _rnntool_ret='text' ;;
+        'rnntool evaluate tags|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool evaluate tags|--registry') _rnntool_ret='file' ;;
+        'rnntool evaluate tags|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool generate|-m'|'rnntool generate|--model') _rnntool_ret='model' ;;
         'rnntool generate|--prompt') _rnntool_ret='text' ;;
         'rnntool generate|--max-tokens') _rnntool_ret='text' ;;
@@ -107,6 +120,16 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool models show|--plot') _rnntool_ret='file' ;;
         'rnntool models show|--registry') _rnntool_ret='file' ;;
         'rnntool models verify|--registry') _rnntool_ret='file' ;;
+        'rnntool tag|-m'|'rnntool tag|--model') _rnntool_ret='model' ;;
+        'rnntool tag|--format') _rnntool_ret='choice auto conll conllu lines' ;;
+        'rnntool tag|--tag-column') _rnntool_ret='text' ;;
+        'rnntool tag|--max-len') _rnntool_ret='text' ;;
+        'rnntool tag|--on-long') _rnntool_ret='choice error split' ;;
+        'rnntool tag|--batch-size') _rnntool_ret='text' ;;
+        'rnntool tag|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool tag|-o'|'rnntool tag|--output') _rnntool_ret='file' ;;
+        'rnntool tag|--registry') _rnntool_ret='file' ;;
+        'rnntool tag|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool tokenize decode|-m'|'rnntool tokenize decode|--model') _rnntool_ret='model' ;;
         'rnntool tokenize decode|--format'|'rnntool tokenize decode|-f') _rnntool_ret='choice pieces ids' ;;
         'rnntool tokenize decode|--side') _rnntool_ret='choice src tgt' ;;
@@ -226,6 +249,49 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--min-delta') _rnntool_ret='text' ;;
         'rnntool train lm|--init-from') _rnntool_ret='text' ;;
         'rnntool train lm|--log-file') _rnntool_ret='file' ;;
+        'rnntool train tag|--valid') _rnntool_ret='file' ;;
+        'rnntool train tag|--valid-fraction') _rnntool_ret='text' ;;
+        'rnntool train tag|--format') _rnntool_ret='choice auto conll conllu' ;;
+        'rnntool train tag|--tag-column') _rnntool_ret='text' ;;
+        'rnntool train tag|--name') _rnntool_ret='text' ;;
+        'rnntool train tag|-o'|'rnntool train tag|--output') _rnntool_ret='file' ;;
+        'rnntool train tag|--min-count') _rnntool_ret='text' ;;
+        'rnntool train tag|--cell') _rnntool_ret='choice rnn-tanh rnn-relu gru lstm' ;;
+        'rnntool train tag|--layers') _rnntool_ret='text' ;;
+        'rnntool train tag|--embed-dim') _rnntool_ret='text' ;;
+        'rnntool train tag|--char-hidden') _rnntool_ret='text' ;;
+        'rnntool train tag|--hidden-dim') _rnntool_ret='text' ;;
+        'rnntool train tag|--dropout') _rnntool_ret='text' ;;
+        'rnntool train tag|--scheme') _rnntool_ret='choice auto iob1 iob2 iobes' ;;
+        'rnntool train tag|--max-len') _rnntool_ret='text' ;;
+        'rnntool train tag|--on-long') _rnntool_ret='choice error split' ;;
+        'rnntool train tag|--batch-size') _rnntool_ret='text' ;;
+        'rnntool train tag|--select') _rnntool_ret='choice accuracy span-f1' ;;
+        'rnntool train tag|--registry') _rnntool_ret='file' ;;
+        'rnntool train tag|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train tag|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train tag|--lr') _rnntool_ret='text' ;;
+        'rnntool train tag|--clip') _rnntool_ret='text' ;;
+        'rnntool train tag|--weight-decay') _rnntool_ret='text' ;;
+        'rnntool train tag|--warmup') _rnntool_ret='text' ;;
+        'rnntool train tag|--schedule') _rnntool_ret='text' ;;
+        'rnntool train tag|--min-lr') _rnntool_ret='text' ;;
+        'rnntool train tag|--epochs') _rnntool_ret='text' ;;
+        'rnntool train tag|--max-steps') _rnntool_ret='text' ;;
+        'rnntool train tag|--max-time') _rnntool_ret='text' ;;
+        'rnntool train tag|--eval-every') _rnntool_ret='text' ;;
+        'rnntool train tag|--patience') _rnntool_ret='text' ;;
+        'rnntool train tag|--seed') _rnntool_ret='text' ;;
+        'rnntool train tag|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool train tag|--threads') _rnntool_ret='text' ;;
+        'rnntool train tag|--precision') _rnntool_ret='text' ;;
+        'rnntool train tag|--save-every') _rnntool_ret='text' ;;
+        'rnntool train tag|--run-dir') _rnntool_ret='file' ;;
+        'rnntool train tag|--resume') _rnntool_ret='file' ;;
+        'rnntool train tag|--promote') _rnntool_ret='text' ;;
+        'rnntool train tag|--min-delta') _rnntool_ret='text' ;;
+        'rnntool train tag|--init-from') _rnntool_ret='text' ;;
+        'rnntool train tag|--log-file') _rnntool_ret='file' ;;
         'rnntool train translate|--src') _rnntool_ret='file' ;;
         'rnntool train translate|--tgt') _rnntool_ret='file' ;;
         'rnntool train translate|--tsv') _rnntool_ret='text' ;;
@@ -293,7 +359,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool classify'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool translate') return 0 ;;
+        'rnntool classify'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool translate') return 0 ;;
     esac
     return 1
 }

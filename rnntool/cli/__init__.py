@@ -29,9 +29,11 @@ from rnntool.cli import (  # noqa: F401,E402
     generate,
     models,
     perplexity,
+    tag,
     tokenize,
     train_classify,
     train_lm,
+    train_tag,
     train_translate,
     translate,
 )

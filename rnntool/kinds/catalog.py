@@ -19,6 +19,7 @@ METRICS_FILE = "metrics.jsonl"  # the training log: in the run directory, copied
 WEIGHTS_FILE = "model.safetensors"  # every trained kind's weights
 TOKENIZER_FILE = "tokenizer.model"  # one SentencePiece model
 SIDE_FILES = {"src": "tokenizer.src.model", "tgt": "tokenizer.tgt.model"}  # a translation's two
+VOCAB_FILE = "vocab.json"  # a tagger's word, character and tag vocabularies
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ CATALOG: dict[str, KindEntry] = {e.name: e for e in (
     KindEntry("classifier", "text classifier", (WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE), (TOKENIZER_FILE,),
               key_metrics=("val_accuracy", "val_macro_f1"), curve_metrics=("val_accuracy", "val_loss"),
               implementation="rnntool.kinds.classifier.train:KIND"),
+    KindEntry("tagger", "sequence tagger", (WEIGHTS_FILE, VOCAB_FILE, METRICS_FILE), (),
+              key_metrics=("val_span_f1", "val_accuracy"), curve_metrics=("val_span_f1", "val_accuracy"),
+              implementation="rnntool.kinds.tagger.train:KIND"),
 )}
 KINDS = tuple(CATALOG)
 
@@ -64,5 +68,5 @@ def model_kind(kind: str):
     return getattr(importlib.import_module(module), attribute)
 
 
-__all__ = ["CATALOG", "KINDS", "METRICS_FILE", "SIDE_FILES", "TOKENIZER_FILE", "WEIGHTS_FILE", "KindEntry",
+__all__ = ["CATALOG", "KINDS", "METRICS_FILE", "SIDE_FILES", "TOKENIZER_FILE", "VOCAB_FILE", "WEIGHTS_FILE", "KindEntry",
            "entry", "model_kind"]

@@ -14,7 +14,6 @@ of examples. Validation reports loss, accuracy and macro-F1 (what ``--select`` c
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from rnntool.kinds.classifier.model import RNNClassifier, token_batch
+from rnntool.training.batching import length_batches
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
 
-POOL_BATCHES = 50  # a shuffled pool of this many batches is sorted by length before it is cut
 EVAL_BATCH_SIZE = 128
 
 
@@ -74,21 +73,6 @@ class ClassifierBatch:
         tokens, lengths = token_batch([self.data.ids[r] for r in self.rows], device)  # (B, T), (B,)
         targets = torch.from_numpy(self.data.targets[self.rows]).to(device)  # (B,) or (B, C)
         return tokens, lengths, targets
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Indices in batches of similar length: shuffled, sorted within pools of POOL_BATCHES batches,
-    cut, and the batches shuffled — the same for the same (lengths, batch_size, seed)."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    pool = batch_size * POOL_BATCHES
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def predict_probabilities(model: RNNClassifier, ids: Sequence[Sequence[int]], batch_size: int = EVAL_BATCH_SIZE
@@ -197,5 +181,4 @@ class ClassifierTask:
         pass
 
 
-__all__ = ["ClassifierBatch", "ClassifierTask", "EncodedExamples", "decide", "length_batches",
-           "predict_probabilities", "wrap_ids"]
+__all__ = ["ClassifierBatch", "ClassifierTask", "EncodedExamples", "decide", "predict_probabilities", "wrap_ids"]

@@ -9,7 +9,8 @@ import torch
 
 from rnntool.errors import ConfigError
 from rnntool.kinds.classifier.model import POOLINGS, ClassifierConfig, RNNClassifier, lm_transfer_weights, token_batch
-from rnntool.kinds.classifier.task import decide, length_batches, predict_probabilities
+from rnntool.kinds.classifier.task import decide, predict_probabilities
+from rnntool.training.batching import length_batches
 from rnntool.training.config import TrainConfig
 from rnntool.training.optim import build_optimizer, set_lr
 
