@@ -4,7 +4,8 @@
 
 Writes OUT_DIR/{train,valid,test}.{en,de}, OUT_DIR/lm.{train,valid}.txt and
 OUT_DIR/clf.{train,valid,test}.tsv (the English side labelled with what the first verb acts on: an
-animal, a person or a thing; a header row `label<TAB>sentence`). The sentences come
+animal, a person or a thing; a header row `label<TAB>sentence`) and OUT_DIR/tag.{train,valid,test}.conll
+(the English side, a token per line, the subject and object of each clause as BIO spans SUBJ and OBJ). The sentences come
 from a small grammar with a real (if tiny) German lexicon, so the translation needs agreement
 (der/die/das, den/einen), compound adverbials and one reordering (a time adverb moves before the
 object: "the cat sees the ball today" → "die Katze sieht heute den Ball"). Deterministic for a seed.
@@ -89,6 +90,31 @@ def object_class(english: str) -> str:
     return "animal" if noun in ANIMALS else "person" if noun in PEOPLE else "thing"
 
 
+def role_tags(english: str) -> list[tuple[str, str]]:
+    """(token, tag) of a generated English sentence: each clause's subject and object as B-/I-SUBJ and
+    B-/I-OBJ spans, everything else O."""
+    tokens = english.rstrip(".").replace(",", " ,").split() + ["."]
+    verbs = {en for en, _ in VERBS}
+    nouns = sorted((n for n, _, _ in NOUNS), key=len, reverse=True)
+    tags = ["O"] * len(tokens)
+    role, i = "SUBJ", 0
+    while i < len(tokens):
+        rest = " ".join(tokens[i:]).lower()
+        noun = next((n for n in nouns if rest == n or rest.startswith(n + " ")), None)
+        if role is not None and noun is not None:
+            width = len(noun.split())
+            tags[i:i + width] = [f"B-{role}"] + [f"I-{role}"] * (width - 1)
+            role = "OBJ" if role == "SUBJ" else None
+            i += width
+            continue
+        if tokens[i] == "and":  # a second clause: its own subject and object
+            role = "SUBJ"
+        elif tokens[i] in verbs:
+            role = "OBJ"
+        i += 1
+    return list(zip(tokens, tags))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -112,6 +138,8 @@ def main() -> None:
     for split, rows in splits.items():
         lines = [f"{object_class(r[0])}\t{r[0]}\n" for r in rows[:3000]]
         (args.out / f"clf.{split}.tsv").write_text("label\tsentence\n" + "".join(lines), encoding="utf-8")
+        blocks = ["".join(f"{token}\t{tag}\n" for token, tag in role_tags(r[0])) for r in rows[:2000]]
+        (args.out / f"tag.{split}.conll").write_text("\n".join(blocks), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo pipeline, on data the project generates (demo/make_data.py): tokenize, train a language
-# model, a text classifier started from it and an English→German translator; score, generate,
-# classify and translate. About 3¼ minutes on 2 CPU cores (bench/RESULTS.md). Everything goes to
-# demo-out/, with its own registry; running it again starts over.
+# model, a text classifier started from it, a tagger and an English→German translator; score,
+# generate, classify, tag and translate. About 3½ minutes on 2 CPU cores (bench/RESULTS.md).
+# Everything goes to demo-out/, with its own registry; running it again starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=demo-out
@@ -27,6 +27,13 @@ run rnntool train classify "$d/clf.train.tsv" --valid "$d/clf.valid.tsv" --name 
     --init-from demo-lm --pooling max --epochs 3
 printf 'The old man sees a small bird.\nThe dog likes the girl.\n' | run rnntool classify -m demo-object -k 2 --prob
 run rnntool evaluate classification -m demo-object "$d/clf.test.tsv"
+
+# subjects and objects as BIO spans (CoNLL in, CoNLL out: conlleval's input; a CRF output layer)
+run rnntool train tag "$d/tag.train.conll" --valid "$d/tag.valid.conll" --name demo-roles \
+    --crf --select span-f1 --layers 1 --epochs 2
+printf 'The old man sees a small bird , and the dog likes the girl .\n' | run rnntool tag -m demo-roles --format lines
+run rnntool tag -m demo-roles "$d/tag.test.conll" -o "$out/tag.test.conll"
+run rnntool evaluate tags "$out/tag.test.conll"
 
 run rnntool train translate --src "$d/train.en" --tgt "$d/train.de" \
     --valid-src "$d/valid.en" --valid-tgt "$d/valid.de" --name demo-en-de \
