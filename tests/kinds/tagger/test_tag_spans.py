@@ -7,8 +7,6 @@ import random
 import warnings
 
 import pytest
-from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-from seqeval.scheme import IOBES, Tokens
 
 from rnntool.errors import BadInput, UsageError
 from rnntool.kinds.tagger.spans import (
@@ -51,7 +49,8 @@ def test_iobes_spans_by_hand():
     expected = [("PER", 0, 1), ("LOC", 1, 4), ("ORG", 4, 6), ("ORG", 6, 7), ("MISC", 15, 16),
                 ("PER", 17, 18), ("LOC", 18, 20)]
     assert extract_spans(tags, "iobes") == expected
-    seqeval = [(e.tag, e.start, e.end) for e in Tokens(tags, IOBES).entities]
+    scheme = pytest.importorskip("seqeval.scheme")
+    seqeval = [(e.tag, e.start, e.end) for e in scheme.Tokens(tags, scheme.IOBES).entities]
     assert seqeval == expected
 
 
@@ -78,12 +77,13 @@ def _random_corpus(seed: int, prefixes: str) -> tuple[list[list[str]], list[list
 
 
 def _assert_matches_seqeval(report, gold, pred, **kwargs):
+    metrics = pytest.importorskip("seqeval.metrics")  # a test oracle: pip install seqeval (see README)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert report["precision"] == pytest.approx(precision_score(gold, pred, **kwargs), abs=1e-12)
-        assert report["recall"] == pytest.approx(recall_score(gold, pred, **kwargs), abs=1e-12)
-        assert report["f1"] == pytest.approx(f1_score(gold, pred, **kwargs), abs=1e-12)
-        table = classification_report(gold, pred, output_dict=True, **kwargs)
+        assert report["precision"] == pytest.approx(metrics.precision_score(gold, pred, **kwargs), abs=1e-12)
+        assert report["recall"] == pytest.approx(metrics.recall_score(gold, pred, **kwargs), abs=1e-12)
+        assert report["f1"] == pytest.approx(metrics.f1_score(gold, pred, **kwargs), abs=1e-12)
+        table = metrics.classification_report(gold, pred, output_dict=True, **kwargs)
     mine = {row["type"]: row for row in report["per_type"]}
     theirs = {k: v for k, v in table.items() if not k.endswith(" avg")}
     assert set(mine) == set(theirs)
@@ -107,7 +107,7 @@ def test_iobes_matches_seqeval_strict_mode(seed):
     gold, pred = _random_corpus(seed, "BIES")
     report = span_report(gold, pred, scheme="iobes", samples=0)
     assert report["found_pred"] > 0 and report["correct"] > 0
-    _assert_matches_seqeval(report, gold, pred, mode="strict", scheme=IOBES)
+    _assert_matches_seqeval(report, gold, pred, mode="strict", scheme=pytest.importorskip("seqeval.scheme").IOBES)
 
 
 # -- report ---------------------------------------------------------------------------------------
