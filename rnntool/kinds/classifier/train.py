@@ -119,27 +119,6 @@ def model_config(spec: ClassifyRunSpec, vocab_size: int, num_classes: int, multi
 
 
 # -- data ------------------------------------------------------------------------------------------
-def prepare_inputs(spec: ClassifyRunSpec, work_dir: Path, log: Log) -> ClassifyRunSpec:
-    """Stdin spooled into ``work_dir``, paths absolute, fingerprints taken (no examples read yet)."""
-    from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
-    from rnntool.training.distributed import env_world_size
-
-    train = spec.train
-    if spec.valid is not None and is_stdin(spec.valid):
-        raise UsageError("--valid must be a file (stdin can carry the training data only)")
-    if is_stdin(train):
-        if env_world_size() > 1:
-            raise UsageError("a distributed run cannot read stdin; give the training data as a file")
-        log("reading training examples from stdin")
-        train = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
-    for path, what in ((train, "training data"), (spec.valid, "--valid")):
-        if path is not None and not Path(path).is_file():
-            raise BadInput(f"{path}: no such file ({what})")
-    spec = dataclasses.replace(spec, train=str(Path(train).resolve()),
-                               valid=str(Path(spec.valid).resolve()) if spec.valid is not None else None)
-    return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in spec.input_files])
-
-
 @dataclass
 class Splits:
     train: object  # rnntool.kinds.classifier.data.LabelledData
@@ -274,7 +253,9 @@ class ClassifierKind(ModelKind):
                    hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
 
     def prepare_inputs(self, spec: ClassifyRunSpec, work_dir: Path, log: Log) -> ClassifyRunSpec:
-        return prepare_inputs(spec, work_dir, log)
+        from rnntool.training.inputs import prepare_train_valid
+
+        return prepare_train_valid(spec, work_dir, log, what="examples")
 
     def warm_start(self, spec: ClassifyRunSpec, registry, ref: str, log: Log):
         return warm_start(spec, registry, ref, log)

@@ -174,23 +174,9 @@ class TaggerKind(ModelKind):
                    hint="lower --hidden-dim, --embed-dim or --layers")
 
     def prepare_inputs(self, spec: TagRunSpec, work_dir: Path, log: Log) -> TagRunSpec:
-        from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
-        from rnntool.training.distributed import env_world_size
+        from rnntool.training.inputs import prepare_train_valid
 
-        train = spec.train
-        if spec.valid is not None and is_stdin(spec.valid):
-            raise UsageError("--valid must be a file (stdin can carry the training data only)")
-        if is_stdin(train):
-            if env_world_size() > 1:
-                raise UsageError("a distributed run cannot read stdin; give the training data as a file")
-            log("reading training sentences from stdin")
-            train = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
-        for path, what in ((train, "training data"), (spec.valid, "--valid")):
-            if path is not None and not Path(path).is_file():
-                raise BadInput(f"{path}: no such file ({what})")
-        spec = dataclasses.replace(spec, train=str(Path(train).resolve()),
-                                   valid=str(Path(spec.valid).resolve()) if spec.valid is not None else None)
-        return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in spec.input_files])
+        return prepare_train_valid(spec, work_dir, log, what="sentences")
 
     def warm_start(self, spec: TagRunSpec, registry, ref: str, log: Log):
         from rnntool.training.retrain import adopt_architecture

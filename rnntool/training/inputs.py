@@ -1,0 +1,41 @@
+"""The inputs of a run that trains on one labelled file and an optional validation file (the
+classifier's and the tagger's ``ModelKind.prepare_inputs``).
+
+    spec = prepare_train_valid(spec, work_dir, log, what="examples")
+
+The spec has ``train``, ``valid``, ``on_bad_utf8``, ``fingerprints`` and ``input_files``; stdin
+('-') may carry the training data only, and is spooled into ``work_dir`` so the run can be
+fingerprinted and resumed. Nothing is read but the fingerprints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from rnntool.errors import BadInput, UsageError
+
+
+def prepare_train_valid(spec, work_dir: Path, log: Callable[[str], None], *, what: str):
+    """The spec with stdin spooled, both paths absolute and checked, and the fingerprints taken."""
+    from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
+    from rnntool.training.distributed import env_world_size
+
+    train = spec.train
+    if spec.valid is not None and is_stdin(spec.valid):
+        raise UsageError("--valid must be a file (stdin can carry the training data only)")
+    if is_stdin(train):
+        if env_world_size() > 1:
+            raise UsageError("a distributed run cannot read stdin; give the training data as a file")
+        log(f"reading training {what} from stdin")
+        train = str(spool_stdin(work_dir, on_bad_utf8=spec.on_bad_utf8))
+    for path, role in ((train, "training data"), (spec.valid, "--valid")):
+        if path is not None and not Path(path).is_file():
+            raise BadInput(f"{path}: no such file ({role})")
+    spec = dataclasses.replace(spec, train=str(Path(train).resolve()),
+                               valid=str(Path(spec.valid).resolve()) if spec.valid is not None else None)
+    return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in spec.input_files])
+
+
+__all__ = ["prepare_train_valid"]
