@@ -168,7 +168,7 @@ def resolve_tokenizer(spec: ClassifyRunSpec, texts: list[str], registry, work_di
     if resume:
         return Tokenizer.load(local), spec.tokenizer
     if spec.tokenizer is not None:
-        bundle = registry.load(spec.tokenizer, kind=("tokenizer", "lm", "classifier"))
+        bundle = registry.load(spec.tokenizer, kind=tokenizer_kinds())
         tok = Tokenizer.from_bundle(bundle)
         tok.require_rnntool_ids()
         shutil.copyfile(tok.path, local)
@@ -181,14 +181,28 @@ def resolve_tokenizer(spec: ClassifyRunSpec, texts: list[str], registry, work_di
     return Tokenizer.load(local), None
 
 
+def tokenizer_kinds() -> tuple[str, ...]:
+    """The kinds whose bundles carry one tokenizer a classifier can read with (the catalog says)."""
+    from rnntool.kinds.catalog import CATALOG
+
+    return tuple(k for k, e in CATALOG.items() if e.tokenizer_files == (TOKENIZER_FILE,))
+
+
+def lm_kind_name() -> str:
+    """The language-model kind, whose embeddings and recurrent layers can start a classifier."""
+    from rnntool.kinds.lm.train import KIND as LM_KIND
+
+    return LM_KIND.name
+
+
 def warm_start(spec: ClassifyRunSpec, registry, ref: str, log: Log):
     """``(parent, spec)`` for ``--init-from REF``: a classifier (its architecture, tokenizer and labels)
     or a language model (its tokenizer, cell and sizes, unidirectional)."""
     from rnntool.kinds.lm.retrain import warm_start_parent as lm_tokenizer_check
 
-    parent = registry.load(ref, kind=("classifier", "lm"))
+    parent = registry.load(ref, kind=(ClassifierKind.name, lm_kind_name()))
     model = dict(spec.model)
-    if parent.kind == "lm":
+    if parent.kind != ClassifierKind.name:  # a language model: transfer its encoder
         lm = parent.config.get("model") or {}
         wanted = {"cell": lm.get("cell"), "layers": lm.get("layers"), "embed_dim": lm.get("embed_dim"),
                   "hidden_dim": lm.get("hidden_dim"), "bidirectional": False}
@@ -223,7 +237,7 @@ def load_parent_weights(model, parent) -> None:
     from rnntool.kinds.classifier.model import lm_transfer_weights
     from rnntool.layers.weights import load_weights
 
-    if parent.kind == "classifier":
+    if parent.kind == ClassifierKind.name:
         load_weights(model, parent.file(WEIGHTS_FILE), "cpu")
         return
     from rnntool.kinds.lm.model import load_lm
@@ -284,7 +298,7 @@ class ClassifierKind(ModelKind):
             raise BadInput(f"{data.source}: label {unknown[0]!r} is not one of {spec.init_from}'s "
                            f"({', '.join(labels)}); train a new classifier without --init-from")
         multi_label = data.multi_label or any(len(g) != 1 for g in splits.valid_gold)
-        if parent is not None and parent.kind == "classifier":
+        if parent is not None and parent.kind == self.name:
             parent_multi = bool((parent.config.get("model") or {}).get("multi_label"))
             if multi_label and not parent_multi:
                 raise BadInput(f"{data.source}: examples with several labels, but {parent.ref} is a single-label "
@@ -311,7 +325,7 @@ class ClassifierKind(ModelKind):
         model = build_model(lambda: RNNClassifier(cfg), training=True)
         if parent is not None and not (ctx.resume and has_checkpoint(ctx.run_dir)):
             load_parent_weights(model, parent)
-        transfer = parent is not None and parent.kind == "lm"
+        transfer = parent is not None and parent.kind != self.name
         pretrained = ({"lr_scale": spec.pretrained_lr_scale, "unfreeze_every": spec.unfreeze_every}
                       if transfer else None)
         task = ClassifierTask(model, train_data, valid_data, labels=labels, batch_size=spec.batch_size,
