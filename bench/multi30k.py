@@ -76,7 +76,7 @@ def train(name: str, args) -> dict | None:
     d = args.data
     cmd = ["rnntool", "train", "translate", "--src", str(d / "train.en"), "--tgt", str(d / "train.de"),
            "--valid-src", str(d / "val.en"), "--valid-tgt", str(d / "val.de"), "-o", str(out / "model"),
-           "--max-time", args.max_time, "--seed", str(args.seed), "--device", "cpu", "--threads", str(args.threads),
+           "--max-time", args.max_time, "--seed", str(args.seed), "--device", args.device, "--threads", str(args.threads),
            "--run-dir", str(out / "run"), "--json", *RECIPES[name]]
     return run_rnntool(cmd, out, threads=args.threads)
 
@@ -92,11 +92,13 @@ def translate_and_score(bundle: Path, args, beam: int) -> dict:
     # what `rnntool translate --greedy` / `--beam 5` do by default
     settings = (DecodeSettings(greedy=True) if beam == 1 else
                 DecodeSettings(beam=beam, length_penalty=DEFAULT_LENGTH_PENALTY))
-    translator = open_translator(str(bundle), device="cpu", settings=settings)
+    translator = open_translator(str(bundle), device=args.device, settings=settings)
     sources = (args.data / "val.en").read_text(encoding="utf-8").splitlines()
     refs = (args.data / "val.de").read_text(encoding="utf-8").splitlines()
     start = time.perf_counter()
     hyps = [t.best.text for t in translator.stream(sources, batch_size=len(sources), batch_tokens=4096)]
+    if translator.device.type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     (bundle.parent / f"val.{'greedy' if beam == 1 else f'beam{beam}'}.de").write_text(
         "".join(h + "\n" for h in hyps), encoding="utf-8")
@@ -134,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-time", default="30m", help="training budget per recipe (default 30m)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--device", default="cpu", help="where to train and translate: cpu (default) or cuda")
     ap.add_argument("--data", type=Path, default=DATA, help="the Multi30k directory (default: the shared one)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON lines at the end")
     args = ap.parse_args(argv)
     names = pick(args.recipe, RECIPES, ap.error)
     if data_missing(args.data):
         return 1
-    for line in machine_info(args.threads):
+    for line in machine_info(args.threads, args.device):
         print(line)
     print(f"data: {args.data} (read in place); train 29,000 pairs, validation val.en -> val.de")
     print(f"reference: OpenNMT-py RNN about {REFERENCE_BLEU:g} cased sacreBLEU after 20 minutes on 2 CPU cores\n")

@@ -81,7 +81,7 @@ def run_recipe(name: str, args, fraction: float) -> dict:
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     cmd = ["rnntool", "train", "lm", str(args.data), "-o", str(out / "model"), "--valid-fraction", f"{fraction:.6f}",
-           "--max-time", args.max_time, "--seed", str(args.seed), "--device", "cpu", "--json", "--run-dir",
+           "--max-time", args.max_time, "--seed", str(args.seed), "--device", args.device, "--json", "--run-dir",
            str(out / "run"), *(["--threads", str(args.threads)] if args.threads else []), *RECIPES[name]]
     summary = run_rnntool(cmd, out)
     if summary is None:
@@ -101,13 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-time", default="10m", help="training budget per recipe (default 10m)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda")
     ap.add_argument("--data", type=Path, default=DATA, help="the corpus (default: the shared tinyshakespeare)")
     args = ap.parse_args(argv)
     names = pick(args.recipe, RECIPES, ap.error)
     if not args.data.is_file():
         print(f"bench: {args.data} not found (the shared benchmark data)", file=sys.stderr)
         return 1
-    for line in machine_info(args.threads):
+    for line in machine_info(args.threads, args.device):
         print(line)
     fraction, n_valid, n_lines = valid_fraction_at_90_percent(args.data)
     print(f"data: {args.data} (read in place); validation = last {n_valid} of {n_lines} lines "

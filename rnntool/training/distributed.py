@@ -71,6 +71,8 @@ def setup(device_type: str) -> DistContext:
         if device_type == "cuda":
             import torch
 
+            check_gpu_per_process(local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)),
+                                  torch.cuda.device_count())
             torch.cuda.set_device(local_rank)
         try:
             dist.init_process_group(backend=backend)
@@ -80,6 +82,17 @@ def setup(device_type: str) -> DistContext:
             ) from None
         owns = True
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend(), owns)
+
+
+def check_gpu_per_process(local_rank: int, local_world: int, gpus: int) -> None:
+    """Each torchrun process on a machine trains on its own GPU (``cuda:LOCAL_RANK``): refuse more processes
+    than GPUs with what to do instead (rather than CUDA's "invalid device ordinal")."""
+    from rnntool.errors import ConfigError
+
+    if local_rank >= gpus:
+        raise ConfigError(f"torchrun started {local_world} processes on this machine but it has {gpus} "
+                          f"GPU{'s' if gpus != 1 else ''}: one process per GPU (--nproc-per-node {gpus}), "
+                          "or --device cpu")
 
 
 def teardown(ctx: DistContext) -> None:

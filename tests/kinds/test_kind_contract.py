@@ -82,7 +82,9 @@ def test_torchrun_two_processes_train_and_rank_0_alone_publishes(kind, tmp_path,
     import subprocess
     import sys
 
-    args = _train(kind, tmp_path, "--name", "ddp", "--max-steps", "4", "--run-dir", tmp_path / "run", "--json")
+    # two CPU processes (gloo), also where a GPU is (one GPU takes one process)
+    args = _train(kind, tmp_path, "--name", "ddp", "--max-steps", "4", "--run-dir", tmp_path / "run", "--json",
+                  "--device", "cpu")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "rnntool",
            *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

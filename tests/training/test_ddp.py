@@ -138,3 +138,15 @@ def test_ddp_two_cpu_processes(tmp_path):
 if __name__ == "__main__":  # the torchrun worker
     sys.path.insert(0, str(HERE.parent))
     _worker(Path(sys.argv[1]))
+
+
+def test_more_processes_than_gpus_is_a_clear_error():
+    """On a GPU each torchrun process takes cuda:LOCAL_RANK; a second process on a one-GPU machine once died
+    of CUDA's "invalid device ordinal" (seen on a lent H200)."""
+    from rnntool.errors import ConfigError
+    from rnntool.training.distributed import check_gpu_per_process
+
+    check_gpu_per_process(0, 2, 1)
+    check_gpu_per_process(1, 2, 2)
+    with pytest.raises(ConfigError, match=r"2 processes on this machine but it has 1 GPU: .*--nproc-per-node 1"):
+        check_gpu_per_process(1, 2, 1)

@@ -408,3 +408,35 @@ def test_real_tagger_tag_then_evaluate_agree(tmp_path):
     row = json.loads(ok(invoke("tag", "-m", tmp_path / "m", "--format", "lines", "--json", "-q",
                                input="the cat runs\n")).stdout)
     assert row["tokens"] == ["the", "cat", "runs"] and len(row["tags"]) == 3 and "spans" in row
+
+
+def test_promote_on_span_f1_needs_a_significant_gain(tmp_path):
+    pytest.importorskip("rnntool.cli.train_tag")
+    from rnntool.registry.store import Registry
+
+    names = {"cat": "ANIMAL", "dog": "ANIMAL", "fox": "ANIMAL", "house": "PLACE", "river": "PLACE", "hill": "PLACE"}
+    words = ["the", "cat", "sees", "a", "dog", "near", "house", "river", "runs", "fox", "hill", "and"]
+
+    def write(path, n, offset):
+        blocks = []
+        for i in range(offset, offset + n):
+            sentence = [words[(i * 7 + k * 5) % len(words)] for k in range(4 + i % 5)]
+            blocks.append("".join(f"{w}\t{'B-' + names[w] if w in names else 'O'}\n" for w in sentence))
+        path.write_text("\n".join(blocks))
+        return path
+
+    train, dev = write(tmp_path / "train.conll", 60, 0), write(tmp_path / "dev.conll", 60, 1000)
+    args = ("train", "tag", train, "--valid", dev, "--name", "ner", "--promote", "prod", "--select", "span-f1",
+            "-q", "--embed-dim", "8", "--char-hidden", "0", "--hidden-dim", "16", "--layers", "1", "--dropout", "0",
+            "--batch-size", "8", "--seed", "3")
+    ok(invoke(*args, "--max-steps", "1"))  # barely trained: the first @prod, whatever it scores
+    reg = Registry.open()
+    assert reg.aliases("ner")["prod"] == 1
+    first = reg.load("ner@1", kind="tagger").manifest["extra"]["promotion"]
+    assert first["promoted"] is True and first["metric"] == "val_span_f1", first
+    ok(invoke(*args, "--max-steps", "120", "--lr", "1e-2"))  # far better: promoted
+    second = reg.load("ner@2", kind="tagger").manifest["extra"]["promotion"]
+    assert second["promoted"] is True and reg.aliases("ner")["prod"] == 2, second
+    ok(invoke(*args, "--max-steps", "120", "--lr", "1e-2", "--seed", "4"))  # as good: not significantly better
+    third = reg.load("ner@3", kind="tagger").manifest["extra"]["promotion"]
+    assert third["promoted"] is False and reg.aliases("ner")["prod"] == 2, third

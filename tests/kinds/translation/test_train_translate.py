@@ -143,7 +143,7 @@ def test_two_process_torchrun_trains_and_publishes_once(pairs, tmp_path, registr
     src, tgt = pairs
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "rnntool", "train", "translate", "--src", str(src), "--tgt", str(tgt), "--name", "ddp",
-           "--max-steps", "4", "--run-dir", str(tmp_path / "run"), "--json", *TINY]
+           "--max-steps", "4", "--run-dir", str(tmp_path / "run"), "--json", "--device", "cpu", *TINY]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('"ref": "ddp@1"') == 1  # one summary: rank 0's
