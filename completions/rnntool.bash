@@ -3,10 +3,10 @@
 
 _rnntool_subcommands() {  # the subcommands of command path $1
     case "$1" in
-        'rnntool') _rnntool_ret='classify evaluate generate models tag tokenize train translate' ;;
+        'rnntool') _rnntool_ret='classify completions evaluate generate models tag tokenize train translate' ;;
         'rnntool evaluate') _rnntool_ret='bleu classification perplexity tags' ;;
-        'rnntool models') _rnntool_ret='alias export gc import list path rm show verify' ;;
-        'rnntool tokenize') _rnntool_ret='decode encode train' ;;
+        'rnntool models') _rnntool_ret='alias average export gc import list path rm show verify' ;;
+        'rnntool tokenize') _rnntool_ret='decode encode train vocab' ;;
         'rnntool train') _rnntool_ret='classify lm tag translate' ;;
         *) _rnntool_ret='' ;;
     esac
@@ -14,61 +14,66 @@ _rnntool_subcommands() {  # the subcommands of command path $1
 
 _rnntool_options() {  # the options of command path $1
     case "$1" in
-        'rnntool') _rnntool_ret='-h --help --debug --version --install-completion --show-completion' ;;
-        'rnntool classify') _rnntool_ret='-h --help -m --model -k --top --prob --threshold --format --text-column --batch-size --json --device -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool') _rnntool_ret='-h --help --debug --version' ;;
+        'rnntool classify') _rnntool_ret='-h --help -m --model -k --top --prob --threshold --format --text-column --batch-size --json --device --threads -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool completions') _rnntool_ret='-h --help' ;;
         'rnntool evaluate') _rnntool_ret='-h --help' ;;
-        'rnntool evaluate bleu') _rnntool_ret='-h --help --ref -r --metrics --paired-bootstrap --samples --seed --alpha --json --on-bad-utf8 -q --quiet' ;;
-        'rnntool evaluate classification') _rnntool_ret='-h --help -m --model --ref -r --format --text-column --label-column --key --samples --seed --plot --json --device --registry --on-bad-utf8 -q --quiet' ;;
-        'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --batch-size --device --json --registry -q --quiet --on-bad-utf8' ;;
-        'rnntool evaluate tags') _rnntool_ret='-h --help -m --model --format --tag-column --scheme --batch-size --samples --seed --json --device --registry --on-bad-utf8 -q --quiet' ;;
-        'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --temperature --top-k --top-p --greedy --beam --seed --device --json --registry -q --quiet --on-bad-utf8' ;;
+        'rnntool evaluate bleu') _rnntool_ret='-h --help --ref -r --metrics --tokenize --lowercase --confidence --sentence --score-only --paired-bootstrap --samples --seed --significance --json --on-bad-utf8 -q --quiet' ;;
+        'rnntool evaluate classification') _rnntool_ret='-h --help -m --model --ref -r --format --text-column --label-column --key --samples --seed --plot --json --device --threads --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --per-token --log10 --batch-size --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
+        'rnntool evaluate tags') _rnntool_ret='-h --help -m --model --format --tag-column --scheme --batch-size --samples --seed --json --device --threads --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --lines --temperature --top-k --top-p --greedy --beam -b --seed --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool models') _rnntool_ret='-h --help' ;;
         'rnntool models alias') _rnntool_ret='-h --help --rm --registry -q --quiet' ;;
+        'rnntool models average') _rnntool_ret='-h --help --name --json --registry -q --quiet' ;;
         'rnntool models export') _rnntool_ret='-h --help --registry -q --quiet' ;;
-        'rnntool models gc') _rnntool_ret='-h --help --keep -k --dry-run -n --runs --runs-older-than --json --registry -q --quiet' ;;
+        'rnntool models gc') _rnntool_ret='-h --help --keep --dry-run --runs --runs-older-than --json --registry -q --quiet' ;;
         'rnntool models import') _rnntool_ret='-h --help --name --json --registry -q --quiet' ;;
-        'rnntool models list') _rnntool_ret='-h --help --kind -k --json --registry -q --quiet' ;;
+        'rnntool models list') _rnntool_ret='-h --help --kind --json --registry -q --quiet' ;;
         'rnntool models path') _rnntool_ret='-h --help --registry -q --quiet' ;;
         'rnntool models rm') _rnntool_ret='-h --help --force -f --all --json --registry -q --quiet' ;;
         'rnntool models show') _rnntool_ret='-h --help --plot --json --registry -q --quiet' ;;
         'rnntool models verify') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
-        'rnntool tag') _rnntool_ret='-h --help -m --model --format --tag-column --max-len --on-long --batch-size --json --device -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool tag') _rnntool_ret='-h --help -m --model --format --tag-column --max-len --on-long --batch-size --json --device --threads -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize') _rnntool_ret='-h --help' ;;
-        'rnntool tokenize decode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
-        'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --format -f --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
-        'rnntool tokenize train') _rnntool_ret='-h --help --name -n --vocab-size -v --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
+        'rnntool tokenize decode') _rnntool_ret='-h --help -m --model --input-format --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool tokenize encode') _rnntool_ret='-h --help -m --model --output-format --nbest -n --sample --alpha --seed --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool tokenize train') _rnntool_ret='-h --help --name --vocab-size --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
+        'rnntool tokenize vocab') _rnntool_ret='-h --help -m --model --side -o --output --registry -q --quiet' ;;
         'rnntool train') _rnntool_ret='-h --help' ;;
-        'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
-        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
-        'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
-        'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file' ;;
-        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -k --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest --alignments --batch-size --batch-tokens --device --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
+        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
+        'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
+        'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
+        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
     esac
 }
 
 _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag), text, file, dir, model, choice ...
     case "$1|$2" in
-        'rnntool classify|-m'|'rnntool classify|--model') _rnntool_ret='model' ;;
+        'rnntool classify|-m'|'rnntool classify|--model') _rnntool_ret='model classifier' ;;
         'rnntool classify|-k'|'rnntool classify|--top') _rnntool_ret='text' ;;
         'rnntool classify|--threshold') _rnntool_ret='text' ;;
-        'rnntool classify|--format') _rnntool_ret='choice text fasttext tsv csv tab' ;;
+        'rnntool classify|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool classify|--text-column') _rnntool_ret='text' ;;
         'rnntool classify|--batch-size') _rnntool_ret='text' ;;
         'rnntool classify|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool classify|--threads') _rnntool_ret='text' ;;
         'rnntool classify|-o'|'rnntool classify|--output') _rnntool_ret='file' ;;
         'rnntool classify|--registry') _rnntool_ret='file' ;;
         'rnntool classify|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool evaluate bleu|--ref'|'rnntool evaluate bleu|-r') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--metrics') _rnntool_ret='text' ;;
+        'rnntool evaluate bleu|--tokenize') _rnntool_ret='choice 13a intl none char zh' ;;
         'rnntool evaluate bleu|--paired-bootstrap') _rnntool_ret='file' ;;
         'rnntool evaluate bleu|--samples') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--seed') _rnntool_ret='text' ;;
-        'rnntool evaluate bleu|--alpha') _rnntool_ret='text' ;;
+        'rnntool evaluate bleu|--significance') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool evaluate classification|-m'|'rnntool evaluate classification|--model') _rnntool_ret='model' ;;
+        'rnntool evaluate classification|-m'|'rnntool evaluate classification|--model') _rnntool_ret='model classifier' ;;
         'rnntool evaluate classification|--ref'|'rnntool evaluate classification|-r') _rnntool_ret='file' ;;
-        'rnntool evaluate classification|--format') _rnntool_ret='choice auto fasttext tsv csv tab' ;;
+        'rnntool evaluate classification|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool evaluate classification|--text-column') _rnntool_ret='text' ;;
         'rnntool evaluate classification|--label-column') _rnntool_ret='text' ;;
         'rnntool evaluate classification|--key') _rnntool_ret='choice accuracy macro-f1 micro-f1' ;;
@@ -76,74 +81,85 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool evaluate classification|--seed') _rnntool_ret='text' ;;
         'rnntool evaluate classification|--plot') _rnntool_ret='file' ;;
         'rnntool evaluate classification|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool evaluate classification|--threads') _rnntool_ret='text' ;;
         'rnntool evaluate classification|--registry') _rnntool_ret='file' ;;
         'rnntool evaluate classification|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool evaluate perplexity|-m'|'rnntool evaluate perplexity|--model') _rnntool_ret='model' ;;
+        'rnntool evaluate perplexity|-m'|'rnntool evaluate perplexity|--model') _rnntool_ret='model lm' ;;
         'rnntool evaluate perplexity|--mode') _rnntool_ret='choice stream sentence' ;;
         'rnntool evaluate perplexity|--batch-size') _rnntool_ret='text' ;;
         'rnntool evaluate perplexity|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool evaluate perplexity|--threads') _rnntool_ret='text' ;;
         'rnntool evaluate perplexity|--registry') _rnntool_ret='file' ;;
         'rnntool evaluate perplexity|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool evaluate tags|-m'|'rnntool evaluate tags|--model') _rnntool_ret='model' ;;
-        'rnntool evaluate tags|--format') _rnntool_ret='choice auto conll conllu' ;;
+        'rnntool evaluate tags|-m'|'rnntool evaluate tags|--model') _rnntool_ret='model tagger' ;;
+        'rnntool evaluate tags|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool evaluate tags|--tag-column') _rnntool_ret='text' ;;
-        'rnntool evaluate tags|--scheme') _rnntool_ret='choice iob1 iob2 iobes' ;;
+        'rnntool evaluate tags|--scheme') _rnntool_ret='choice auto iob1 iob2 iobes' ;;
         'rnntool evaluate tags|--batch-size') _rnntool_ret='text' ;;
         'rnntool evaluate tags|--samples') _rnntool_ret='text' ;;
         'rnntool evaluate tags|--seed') _rnntool_ret='text' ;;
         'rnntool evaluate tags|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool evaluate tags|--threads') _rnntool_ret='text' ;;
         'rnntool evaluate tags|--registry') _rnntool_ret='file' ;;
         'rnntool evaluate tags|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool generate|-m'|'rnntool generate|--model') _rnntool_ret='model' ;;
+        'rnntool generate|-m'|'rnntool generate|--model') _rnntool_ret='model lm' ;;
         'rnntool generate|--prompt') _rnntool_ret='text' ;;
         'rnntool generate|--max-tokens') _rnntool_ret='text' ;;
         'rnntool generate|-n'|'rnntool generate|--num-samples') _rnntool_ret='text' ;;
+        'rnntool generate|--lines') _rnntool_ret='text' ;;
         'rnntool generate|--temperature') _rnntool_ret='text' ;;
         'rnntool generate|--top-k') _rnntool_ret='text' ;;
         'rnntool generate|--top-p') _rnntool_ret='text' ;;
-        'rnntool generate|--beam') _rnntool_ret='text' ;;
+        'rnntool generate|--beam'|'rnntool generate|-b') _rnntool_ret='text' ;;
         'rnntool generate|--seed') _rnntool_ret='text' ;;
         'rnntool generate|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool generate|--threads') _rnntool_ret='text' ;;
         'rnntool generate|--registry') _rnntool_ret='file' ;;
         'rnntool generate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool models alias|--registry') _rnntool_ret='file' ;;
+        'rnntool models average|--name') _rnntool_ret='text' ;;
+        'rnntool models average|--registry') _rnntool_ret='file' ;;
         'rnntool models export|--registry') _rnntool_ret='file' ;;
-        'rnntool models gc|--keep'|'rnntool models gc|-k') _rnntool_ret='text' ;;
+        'rnntool models gc|--keep') _rnntool_ret='text' ;;
         'rnntool models gc|--runs-older-than') _rnntool_ret='text' ;;
         'rnntool models gc|--registry') _rnntool_ret='file' ;;
         'rnntool models import|--name') _rnntool_ret='text' ;;
         'rnntool models import|--registry') _rnntool_ret='file' ;;
-        'rnntool models list|--kind'|'rnntool models list|-k') _rnntool_ret='text' ;;
+        'rnntool models list|--kind') _rnntool_ret='choice tokenizer lm translation classifier tagger' ;;
         'rnntool models list|--registry') _rnntool_ret='file' ;;
         'rnntool models path|--registry') _rnntool_ret='file' ;;
         'rnntool models rm|--registry') _rnntool_ret='file' ;;
         'rnntool models show|--plot') _rnntool_ret='file' ;;
         'rnntool models show|--registry') _rnntool_ret='file' ;;
         'rnntool models verify|--registry') _rnntool_ret='file' ;;
-        'rnntool tag|-m'|'rnntool tag|--model') _rnntool_ret='model' ;;
-        'rnntool tag|--format') _rnntool_ret='choice auto conll conllu lines' ;;
+        'rnntool tag|-m'|'rnntool tag|--model') _rnntool_ret='model tagger' ;;
+        'rnntool tag|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool tag|--tag-column') _rnntool_ret='text' ;;
         'rnntool tag|--max-len') _rnntool_ret='text' ;;
         'rnntool tag|--on-long') _rnntool_ret='choice error split' ;;
         'rnntool tag|--batch-size') _rnntool_ret='text' ;;
         'rnntool tag|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool tag|--threads') _rnntool_ret='text' ;;
         'rnntool tag|-o'|'rnntool tag|--output') _rnntool_ret='file' ;;
         'rnntool tag|--registry') _rnntool_ret='file' ;;
         'rnntool tag|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool tokenize decode|-m'|'rnntool tokenize decode|--model') _rnntool_ret='model' ;;
-        'rnntool tokenize decode|--format'|'rnntool tokenize decode|-f') _rnntool_ret='choice pieces ids' ;;
+        'rnntool tokenize decode|-m'|'rnntool tokenize decode|--model') _rnntool_ret='model tokenizer lm translation classifier' ;;
+        'rnntool tokenize decode|--input-format') _rnntool_ret='choice piece id' ;;
         'rnntool tokenize decode|--side') _rnntool_ret='choice src tgt' ;;
         'rnntool tokenize decode|-o'|'rnntool tokenize decode|--output') _rnntool_ret='file' ;;
         'rnntool tokenize decode|--registry') _rnntool_ret='file' ;;
         'rnntool tokenize decode|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool tokenize encode|-m'|'rnntool tokenize encode|--model') _rnntool_ret='model' ;;
-        'rnntool tokenize encode|--format'|'rnntool tokenize encode|-f') _rnntool_ret='choice pieces ids' ;;
+        'rnntool tokenize encode|-m'|'rnntool tokenize encode|--model') _rnntool_ret='model tokenizer lm translation classifier' ;;
+        'rnntool tokenize encode|--output-format') _rnntool_ret='choice piece id' ;;
+        'rnntool tokenize encode|--nbest'|'rnntool tokenize encode|-n') _rnntool_ret='text' ;;
+        'rnntool tokenize encode|--alpha') _rnntool_ret='text' ;;
+        'rnntool tokenize encode|--seed') _rnntool_ret='text' ;;
         'rnntool tokenize encode|--side') _rnntool_ret='choice src tgt' ;;
         'rnntool tokenize encode|-o'|'rnntool tokenize encode|--output') _rnntool_ret='file' ;;
         'rnntool tokenize encode|--registry') _rnntool_ret='file' ;;
         'rnntool tokenize encode|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool tokenize train|--name'|'rnntool tokenize train|-n') _rnntool_ret='text' ;;
-        'rnntool tokenize train|--vocab-size'|'rnntool tokenize train|-v') _rnntool_ret='text' ;;
+        'rnntool tokenize train|--name') _rnntool_ret='text' ;;
+        'rnntool tokenize train|--vocab-size') _rnntool_ret='text' ;;
         'rnntool tokenize train|--model-type') _rnntool_ret='choice bpe unigram char word' ;;
         'rnntool tokenize train|--character-coverage') _rnntool_ret='text' ;;
         'rnntool tokenize train|--user-symbols') _rnntool_ret='text' ;;
@@ -155,9 +171,13 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool tokenize train|-o'|'rnntool tokenize train|--output') _rnntool_ret='file' ;;
         'rnntool tokenize train|--registry') _rnntool_ret='file' ;;
         'rnntool tokenize train|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool tokenize vocab|-m'|'rnntool tokenize vocab|--model') _rnntool_ret='model tokenizer lm translation classifier' ;;
+        'rnntool tokenize vocab|--side') _rnntool_ret='choice src tgt' ;;
+        'rnntool tokenize vocab|-o'|'rnntool tokenize vocab|--output') _rnntool_ret='file' ;;
+        'rnntool tokenize vocab|--registry') _rnntool_ret='file' ;;
         'rnntool train classify|--valid') _rnntool_ret='file' ;;
         'rnntool train classify|--valid-fraction') _rnntool_ret='text' ;;
-        'rnntool train classify|--format') _rnntool_ret='choice auto fasttext tsv csv tab' ;;
+        'rnntool train classify|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool train classify|--text-column') _rnntool_ret='text' ;;
         'rnntool train classify|--label-column') _rnntool_ret='text' ;;
         'rnntool train classify|--name') _rnntool_ret='text' ;;
@@ -176,17 +196,17 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train classify|--batch-size') _rnntool_ret='text' ;;
         'rnntool train classify|--class-weights') _rnntool_ret='choice none balanced' ;;
         'rnntool train classify|--threshold') _rnntool_ret='text' ;;
-        'rnntool train classify|--select') _rnntool_ret='choice accuracy macro-f1' ;;
+        'rnntool train classify|--select') _rnntool_ret='choice loss bleu accuracy macro-f1 span-f1' ;;
         'rnntool train classify|--pretrained-lr-scale') _rnntool_ret='text' ;;
         'rnntool train classify|--unfreeze-every') _rnntool_ret='text' ;;
         'rnntool train classify|--registry') _rnntool_ret='file' ;;
         'rnntool train classify|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool train classify|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train classify|--optimizer') _rnntool_ret='choice sgd adam adamw' ;;
         'rnntool train classify|--lr') _rnntool_ret='text' ;;
         'rnntool train classify|--clip') _rnntool_ret='text' ;;
         'rnntool train classify|--weight-decay') _rnntool_ret='text' ;;
         'rnntool train classify|--warmup') _rnntool_ret='text' ;;
-        'rnntool train classify|--schedule') _rnntool_ret='text' ;;
+        'rnntool train classify|--schedule') _rnntool_ret='choice constant plateau cosine' ;;
         'rnntool train classify|--min-lr') _rnntool_ret='text' ;;
         'rnntool train classify|--epochs') _rnntool_ret='text' ;;
         'rnntool train classify|--max-steps') _rnntool_ret='text' ;;
@@ -196,7 +216,8 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train classify|--seed') _rnntool_ret='text' ;;
         'rnntool train classify|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train classify|--threads') _rnntool_ret='text' ;;
-        'rnntool train classify|--precision') _rnntool_ret='text' ;;
+        'rnntool train classify|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train classify|--accumulate') _rnntool_ret='text' ;;
         'rnntool train classify|--save-every') _rnntool_ret='text' ;;
         'rnntool train classify|--run-dir') _rnntool_ret='file' ;;
         'rnntool train classify|--resume') _rnntool_ret='file' ;;
@@ -204,6 +225,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train classify|--min-delta') _rnntool_ret='text' ;;
         'rnntool train classify|--init-from') _rnntool_ret='text' ;;
         'rnntool train classify|--log-file') _rnntool_ret='file' ;;
+        'rnntool train classify|--tensorboard') _rnntool_ret='file' ;;
         'rnntool train lm|--name') _rnntool_ret='text' ;;
         'rnntool train lm|-o'|'rnntool train lm|--output') _rnntool_ret='file' ;;
         'rnntool train lm|-t'|'rnntool train lm|--tokenizer') _rnntool_ret='text' ;;
@@ -226,12 +248,12 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--cache-dir') _rnntool_ret='file' ;;
         'rnntool train lm|--registry') _rnntool_ret='file' ;;
         'rnntool train lm|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool train lm|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train lm|--optimizer') _rnntool_ret='choice sgd adam adamw' ;;
         'rnntool train lm|--lr') _rnntool_ret='text' ;;
         'rnntool train lm|--clip') _rnntool_ret='text' ;;
         'rnntool train lm|--weight-decay') _rnntool_ret='text' ;;
         'rnntool train lm|--warmup') _rnntool_ret='text' ;;
-        'rnntool train lm|--schedule') _rnntool_ret='text' ;;
+        'rnntool train lm|--schedule') _rnntool_ret='choice constant plateau cosine' ;;
         'rnntool train lm|--min-lr') _rnntool_ret='text' ;;
         'rnntool train lm|--epochs') _rnntool_ret='text' ;;
         'rnntool train lm|--max-steps') _rnntool_ret='text' ;;
@@ -241,7 +263,8 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--seed') _rnntool_ret='text' ;;
         'rnntool train lm|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train lm|--threads') _rnntool_ret='text' ;;
-        'rnntool train lm|--precision') _rnntool_ret='text' ;;
+        'rnntool train lm|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train lm|--accumulate') _rnntool_ret='text' ;;
         'rnntool train lm|--save-every') _rnntool_ret='text' ;;
         'rnntool train lm|--run-dir') _rnntool_ret='file' ;;
         'rnntool train lm|--resume') _rnntool_ret='file' ;;
@@ -249,9 +272,10 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--min-delta') _rnntool_ret='text' ;;
         'rnntool train lm|--init-from') _rnntool_ret='text' ;;
         'rnntool train lm|--log-file') _rnntool_ret='file' ;;
+        'rnntool train lm|--tensorboard') _rnntool_ret='file' ;;
         'rnntool train tag|--valid') _rnntool_ret='file' ;;
         'rnntool train tag|--valid-fraction') _rnntool_ret='text' ;;
-        'rnntool train tag|--format') _rnntool_ret='choice auto conll conllu' ;;
+        'rnntool train tag|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool train tag|--tag-column') _rnntool_ret='text' ;;
         'rnntool train tag|--name') _rnntool_ret='text' ;;
         'rnntool train tag|-o'|'rnntool train tag|--output') _rnntool_ret='file' ;;
@@ -266,15 +290,15 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train tag|--max-len') _rnntool_ret='text' ;;
         'rnntool train tag|--on-long') _rnntool_ret='choice error split' ;;
         'rnntool train tag|--batch-size') _rnntool_ret='text' ;;
-        'rnntool train tag|--select') _rnntool_ret='choice accuracy span-f1' ;;
+        'rnntool train tag|--select') _rnntool_ret='choice loss bleu accuracy macro-f1 span-f1' ;;
         'rnntool train tag|--registry') _rnntool_ret='file' ;;
         'rnntool train tag|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool train tag|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train tag|--optimizer') _rnntool_ret='choice sgd adam adamw' ;;
         'rnntool train tag|--lr') _rnntool_ret='text' ;;
         'rnntool train tag|--clip') _rnntool_ret='text' ;;
         'rnntool train tag|--weight-decay') _rnntool_ret='text' ;;
         'rnntool train tag|--warmup') _rnntool_ret='text' ;;
-        'rnntool train tag|--schedule') _rnntool_ret='text' ;;
+        'rnntool train tag|--schedule') _rnntool_ret='choice constant plateau cosine' ;;
         'rnntool train tag|--min-lr') _rnntool_ret='text' ;;
         'rnntool train tag|--epochs') _rnntool_ret='text' ;;
         'rnntool train tag|--max-steps') _rnntool_ret='text' ;;
@@ -284,7 +308,8 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train tag|--seed') _rnntool_ret='text' ;;
         'rnntool train tag|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train tag|--threads') _rnntool_ret='text' ;;
-        'rnntool train tag|--precision') _rnntool_ret='text' ;;
+        'rnntool train tag|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train tag|--accumulate') _rnntool_ret='text' ;;
         'rnntool train tag|--save-every') _rnntool_ret='text' ;;
         'rnntool train tag|--run-dir') _rnntool_ret='file' ;;
         'rnntool train tag|--resume') _rnntool_ret='file' ;;
@@ -292,6 +317,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train tag|--min-delta') _rnntool_ret='text' ;;
         'rnntool train tag|--init-from') _rnntool_ret='text' ;;
         'rnntool train tag|--log-file') _rnntool_ret='file' ;;
+        'rnntool train tag|--tensorboard') _rnntool_ret='file' ;;
         'rnntool train translate|--src') _rnntool_ret='file' ;;
         'rnntool train translate|--tgt') _rnntool_ret='file' ;;
         'rnntool train translate|--tsv') _rnntool_ret='text' ;;
@@ -304,26 +330,26 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--src-tokenizer') _rnntool_ret='text' ;;
         'rnntool train translate|--tgt-tokenizer') _rnntool_ret='text' ;;
         'rnntool train translate|--vocab-size') _rnntool_ret='text' ;;
-        'rnntool train translate|--model-type') _rnntool_ret='text' ;;
-        'rnntool train translate|--cell') _rnntool_ret='text' ;;
+        'rnntool train translate|--model-type') _rnntool_ret='choice bpe unigram char word' ;;
+        'rnntool train translate|--cell') _rnntool_ret='choice rnn-tanh rnn-relu gru lstm' ;;
         'rnntool train translate|--layers') _rnntool_ret='text' ;;
         'rnntool train translate|--embed-dim') _rnntool_ret='text' ;;
         'rnntool train translate|--hidden-dim') _rnntool_ret='text' ;;
-        'rnntool train translate|--attention') _rnntool_ret='text' ;;
-        'rnntool train translate|--bridge') _rnntool_ret='text' ;;
+        'rnntool train translate|--attention') _rnntool_ret='choice none dot general mlp' ;;
+        'rnntool train translate|--bridge') _rnntool_ret='choice linear zeros' ;;
         'rnntool train translate|--dropout') _rnntool_ret='text' ;;
         'rnntool train translate|--max-len') _rnntool_ret='text' ;;
         'rnntool train translate|--batch-tokens') _rnntool_ret='text' ;;
         'rnntool train translate|--label-smoothing') _rnntool_ret='text' ;;
-        'rnntool train translate|--select') _rnntool_ret='text' ;;
+        'rnntool train translate|--select') _rnntool_ret='choice loss bleu accuracy macro-f1 span-f1' ;;
         'rnntool train translate|--registry') _rnntool_ret='file' ;;
         'rnntool train translate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
-        'rnntool train translate|--optimizer') _rnntool_ret='text' ;;
+        'rnntool train translate|--optimizer') _rnntool_ret='choice sgd adam adamw' ;;
         'rnntool train translate|--lr') _rnntool_ret='text' ;;
         'rnntool train translate|--clip') _rnntool_ret='text' ;;
         'rnntool train translate|--weight-decay') _rnntool_ret='text' ;;
         'rnntool train translate|--warmup') _rnntool_ret='text' ;;
-        'rnntool train translate|--schedule') _rnntool_ret='text' ;;
+        'rnntool train translate|--schedule') _rnntool_ret='choice constant plateau cosine' ;;
         'rnntool train translate|--min-lr') _rnntool_ret='text' ;;
         'rnntool train translate|--epochs') _rnntool_ret='text' ;;
         'rnntool train translate|--max-steps') _rnntool_ret='text' ;;
@@ -333,7 +359,8 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--seed') _rnntool_ret='text' ;;
         'rnntool train translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train translate|--threads') _rnntool_ret='text' ;;
-        'rnntool train translate|--precision') _rnntool_ret='text' ;;
+        'rnntool train translate|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train translate|--accumulate') _rnntool_ret='text' ;;
         'rnntool train translate|--save-every') _rnntool_ret='text' ;;
         'rnntool train translate|--run-dir') _rnntool_ret='file' ;;
         'rnntool train translate|--resume') _rnntool_ret='file' ;;
@@ -341,15 +368,23 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--min-delta') _rnntool_ret='text' ;;
         'rnntool train translate|--init-from') _rnntool_ret='text' ;;
         'rnntool train translate|--log-file') _rnntool_ret='file' ;;
-        'rnntool translate|-m'|'rnntool translate|--model') _rnntool_ret='model' ;;
-        'rnntool translate|--beam'|'rnntool translate|-k') _rnntool_ret='text' ;;
+        'rnntool train translate|--tensorboard') _rnntool_ret='file' ;;
+        'rnntool translate|-m'|'rnntool translate|--model') _rnntool_ret='model translation' ;;
+        'rnntool translate|--beam'|'rnntool translate|-b') _rnntool_ret='text' ;;
         'rnntool translate|--length-penalty') _rnntool_ret='text' ;;
         'rnntool translate|--max-len-ratio') _rnntool_ret='text' ;;
         'rnntool translate|--min-len') _rnntool_ret='text' ;;
-        'rnntool translate|--nbest') _rnntool_ret='text' ;;
+        'rnntool translate|--nbest'|'rnntool translate|-n') _rnntool_ret='text' ;;
+        'rnntool translate|--no-repeat-ngram') _rnntool_ret='text' ;;
+        'rnntool translate|--coverage-penalty') _rnntool_ret='text' ;;
+        'rnntool translate|--temperature') _rnntool_ret='text' ;;
+        'rnntool translate|--top-k') _rnntool_ret='text' ;;
+        'rnntool translate|--top-p') _rnntool_ret='text' ;;
+        'rnntool translate|--seed') _rnntool_ret='text' ;;
         'rnntool translate|--batch-size') _rnntool_ret='text' ;;
         'rnntool translate|--batch-tokens') _rnntool_ret='text' ;;
         'rnntool translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool translate|--threads') _rnntool_ret='text' ;;
         'rnntool translate|-o'|'rnntool translate|--output') _rnntool_ret='file' ;;
         'rnntool translate|--registry') _rnntool_ret='file' ;;
         'rnntool translate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
@@ -359,13 +394,42 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool classify'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool models alias'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool translate') return 0 ;;
+        'rnntool classify'|'rnntool completions'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool models alias'|'rnntool models average'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool translate') return 0 ;;
     esac
     return 1
 }
 
-_rnntool_models() {  # model names (and NAME@VERSION / NAME@ALIAS) in the registry $1
+_rnntool_argument_models() {  # 'model KIND...' when the arguments of command path $1 are model references
+    case "$1" in
+        'rnntool models alias') _rnntool_ret='model' ;;
+        'rnntool models average') _rnntool_ret='model' ;;
+        'rnntool models export') _rnntool_ret='model' ;;
+        'rnntool models path') _rnntool_ret='model' ;;
+        'rnntool models rm') _rnntool_ret='model' ;;
+        'rnntool models show') _rnntool_ret='model' ;;
+        'rnntool models verify') _rnntool_ret='model' ;;
+        *) _rnntool_ret='' ;;
+    esac
+}
+
+_rnntool_kind_ok() {  # model directory $1 holds one of the kinds $2... (none given: any kind)
+    local dir="$1" v latest=-1 k
+    shift
+    (( $# )) || return 0
+    for v in "$dir"/[0-9]*; do
+        v="${v##*/}"
+        [[ "$v" =~ ^[0-9]+$ ]] && (( v > latest )) && latest=$v
+    done
+    (( latest >= 0 )) || return 1
+    for k in "$@"; do
+        grep -q '"kind": *"'"$k"'"' "$dir/$latest/manifest.json" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+_rnntool_models() {  # model names (and NAME@VERSION / NAME@ALIAS) in the registry $1 of the kinds $3...
     local root="$1" cur="$2" d name
+    shift 2
     if [[ -z "$root" ]]; then
         if [[ -n "$RNNTOOL_HOME" ]]; then root="$RNNTOOL_HOME"
         elif [[ -d "$HOME/Library/Application Support/rnntool" ]]; then root="$HOME/Library/Application Support/rnntool"
@@ -376,13 +440,14 @@ _rnntool_models() {  # model names (and NAME@VERSION / NAME@ALIAS) in the regist
     [[ -d "$root/models" ]] || return 0
     if [[ "$cur" == *@* ]]; then
         name="${cur%%@*}"
+        [[ -d "$root/models/$name" ]] && _rnntool_kind_ok "$root/models/$name" "$@" || return 0
         for d in "$root/models/$name"/[0-9]* "$root/models/$name"/aliases/*; do
             [[ -e "$d" ]] && COMPREPLY+=("$name@${d##*/}")
         done
     else
         for d in "$root/models"/*/; do
             d="${d%/}"
-            [[ -e "$d" ]] && COMPREPLY+=("${d##*/}")
+            [[ -e "$d" ]] && _rnntool_kind_ok "$d" "$@" && COMPREPLY+=("${d##*/}")
         done
     fi
     local matches=() m
@@ -418,7 +483,7 @@ _rnntool() {
         case "$_rnntool_ret" in
             choice\ *) COMPREPLY=($(compgen -W "${_rnntool_ret#choice }" -- "$cur")) ;;
             dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-            model) _rnntool_models "$registry" "$cur"
+            model*) _rnntool_models "$registry" "$cur" ${_rnntool_ret#model}
                    compopt -o filenames 2>/dev/null
                    local f; while IFS= read -r f; do COMPREPLY+=("$f"); done < <(compgen -f -- "$cur") ;;
             file) ;;  # empty: bash's default filename completion (complete -o default)
@@ -434,6 +499,13 @@ _rnntool() {
     _rnntool_subcommands "$cmdpath"
     if [[ -n "$_rnntool_ret" ]]; then
         COMPREPLY=($(compgen -W "$_rnntool_ret" -- "$cur"))
+        return 0
+    fi
+    _rnntool_argument_models "$cmdpath"
+    if [[ -n "$_rnntool_ret" ]]; then  # model references (or a bundle directory)
+        _rnntool_models "$registry" "$cur" ${_rnntool_ret#model}
+        compopt -o filenames 2>/dev/null
+        local f; while IFS= read -r f; do COMPREPLY+=("$f"); done < <(compgen -d -- "$cur")
         return 0
     fi
     _rnntool_takes_arguments "$cmdpath" || compopt +o default +o bashdefault 2>/dev/null

@@ -72,6 +72,9 @@ def decode_line(raw: bytes, name: str, lineno: int, on_bad_utf8: str = "strict")
     except UnicodeDecodeError as e:
         if on_bad_utf8 == "replace":
             return raw.decode("utf-8", errors="replace")
+        if b"\x00" in raw:  # NUL bytes and invalid UTF-8: not text at all
+            raise BadInput(f"{name}:{lineno}: this looks like a binary file, not UTF-8 text (NUL bytes, invalid "
+                           "UTF-8); give a text file") from None
         raise BadInput(
             f"{name}:{lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
             "fix the file or pass --on-bad-utf8 replace"

@@ -18,7 +18,7 @@ import traceback
 
 import typer
 
-from rnntool.cli.app import app, click_exceptions as cx
+from rnntool.cli.app import app, build_command, click_exceptions as cx
 from rnntool.cli.console import console
 from rnntool.errors import EX_ERROR, EX_USAGE, DiskFull, RnnToolError
 
@@ -26,6 +26,7 @@ from rnntool.errors import EX_ERROR, EX_USAGE, DiskFull, RnnToolError
 from rnntool.cli import (  # noqa: F401,E402
     bleu,
     classify,
+    completions_command,
     generate,
     models,
     perplexity,
@@ -160,7 +161,7 @@ def _out_of_memory(e: BaseException) -> str | None:
 
 
 def _usage_message(e: cx.UsageError) -> str:
-    msg = e.format_message()
+    msg = e.format_message().replace(": Value error, ", ": ")  # typer's validator's prefix says nothing
     ctx = e.ctx
     if ctx is not None:
         msg += f" (see '{ctx.command_path} --help')"
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         argv = [DEBUG_FLAG, *argv]  # the root option, where typer expects it
     console.reset()  # in-process callers (tests, wrappers) get a fresh console every time
     try:
-        rc = app(args=argv, prog_name="rnntool", standalone_mode=False)
+        rc = build_command()(args=argv, prog_name="rnntool", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0
     except BrokenPipeError:
         _quiet_broken_pipe()

@@ -31,16 +31,17 @@ def _typer(help: str) -> typer.Typer:
 
 
 app = typer.Typer(
-    help="Recurrent neural language and translation models from the command line.",
+    help="Recurrent neural models of text from the command line: language models, translation, classification, "
+    "tagging.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     context_settings=CONTEXT,
-    add_completion=True,
+    add_completion=False,  # `rnntool completions SHELL` prints static scripts (TAB never starts Python)
 )
 models_app = _typer("Inspect and manage the model registry (a plain directory).")
 tokenize_app = _typer("Train SentencePiece tokenizers; encode and decode text with them.")
 train_app = _typer("Train a model and publish it to the registry.")
-evaluate_app = _typer("Score models: perplexity for language models, BLEU/chrF/TER for translations.")
+evaluate_app = _typer("Score models and outputs: perplexity, BLEU/chrF/TER, classification and tagging reports.")
 
 app.add_typer(models_app, name="models")
 app.add_typer(tokenize_app, name="tokenize")
@@ -64,3 +65,82 @@ def root(
     ] = False,
 ) -> None:
     """rnntool: Unix-style tools for RNN language models and translation."""
+
+
+# -- the command tree, with help that reads like a Unix tool's ---------------------------------------
+_ARGUMENT_METAVARS = {"input": "FILE", "files": "FILE", "inputs": "FILE"}
+
+
+def build_command():
+    """The click command tree of ``app`` as `rnntool` runs it. Help shows what a user types: a flag
+    shows no type (typer would print ``<bool>``), an argument its METAVAR (not ``<str>`` or
+    ``<list[str]>``), a text option TEXT; choices stay ``<a|b|c>``, numbers ``<int>``/``<float>``."""
+    cmd = typer.main.get_command(app)
+    _tidy_help(cmd)
+    return cmd
+
+
+def _tidy_help(cmd) -> None:
+    render = cmd.format_help
+
+    def format_help(ctx, formatter):
+        _never_cut_help()
+        return render(ctx, formatter)
+
+    cmd.format_help = format_help
+    help_option = cmd.get_help_option
+
+    def get_help_option(ctx):
+        option = help_option(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""  # a flag
+        return option
+
+    cmd.get_help_option = get_help_option
+    for param in cmd.params:
+        if getattr(param, "param_type_name", "") == "argument":
+            if param.metavar is None:
+                param.metavar = _ARGUMENT_METAVARS.get(param.name, param.name.upper())
+            param.display_type_rich = lambda ctx: None  # the name says what it is
+        elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+            if param.metavar is None:
+                param.metavar = ""
+        elif param.metavar is None:
+            desc = getattr(param, "type_descriptor", None)
+            if desc is not None and not desc.is_choice and getattr(desc, "annotation", None) is str:
+                param.metavar = "TEXT"
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        _tidy_help(sub)
+
+
+def _never_cut_help() -> None:
+    """Help is never cut with '…' (rich's tables do that to a column too narrow for it, e.g. piped at 80
+    columns): option names keep their width and the help text wraps, an unbreakable word folds."""
+    from rich.columns import Columns
+    from rich.console import Group
+    from rich.table import Table
+    from typer import rich_utils
+
+    if getattr(rich_utils.Table, "never_cuts", False):
+        return
+
+    class FoldingTable(Table):
+        never_cuts = True
+
+        def add_row(self, *renderables, **kw):
+            # typer's option tables add rows without columns: [required,] names..., type, help. Names keep
+            # their width; the type and the help wrap, and an unbreakable word folds.
+            while len(self.columns) < len(renderables):
+                names = len(self.columns) < len(renderables) - 2
+                self.add_column(overflow="fold", no_wrap=names)
+            cells = []
+            for cell in renderables:
+                if isinstance(cell, Columns):  # the help and its [default: ...]: rich's Columns cut with '…'
+                    cell = Group(*cell.renderables)
+                for text in getattr(cell, "renderables", None) or [cell]:
+                    if getattr(text, "overflow", None) is not None:
+                        text.overflow = "fold"
+                cells.append(cell)
+            super().add_row(*cells, **kw)
+
+    rich_utils.Table = FoldingTable

@@ -12,52 +12,57 @@ import typer
 
 from rnntool.cli.app import app, evaluate_app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import DeviceOpt, InputArg, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import (
+    DeviceOpt,
+    InputArg,
+    OnBadUtf8Opt,
+    OutputOpt,
+    QuietOpt,
+    RegistryOpt,
+    ThreadsOpt,
+    batch_size_option,
+    check_format,
+    format_option,
+    line_batch_size,
+    set_threads,
+)
 from rnntool.errors import UsageError
+from rnntool.kinds.classifier.data import FORMATS as LABELLED_FORMATS
+from rnntool.kinds.classifier.data import TEXT_FORMATS
 
 BATCH_SIZE = 64
-FormatOpt = Annotated[
-    Literal["auto", "fasttext", "tsv", "csv", "tab"],
-    typer.Option("--format", help="Labelled data: fasttext, tsv/csv (a header row), tab ('label<TAB>text'), or "
-                                  "auto: detected from the first line."),
-]
+FORMAT_HELP = ("Labelled data: fasttext, tsv/csv (a header row), tab ('label<TAB>text'), or auto: detected from "
+               "the first line.")
+FormatOpt = format_option(LABELLED_FORMATS, FORMAT_HELP)
+TextFormatOpt = format_option(TEXT_FORMATS, "lines: each line is a text (leading __label__ tokens are skipped, so a "
+                              "labelled fastText file works as is); fasttext/tsv/csv/tab: the texts of labelled data.")
+BatchSizeOpt = batch_size_option("Lines read and classified", BATCH_SIZE)
 TextColumnOpt = Annotated[Optional[str], typer.Option("--text-column", help="tsv/csv: the text column's name.",
                                                       show_default=False)]
 LabelColumnOpt = Annotated[Optional[str], typer.Option("--label-column", help="tsv/csv: the label column's name.",
                                                        show_default=False)]
 
 
-def batch_size_for(given: Optional[int], input: Optional[str]) -> int:
-    """Lines classified together: --batch-size, else 1 when a person types the input (stdin is a
-    terminal: each line is answered at once), else BATCH_SIZE."""
-    if given is not None:
-        return given
-    return 1 if input in (None, "-") and stdin_is_tty() else BATCH_SIZE
-
-
 @app.command("classify")
 def classify(
-    model: Annotated[str, typer.Option("-m", "--model", help="Classifier: NAME, NAME@VERSION, NAME@ALIAS or a "
-                                                               "bundle directory.")],
+    model: Annotated[str, typer.Option("-m", "--model", metavar="MODEL",
+                                       help="Classifier: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory.")],
     input: InputArg = None,
-    top: Annotated[Optional[int], typer.Option("-k", "--top", help="Print the K most probable labels, best first "
-                                                                   "(default: the decision).", show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option("-k", "--top", min=1, metavar="K", show_default=False,
+                                               help="Print the K most probable labels, best first (default: the "
+                                                    "decision).")] = None,
     prob: Annotated[bool, typer.Option("--prob", help="Each label followed by its probability "
                                                       "(fastText's predict-prob: '__label__pos 0.93').")] = False,
     threshold: Annotated[Optional[float], typer.Option(
         "--threshold", help="Only labels with at least this probability (multi-label models: the decision "
                             "threshold; default: the one it was trained with).", show_default=False)] = None,
-    input_format: Annotated[Literal["text", "fasttext", "tsv", "csv", "tab"], typer.Option(
-        "--format", help="text: each line is a text (leading __label__ tokens are skipped, so a labelled "
-                         "fastText file works as is); fasttext/tsv/csv/tab: the texts of labelled data.")] = "text",
+    input_format: TextFormatOpt = "lines",
     text_column: TextColumnOpt = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help=f"Lines read and classified together (default: 1 on a terminal, else {BATCH_SIZE}).",
-        show_default=False)] = None,
+    batch_size: BatchSizeOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line: the labels and every "
                                                              "class's probability.")] = False,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     output: OutputOpt = None,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
@@ -76,8 +81,8 @@ def classify(
     from rnntool.textio import line_writer, open_output
 
     console.quiet = quiet
-    if top is not None and top < 1:
-        raise UsageError(f"-k/--top must be at least 1 (got {top})")
+    check_format(input_format, TEXT_FORMATS)
+    set_threads(threads)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
     clf = open_classifier(model, registry, device)
@@ -89,7 +94,7 @@ def classify(
     started, count = time.perf_counter(), 0
     with open_output(output) as out:
         write = line_writer(out)
-        for p in clf.stream(texts, batch_size=batch_size_for(batch_size, input), threshold=threshold):
+        for p in clf.stream(texts, batch_size=line_batch_size(batch_size, input, BATCH_SIZE), threshold=threshold):
             count += 1
             if top is not None:
                 chosen = p.top(clf.labels, top)
@@ -114,8 +119,8 @@ def evaluate_classification(
     data: Annotated[Optional[str], typer.Argument(
         metavar="FILE", help="With -m: labelled examples to classify. With --ref: predicted labels, one line per "
                              "example ('-' or nothing: stdin).", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Classifier to evaluate on FILE's labelled "
-                                                                       "examples.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("-m", "--model", metavar="MODEL", show_default=False,
+                                                 help="Classifier to evaluate on FILE's labelled examples.")] = None,
     ref: Annotated[Optional[Path], typer.Option(
         "--ref", "-r", metavar="GOLD", help="Gold labels to score FILE's predictions against: one line of labels per "
                                             "example, or labelled data (see --format).", show_default=False)] = None,
@@ -130,6 +135,7 @@ def evaluate_classification(
                                                                 "file (.png, .svg or .pdf).", show_default=False)] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
     quiet: QuietOpt = False,
@@ -140,6 +146,8 @@ def evaluate_classification(
     from rnntool.kinds.classifier import scoring
 
     console.quiet = quiet
+    check_format(data_format, LABELLED_FORMATS)
+    set_threads(threads)
     if (model is None) == (ref is None):
         raise UsageError("give -m MODEL (classify FILE's labelled examples) or --ref GOLD (score FILE's "
                          "predictions), not both")

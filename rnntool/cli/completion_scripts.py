@@ -32,7 +32,7 @@ def _value_cases(tree: CommandSpec, fmt) -> list[str]:
         for opt in cmd.options:
             if not opt.value:
                 continue
-            kind = opt.value + ("".join(" " + c for c in opt.choices) if opt.value == "choice" else "")
+            kind = opt.value + ("".join(" " + c for c in opt.choices) if opt.value in ("choice", "model") else "")
             lines.append(fmt(cmd.path, opt.names, kind))
     return lines
 
@@ -52,6 +52,8 @@ def render_bash(tree: CommandSpec) -> str:
         tree, lambda path, names, kind: "        " + "|".join(_sq(f"{path}|{n}") for n in names)
         + f") _rnntool_ret={_sq(kind)} ;;"))
     args = "|".join(_sq(c.path) for c in tree.walk() if c.takes_arguments) or "''"
+    model_args = "\n".join(f"        {_sq(c.path)}) _rnntool_ret={_sq(' '.join(['model', *c.argument_kinds]))} ;;"
+                           for c in tree.walk() if c.argument_kinds is not None)
     return f"""# bash completion for rnntool -- {HEADER}.
 # Use: source this file, or copy it to ~/.local/share/bash-completion/completions/rnntool
 
@@ -83,8 +85,31 @@ _rnntool_takes_arguments() {{
     return 1
 }}
 
-_rnntool_models() {{  # model names (and NAME@VERSION / NAME@ALIAS) in the registry $1
+_rnntool_argument_models() {{  # 'model KIND...' when the arguments of command path $1 are model references
+    case "$1" in
+{model_args}
+        *) _rnntool_ret='' ;;
+    esac
+}}
+
+_rnntool_kind_ok() {{  # model directory $1 holds one of the kinds $2... (none given: any kind)
+    local dir="$1" v latest=-1 k
+    shift
+    (( $# )) || return 0
+    for v in "$dir"/[0-9]*; do
+        v="${{v##*/}}"
+        [[ "$v" =~ ^[0-9]+$ ]] && (( v > latest )) && latest=$v
+    done
+    (( latest >= 0 )) || return 1
+    for k in "$@"; do
+        grep -q '"kind": *"'"$k"'"' "$dir/$latest/manifest.json" 2>/dev/null && return 0
+    done
+    return 1
+}}
+
+_rnntool_models() {{  # model names (and NAME@VERSION / NAME@ALIAS) in the registry $1 of the kinds $3...
     local root="$1" cur="$2" d name
+    shift 2
     if [[ -z "$root" ]]; then
         if [[ -n "$RNNTOOL_HOME" ]]; then root="$RNNTOOL_HOME"
         elif [[ -d "$HOME/Library/Application Support/rnntool" ]]; then root="$HOME/Library/Application Support/rnntool"
@@ -95,13 +120,14 @@ _rnntool_models() {{  # model names (and NAME@VERSION / NAME@ALIAS) in the regis
     [[ -d "$root/models" ]] || return 0
     if [[ "$cur" == *@* ]]; then
         name="${{cur%%@*}}"
+        [[ -d "$root/models/$name" ]] && _rnntool_kind_ok "$root/models/$name" "$@" || return 0
         for d in "$root/models/$name"/[0-9]* "$root/models/$name"/aliases/*; do
             [[ -e "$d" ]] && COMPREPLY+=("$name@${{d##*/}}")
         done
     else
         for d in "$root/models"/*/; do
             d="${{d%/}}"
-            [[ -e "$d" ]] && COMPREPLY+=("${{d##*/}}")
+            [[ -e "$d" ]] && _rnntool_kind_ok "$d" "$@" && COMPREPLY+=("${{d##*/}}")
         done
     fi
     local matches=() m
@@ -137,7 +163,7 @@ _rnntool() {{
         case "$_rnntool_ret" in
             choice\\ *) COMPREPLY=($(compgen -W "${{_rnntool_ret#choice }}" -- "$cur")) ;;
             dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-            model) _rnntool_models "$registry" "$cur"
+            model*) _rnntool_models "$registry" "$cur" ${{_rnntool_ret#model}}
                    compopt -o filenames 2>/dev/null
                    local f; while IFS= read -r f; do COMPREPLY+=("$f"); done < <(compgen -f -- "$cur") ;;
             file) ;;  # empty: bash's default filename completion (complete -o default)
@@ -153,6 +179,13 @@ _rnntool() {{
     _rnntool_subcommands "$cmdpath"
     if [[ -n "$_rnntool_ret" ]]; then
         COMPREPLY=($(compgen -W "$_rnntool_ret" -- "$cur"))
+        return 0
+    fi
+    _rnntool_argument_models "$cmdpath"
+    if [[ -n "$_rnntool_ret" ]]; then  # model references (or a bundle directory)
+        _rnntool_models "$registry" "$cur" ${{_rnntool_ret#model}}
+        compopt -o filenames 2>/dev/null
+        local f; while IFS= read -r f; do COMPREPLY+=("$f"); done < <(compgen -d -- "$cur")
         return 0
     fi
     _rnntool_takes_arguments "$cmdpath" || compopt +o default +o bashdefault 2>/dev/null
@@ -187,6 +220,8 @@ def render_zsh(tree: CommandSpec) -> str:
         tree, lambda path, names, kind: "    (" + "|".join(_sq(f"{path}|{n}") for n in names)
         + f") REPLY={_sq(kind)} ;;")
     args = "|".join(_sq(c.path) for c in tree.walk() if c.takes_arguments) or "''"
+    model_args = [f"    ({_sq(c.path)}) REPLY={_sq(' '.join(['model', *c.argument_kinds]))} ;;"
+                  for c in tree.walk() if c.argument_kinds is not None]
     nl = "\n"
     return f"""#compdef rnntool
 # zsh completion for rnntool -- {HEADER}.
@@ -213,8 +248,29 @@ _rnntool_option_value() {{  # '' (a flag), text, file, dir, model, choice ...
   esac
 }}
 
-_rnntool_models() {{
+_rnntool_argument_models() {{  # 'model KIND...' when the arguments of command path $1 are model references
+  case $1 in
+{nl.join(model_args)}
+    (*) REPLY='' ;;
+  esac
+}}
+
+_rnntool_kind_ok() {{  # model directory $1 holds one of the kinds $2... (none given: any kind)
+  local dir=$1 v k
+  local -i latest=-1
+  shift
+  (( $# )) || return 0
+  for v in $dir/<->(N); do (( ${{v:t}} > latest )) && latest=${{v:t}}; done
+  (( latest >= 0 )) || return 1
+  for k in "$@"; do
+    grep -q '"kind": *"'"$k"'"' $dir/$latest/manifest.json 2>/dev/null && return 0
+  done
+  return 1
+}}
+
+_rnntool_models() {{  # model names (NAME@VERSION, NAME@ALIAS) in the registry $1 of the kinds $3...
   local root=$1 cur=$2 d
+  shift 2
   local -a names
   if [[ -z $root ]]; then
     if [[ -n $RNNTOOL_HOME ]]; then root=$RNNTOOL_HOME
@@ -226,9 +282,10 @@ _rnntool_models() {{
   [[ -d $root/models ]] || return 0
   if [[ $cur == *@* ]]; then
     local name=${{cur%%@*}}
+    [[ -d $root/models/$name ]] && _rnntool_kind_ok $root/models/$name "$@" || return 0
     for d in $root/models/$name/[0-9]*(N) $root/models/$name/aliases/*(N); do names+=("$name@${{d:t}}"); done
   else
-    for d in $root/models/*(N/); do names+=("${{d:t}}"); done
+    for d in $root/models/*(N/); do _rnntool_kind_ok $d "$@" && names+=("${{d:t}}"); done
   fi
   (( ${{#names}} )) && compadd -X models -a names
 }}
@@ -263,7 +320,7 @@ _rnntool() {{
       (choice\\ *) local -a vals; vals=(${{=REPLY#choice }}); compadd -a vals ;;
       (dir) _files -/ ;;
       (file) _files ;;
-      (model) _rnntool_models "$registry" "$cur"; _files ;;
+      (model*) _rnntool_models "$registry" "$cur" ${{=REPLY#model}}; _files ;;
     esac
     return 0
   fi
@@ -275,6 +332,12 @@ _rnntool() {{
   _rnntool_subcommands "$cmdpath"
   if (( ${{#reply}} )); then
     _describe -t commands command reply
+    return 0
+  fi
+  _rnntool_argument_models "$cmdpath"
+  if [[ -n $REPLY ]]; then  # model references (or a bundle directory)
+    _rnntool_models "$registry" "$cur" ${{=REPLY#model}}
+    _files -/
     return 0
   fi
   case $cmdpath in
@@ -321,11 +384,15 @@ def render_fish(tree: CommandSpec) -> str:
             elif o.value == "file":
                 spec.append("-r -F")
             elif o.value == "model":
-                spec.append("-r -F -a '(__rnntool_models)'")
+                spec.append(f"-r -F -a {_fish_q('(__rnntool_models ' + ' '.join(o.choices) + ')')}")
             elif o.value == "text":
                 spec.append("-x")
             lines.append(f"complete -c rnntool -n {cond} {' '.join(spec)} -d {_fish_q(o.help)}")
-        if c.takes_arguments and not c.subcommands:
+        if c.argument_kinds is not None:
+            models = _fish_q("(__rnntool_models " + " ".join(c.argument_kinds) + ")")
+            lines.append(f"complete -c rnntool -n {cond} -a {models} -d model")
+            lines.append(f"complete -c rnntool -n {cond} -a '(__fish_complete_directories (commandline -ct))'")
+        elif c.takes_arguments and not c.subcommands:
             lines.append(f"complete -c rnntool -n {cond} -F")
     nl = "\n"
     return f"""# fish completion for rnntool -- {HEADER}.
@@ -355,7 +422,8 @@ function __rnntool_at
     test (__rnntool_path) = "$argv[1]"
 end
 
-function __rnntool_models --description 'Model names in the rnntool registry'
+function __rnntool_models --description 'Model names in the rnntool registry (of the kinds given, else any)'
+    set -l kinds $argv
     set -l root $RNNTOOL_HOME
     set -l words (commandline -opc)
     set -l i (contains -i -- --registry $words)
@@ -369,9 +437,29 @@ function __rnntool_models --description 'Model names in the rnntool registry'
             set root $HOME/.local/share/rnntool
         end
     end
-    for d in $root/models/*/
-        basename $d
+    set -l cur (commandline -ct)
+    if string match -q -- '*@*' $cur
+        set -l name (string split -m 1 @ -- $cur)[1]
+        __rnntool_kind_ok $root/models/$name $kinds; or return
+        for d in $root/models/$name/[0-9]* $root/models/$name/aliases/*
+            echo $name@(basename $d)
+        end
+        return
     end
+    for d in $root/models/*/
+        __rnntool_kind_ok $d $kinds; and basename $d
+    end
+end
+
+function __rnntool_kind_ok --description 'Model directory $argv[1] holds one of the kinds $argv[2..] (none: any)'
+    set -l dir (string trim -r -c / -- $argv[1])
+    set -q argv[2]; or return 0
+    set -l latest (for v in $dir/*; string match -qr '^[0-9]+$' -- (basename $v); and basename $v; end | sort -n | tail -1)
+    test -n "$latest"; or return 1
+    for k in $argv[2..-1]
+        grep -q '"kind": *"'$k'"' $dir/$latest/manifest.json 2>/dev/null; and return 0
+    end
+    return 1
 end
 
 complete -c rnntool -f

@@ -122,14 +122,17 @@ class Console:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
+        # On a narrow terminal the status gives way (cut with '…'), never the times or the percentage.
+        fixed = lambda width: Column(no_wrap=True, min_width=width)  # noqa: E731
         columns = [
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=24),
+            TextColumn("{task.percentage:>5.1f}%", table_column=fixed(6)),
+            TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            TimeElapsedColumn(table_column=fixed(7)),
+            TimeRemainingColumn(table_column=fixed(7)),
         ]
         with Progress(*columns, console=self.rich(), transient=False) as prog:
             task = prog.add_task(description, total=total, status="")

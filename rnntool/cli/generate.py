@@ -9,13 +9,26 @@ import typer
 
 from rnntool.cli.app import app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import DeviceOpt, ModelRefOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt
+from rnntool.cli.options import (
+    DeviceOpt,
+    OnBadUtf8Opt,
+    QuietOpt,
+    RegistryOpt,
+    TemperatureOpt,
+    ThreadsOpt,
+    TopKOpt,
+    TopPOpt,
+    set_threads,
+    stdin_is_tty,
+)
 
 
 @app.command("generate")
 def generate(
-    model: ModelRefOpt,
+    model: Annotated[list[str], typer.Option(
+        "-m", "--model", metavar="MODEL", show_default=False,
+        help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory; give -m again for an ensemble "
+             "(the mean of the models' next-token distributions; they must share their tokenizer).")],
     prompt: Annotated[
         Optional[str],
         typer.Option("--prompt", help="Text to continue. Without it: one prompt per stdin line; "
@@ -23,17 +36,21 @@ def generate(
     ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens to generate per output.")] = 100,
     num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Outputs per prompt.")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0,
-                                               help="Sampling temperature (0 = greedy).")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest tokens (0 = all).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
-                                         help="Nucleus sampling: the smallest set with this probability.")] = 1.0,
+    lines: Annotated[int, typer.Option(
+        "--lines", min=0, metavar="N",
+        help="Stream-mode models (lines joined by <eos>): go on across line ends until N lines, 0 = until "
+             "--max-tokens; outputs of more than one line are followed by a blank line.")] = 1,
+    temperature: TemperatureOpt = 1.0,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Always take the likeliest token.")] = False,
-    beam: Annotated[int, typer.Option("--beam", min=0, help="Beam search with this many beams (0 = off); "
-                                      "-n N prints the N best.")] = 0,
+    beam: Annotated[Optional[int], typer.Option(
+        "--beam", "-b", min=1, metavar="K", show_default=False,
+        help="Beam search with K hypotheses (1 = greedy) instead of sampling; -n N prints the N best.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling: the same seed repeats exactly.",
                                                 show_default=False)] = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per output (JSON Lines) with "
                                            "token ids and log-probs.")] = False,
     registry: RegistryOpt = None,
@@ -47,16 +64,17 @@ def generate(
     """
     import torch
 
-    from rnntool.kinds.lm.model import open_lm
+    from rnntool.kinds.lm.model import open_ensemble
     from rnntool.kinds.lm.generate import GenerateSettings, Sample
     from rnntool.kinds.lm.generate import generate as generate_text
     from rnntool.layers.weights import model_device
     from rnntool.textio import read_lines
 
     console.quiet = quiet
-    settings = GenerateSettings(max_tokens=max_tokens, num_samples=num_samples, greedy=greedy, beam=beam,
-                                temperature=temperature, top_k=top_k, top_p=top_p).validate()
-    lm = open_lm(model, registry, device)
+    set_threads(threads)
+    settings = GenerateSettings(max_tokens=max_tokens, num_samples=num_samples, greedy=greedy, beam=beam or 0,
+                                lines=lines, temperature=temperature, top_k=top_k, top_p=top_p).validate()
+    lm = open_ensemble(model, registry, device)
     generator = torch.Generator(device=model_device(lm.model))
     if seed is None:
         generator.seed()
@@ -75,7 +93,7 @@ def generate(
                 if json_out:
                     console.emit_json(event.to_dict())
                 else:
-                    console.emit("")
+                    console.emit("" if settings.lines == 1 else "\n")  # a blank line ends a multi-line output
             elif not json_out:
                 out.write(event)
                 out.flush()

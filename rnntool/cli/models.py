@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -72,8 +72,15 @@ def _pairs(d: dict) -> str:
 
 
 def _data_text(b: Bundle) -> str:
-    ds = b.data_size
-    return f"{_size(ds['bytes'])}/{ds['lines']} lines" if ds["files"] else "-"
+    """The training data: lines, or pairs of a parallel corpus (validation data apart, in `models show REF`)."""
+    train = [d for d in b.data if str(d.get("role", "train")).startswith("train")]
+    if not train:
+        return "-"
+    size = _size(sum(int(d.get("bytes") or 0) for d in train))
+    sides = [d for d in train if d.get("role") in ("train-src", "train-tgt")]
+    if sides:  # one line per pair on each side
+        return f"{size}/{int(sides[0].get('lines') or 0)} pairs"
+    return f"{size}/{sum(int(d.get('lines') or 0) for d in train)} lines"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
@@ -116,13 +123,13 @@ def _alias_lookup(reg: Registry):
 def models_list(
     name: Annotated[Optional[str], typer.Argument(help="Only this model's versions.", show_default=False)] = None,
     kind: Annotated[
-        Optional[str], typer.Option("--kind", "-k", help=f"Only this kind: {', '.join(KINDS)}.")
+        Optional[Literal[KINDS]], typer.Option("--kind", help="Only models of this kind.", show_default=False)
     ] = None,
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """List model versions in the registry."""
+    """List model versions in the registry, with each kind's key metrics (--json: every metric)."""
     reg = _open(registry, quiet)
     bundles = reg.list(name, kind=kind)
     _warn_broken(reg, name)
@@ -134,7 +141,8 @@ def models_list(
         console.log(f"no models in {reg.root}" + (f" of kind {kind}" if kind else ""))
         return
     rows = [
-        [b.ref, b.kind, _when(b.created), ",".join(aliases_of(b)) or "-", _size(b.size_bytes), _pairs(b.metrics)]
+        [b.ref, b.kind, _when(b.created), ",".join(aliases_of(b)) or "-", _size(b.size_bytes),
+         _pairs(history.key_metrics(b))]
         for b in bundles
     ]
     _table(["MODEL", "KIND", "CREATED", "ALIASES", "SIZE", "METRICS"], rows)
@@ -197,13 +205,16 @@ def models_show(ref: RefArg, plot: PlotOpt = None, json_out: JsonOpt = False, re
         ("versions", f"rnntool {m.get('rnntool_version')}, torch {m.get('torch_version') or '-'}"),
         ("command", m.get("command") or "-"),
         ("parents", _pairs(b.parents)),
+        *([("for", f"{(m.get('extra') or {})['trained_for']} (trained with it, published beside it)")]
+          if (m.get("extra") or {}).get("trained_for") else []),
         ("metrics", _pairs(b.metrics)),
     ]
     decision = history.promotion(b)
     if decision:
         lines.append(("promoted", f"{history.promotion_text(decision)} ({decision.get('reason') or '-'})"))
     for d in b.data:
-        lines.append(("data", f"{d.get('path')} ({_size(int(d.get('bytes') or 0))}, {d.get('lines')} lines, "
+        role = f"{d['role']}: " if d.get("role") else ""
+        lines.append(("data", f"{role}{d.get('path')} ({_size(int(d.get('bytes') or 0))}, {d.get('lines')} lines, "
                               f"sha256 {str(d.get('sha256'))[:12]})"))
     if not b.data:
         lines.append(("data", "-"))
@@ -275,8 +286,8 @@ def _emit_removed(removed: list, json_out: bool, verb: str = "removed", runs: li
 def models_gc(
     name: Annotated[Optional[str], typer.Argument(help="Model to clean up (default: every model).",
                                                   show_default=False)] = None,
-    keep: Annotated[int, typer.Option("--keep", "-k", min=0, help="How many newest versions to keep.")] = 3,
-    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only print what would be removed.")] = False,
+    keep: Annotated[int, typer.Option("--keep", min=0, metavar="N", help="How many newest versions to keep.")] = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")] = False,
     runs: Annotated[bool, typer.Option(
         "--runs", help="Also remove run directories (REGISTRY/runs/) no training uses any more: those that "
                        "published, hold no checkpoint (after an hour), or were untouched for --runs-older-than.")] = False,
@@ -352,6 +363,30 @@ def models_import(
     """Verify a bundle and publish it as a new version (prints the new NAME@VERSION)."""
     reg = _open(registry, quiet)
     b = reg.import_bundle(path, name=name)
+    if json_out:
+        console.emit_json(_version_json(b, reg.aliases_of))
+    else:
+        console.emit(b.ref)
+
+
+@models_app.command("average")
+def models_average(
+    refs: Annotated[list[str], typer.Argument(metavar="REF", help="The versions to average, e.g. en-de@4 en-de@5 "
+                                                                 "en-de@6 (at least two).", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Publish the average as the next version of this name.",
+                                      show_default=False)],
+    json_out: JsonOpt = False,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Average several versions' weights into a new version (checkpoint averaging, as fairseq's and
+    OpenNMT-py's average_models). The versions must share kind, architecture and tokenizers; the new one
+    has no metrics until you evaluate it."""
+    from rnntool.registry.averaging import average_versions
+
+    reg = _open(registry, quiet)
+    b = average_versions(reg, list(refs), name=name)  # the manifest records this command line
+    console.log(f"averaged {len(refs)} versions into {b.ref}")
     if json_out:
         console.emit_json(_version_json(b, reg.aliases_of))
     else:

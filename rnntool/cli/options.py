@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
+from rnntool.errors import UsageError
 from rnntool.runtime import DEVICES
 
 if TYPE_CHECKING:
@@ -54,5 +56,73 @@ InputArg = Annotated[
 ]
 ModelRefOpt = Annotated[
     str,
-    typer.Option("-m", "--model", help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory."),
+    typer.Option("-m", "--model", metavar="MODEL", help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory."),
 ]
+
+
+def stdin_is_tty() -> bool:
+    """Whether a person types the input (stdin is a terminal)."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def batch_size_option(what: str, default: int):
+    """``--batch-size`` of a line-in/line-out command: ``what`` (e.g. "Lines read and translated") go through
+    the model together; with no value, 1 when a person types the input (each line is answered at once),
+    else ``default``. Resolve it with :func:`line_batch_size`."""
+    return Annotated[Optional[int], typer.Option(
+        "--batch-size", metavar="N", show_default=False,
+        help=f"{what} together (default: 1 when stdin is a terminal, so each line is answered at once; "
+             f"else {default}).")]
+
+
+def line_batch_size(given: Optional[int], input: Optional[str], default: int) -> int:
+    """The batch size of a line-in/line-out command: --batch-size, else 1 when a person types the input
+    (stdin is a terminal), else ``default``."""
+    if given is not None:
+        if given < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {given})")
+        return given
+    return 1 if input in (None, "-") and stdin_is_tty() else default
+
+
+BeamOpt = Annotated[int, typer.Option(
+    "--beam", "-b", min=1, metavar="K", help="Beam search with K hypotheses (1 = greedy).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", min=1, metavar="N", show_default=False, help="CPU threads for torch (default: torch's choice).")]
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Apply --threads (torch is imported only when it is given)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# Every reader of labelled or tagged data names its formats from this one list (docs/cli.md), so
+# `--format` has one set of choices across commands; each command reads some of them and refuses
+# the others in one line (check_format).
+DATA_FORMATS = ("auto", "lines", "fasttext", "tsv", "csv", "tab", "conll", "conllu")
+
+
+def format_option(reads: tuple[str, ...], help: str):
+    """``--format`` of a command that reads the formats ``reads`` (a subset of DATA_FORMATS)."""
+    return Annotated[Literal[DATA_FORMATS], typer.Option(
+        "--format", metavar="FORMAT", help=f"{help} This command reads: {', '.join(reads)}.")]
+
+
+def check_format(value: str, reads: tuple[str, ...]) -> str:
+    if value not in reads:
+        raise UsageError(f"--format {value}: this command reads {', '.join(reads)}")
+    return value
+
+
+# Sampling, alike in `generate` and `translate` (back-translation)
+TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0,
+                                               help="Sampling temperature (0 = greedy).")]
+TopKOpt = Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest tokens (0 = all).")]
+TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0,
+                                        help="Nucleus sampling: the smallest set with this probability.")]

@@ -20,33 +20,45 @@ import typer
 
 from rnntool.cli.app import app, evaluate_app
 from rnntool.cli.console import console
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import DeviceOpt, InputArg, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import (
+    DeviceOpt,
+    InputArg,
+    OnBadUtf8Opt,
+    OutputOpt,
+    QuietOpt,
+    RegistryOpt,
+    ThreadsOpt,
+    batch_size_option,
+    check_format,
+    format_option,
+    line_batch_size,
+    set_threads,
+    stdin_is_tty,
+)
 from rnntool.errors import BadInput, UsageError
+from rnntool.kinds.tagger.data import FORMATS as TAG_INPUT_FORMATS
 
 BATCH_SIZE = 32
 BIO_PREFIXES = ("B-", "I-", "E-", "S-")
 
-ModelOpt = Annotated[str, typer.Option("-m", "--model", help="Tagger: NAME, NAME@VERSION, NAME@ALIAS or a bundle "
-                                                             "directory.")]
+ModelOpt = Annotated[str, typer.Option("-m", "--model", metavar="MODEL",
+                                       help="Tagger: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory.")]
 TagColumnOpt = Annotated[Optional[str], typer.Option(
     "--tag-column", help="Input with gold tags: the tag column, a number counting from 1 (conll; default: the "
                          "last column) or upos/xpos/feats/deprel/3..10 (conllu; default: upos).",
     show_default=False)]
-SchemeOpt = Annotated[Optional[Literal["iob1", "iob2", "iobes"]], typer.Option(
-    "--scheme", help="How tags make spans (default: the model's scheme with -m, else iob2). Without --scheme, "
-                     "gold tags with no B-/I-/E-/S- prefix (POS tags) get token accuracy only: spans do not apply.",
-    show_default=False)]
-
-
-def batch_size_for(given: Optional[int], input: Optional[str]) -> int:
-    """Sentences tagged together: --batch-size, else 1 when a person types the input (stdin is a
-    terminal: each sentence is answered at once), else BATCH_SIZE."""
-    if given is not None:
-        if given < 1:
-            raise UsageError(f"--batch-size must be at least 1 (got {given})")
-        return given
-    return 1 if input in (None, "-") and stdin_is_tty() else BATCH_SIZE
+# --scheme of `train tag` and `evaluate tags`: how tags make spans, or auto
+SCHEME_CHOICES = ("auto", "iob1", "iob2", "iobes")
+SchemeOpt = Annotated[Literal[SCHEME_CHOICES], typer.Option(
+    "--scheme", help="How tags make spans; auto: the model's scheme with -m, else iob2, and gold tags with no "
+                     "B-/I-/E-/S- prefix (POS tags) get token accuracy only. A scheme named here always scores "
+                     "spans.")]
+TAGGED_FORMATS = ("auto", "conll", "conllu")
+BatchSizeOpt = batch_size_option("Sentences read and tagged", BATCH_SIZE)
+InputFormatOpt = format_option(TAG_INPUT_FORMATS, "conll (TOKEN ... columns, a blank line between sentences), "
+                               "conllu, lines (one sentence per line, tokens split on spaces), or auto: from the "
+                               "file name and first sentence (on a terminal: lines).")
+TaggedFormatOpt = format_option(TAGGED_FORMATS, "With -m: FILE's format (auto: from its name and first sentence).")
 
 
 def _with_tag(row: str, tag: str) -> str:
@@ -68,11 +80,7 @@ def _spans(tokens: list[str], tags: list[str], scheme: str) -> list[dict]:
 def tag(
     model: ModelOpt,
     input: InputArg = None,
-    input_format: Annotated[Literal["auto", "conll", "conllu", "lines"], typer.Option(
-        "--format", help="conll (TOKEN ... columns, a blank line between sentences), conllu, lines (one "
-                         "sentence per line, tokens split on spaces), or auto: from the file name and first "
-                         "sentence. Typing on a terminal: give --format lines to get each line answered at "
-                         "once.")] = "auto",
+    input_format: InputFormatOpt = "auto",
     tag_column: TagColumnOpt = None,
     max_len: Annotated[Optional[int], typer.Option(
         "--max-len", help="Longest sentence in tokens (default: no limit); see --on-long.",
@@ -80,12 +88,11 @@ def tag(
     on_long: Annotated[Literal["error", "split"], typer.Option(
         "--on-long", help="A sentence over --max-len: an error, or split into pieces tagged one by one (the "
                           "output still has one sentence per input sentence).")] = "error",
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help=f"Sentences read and tagged together (default: 1 on a terminal, else {BATCH_SIZE}).",
-        show_default=False)] = None,
+    batch_size: BatchSizeOpt = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="One JSON object per sentence: tokens, tags, probs and (BIO-style tags) spans.")] = False,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     output: OutputOpt = None,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
@@ -104,16 +111,17 @@ def tag(
     from rnntool.textio import line_writer, open_output
 
     console.quiet = quiet
-    size = batch_size_for(batch_size, input)
+    size = line_batch_size(batch_size, input, BATCH_SIZE)
+    set_threads(threads)
+    if input_format == "auto" and input in (None, "-") and stdin_is_tty():
+        input_format = "lines"  # a person typing: one sentence per line, each tagged at once
+    check_format(input_format, TAG_INPUT_FORMATS)
     sentences = read_sentences(input, format=input_format, tag_column=tag_column, max_len=max_len,
                                on_long=on_long, on_bad_utf8=on_bad_utf8)  # checks the options, reads lazily
     tagger = predict.open_tagger(model, registry, device)
     scheme = tagger.scheme
     console.log(f"tagging with {tagger.ref} ({len(tagger.tags)} tags, "
                 f"{'scheme ' + scheme if scheme else 'no spans'}, device {tagger.device})")
-    if input_format == "auto" and input in (None, "-") and stdin_is_tty():
-        console.log("reading a terminal with --format auto: answers come once the format is known; "
-                    "give --format lines to have each line tagged at once")
 
     fed: deque = deque()
 
@@ -296,18 +304,18 @@ def evaluate_tags(
         metavar="FILE", help="With -m: tagged sentences (CoNLL or CoNLL-U) to tag and score. Without: conlleval's "
                              "input, the last two columns gold and predicted tag ('-' or nothing: stdin).",
         show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Tagger to evaluate on FILE's tagged "
-                                                                       "sentences.", show_default=False)] = None,
-    data_format: Annotated[Literal["auto", "conll", "conllu"], typer.Option(
-        "--format", help="With -m: FILE's format (auto: from its name and first sentence).")] = "auto",
+    model: Annotated[Optional[str], typer.Option("-m", "--model", metavar="MODEL", show_default=False,
+                                                 help="Tagger to evaluate on FILE's tagged sentences.")] = None,
+    data_format: TaggedFormatOpt = "auto",
     tag_column: TagColumnOpt = None,
-    scheme: SchemeOpt = None,
+    scheme: SchemeOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="With -m: sentences tagged together.")] = BATCH_SIZE,
     samples: Annotated[int, typer.Option("--samples", help="Bootstrap resamples for the 95% interval.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap (same seed, same "
                                                      "interval).")] = 12345,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
     quiet: QuietOpt = False,
@@ -325,7 +333,10 @@ def evaluate_tags(
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
     name = display_name(data)
     what: dict = {}
-    scheme_given = scheme is not None
+    check_format(data_format, TAGGED_FORMATS)
+    set_threads(threads)
+    scheme_given = scheme != "auto"
+    scheme = scheme if scheme_given else None
     if model is not None:
         from rnntool.kinds.tagger import predict
         from rnntool.kinds.tagger.data import check_known_tags, read_tagged

@@ -43,9 +43,9 @@ class Normalization(str, Enum):
     nmt_nfkc_cf = "nmt_nfkc_cf"
 
 
-class TokenFormat(str, Enum):
-    pieces = "pieces"
-    ids = "ids"
+class TokenFormat(str, Enum):  # spm_encode --output_format / spm_decode --input_format
+    piece = "piece"
+    id = "id"
 
 
 class Side(str, Enum):
@@ -53,10 +53,12 @@ class Side(str, Enum):
     tgt = "tgt"
 
 
-FormatOpt = Annotated[
-    TokenFormat,
-    typer.Option("--format", "-f", help="Token lines as space-separated pieces or ids."),
-]
+OutputFormatOpt = Annotated[
+    TokenFormat, typer.Option("--output-format", help="Write each line's tokens as space-separated pieces or ids "
+                                                      "(spm_encode's --output_format).")]
+InputFormatOpt = Annotated[
+    TokenFormat, typer.Option("--input-format", help="Each line holds space-separated pieces or ids (spm_decode's "
+                                                     "--input_format; what encode's --output-format wrote).")]
 SideOpt = Annotated[
     Optional[Side],
     typer.Option("--side", help="Which tokenizer of a translation model: source or target."),
@@ -73,9 +75,9 @@ def tokenize_train(
         typer.Argument(help="Training text files; '-' or nothing reads stdin.", show_default=False),
     ] = None,
     name: Annotated[
-        Optional[str], typer.Option("--name", "-n", help="Publish to the registry under this name.")
+        Optional[str], typer.Option("--name", help="Publish to the registry under this name.")
     ] = None,
-    vocab_size: Annotated[int, typer.Option("--vocab-size", "-v", help="Number of pieces, specials included.")] = 8000,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Number of pieces, specials included.")] = 8000,
     model_type: Annotated[ModelType, typer.Option("--model-type", help="SentencePiece algorithm.")] = ModelType.bpe,
     character_coverage: Annotated[
         float, typer.Option("--character-coverage", help="Share of characters kept as pieces (rest: bytes/unk).")
@@ -247,7 +249,22 @@ def load_tokenizer(model: str, side: Optional[str], registry: Optional[Path]):
 def tokenize_encode(
     model: ModelRefOpt,
     input: InputArg = None,
-    format: FormatOpt = TokenFormat.pieces,
+    format: OutputFormatOpt = TokenFormat.piece,
+    nbest: Annotated[Optional[int], typer.Option(
+        "--nbest", "-n", min=1, metavar="N", show_default=False,
+        help="The N most likely segmentations of each line, best first, as 'LINE ||| TOKENS ||| SCORE' (LINE "
+             "from 0; SCORE the sum of the pieces' log-probs), like spm_encode --nbest_size. Unigram "
+             "tokenizers only.")] = None,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="One segmentation drawn at random per line (subword regularisation: unigram sampling, "
+                         "or BPE-dropout for bpe), like spm_encode's sampling; see --alpha and --seed.")] = False,
+    alpha: Annotated[Optional[float], typer.Option(
+        "--alpha", min=0.0, show_default=False,
+        help="With --sample: the unigram smoothing (smaller: more varied) or the BPE-dropout rate (default: "
+             "0.1).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", show_default=False,
+                                                help="With --sample: the same seed draws the same segmentations.")
+                    ] = None,
     side: SideOpt = None,
     output: OutputOpt = None,
     registry: RegistryOpt = None,
@@ -258,29 +275,63 @@ def tokenize_encode(
     from rnntool import textio
 
     console.quiet = quiet
+    if nbest is not None and sample:
+        raise UsageError("--nbest lists the best segmentations, --sample draws one; give one")
+    if (alpha is not None or seed is not None) and not sample:
+        raise UsageError("--alpha and --seed apply to --sample")
     tok = load_tokenizer(model, side.value if side else None, registry)
+    if sample and seed is not None:
+        tok.seed_sampling(seed)
+
+    def tokens(pieces: list[str]) -> str:
+        return " ".join(str(tok.piece_to_id(p)) for p in pieces) if format is TokenFormat.id else " ".join(pieces)
+
     with textio.open_output(output) as out:
         write = textio.line_writer(out, flush_each=textio.is_stdin(output))
-        if format is TokenFormat.ids:
-            for line in textio.read_lines(input, on_bad_utf8=on_bad_utf8):
+        for i, line in enumerate(textio.read_lines(input, on_bad_utf8=on_bad_utf8)):
+            if nbest is not None:
+                for pieces, score in tok.nbest_pieces(line, nbest):
+                    write(f"{i} ||| {tokens(pieces)} ||| {score:.6f}")
+            elif sample:
+                write(tokens(tok.sample_pieces(line, 0.1 if alpha is None else alpha)))
+            elif format is TokenFormat.id:
                 write(" ".join(map(str, tok.encode(line))))
-        else:
-            for line in textio.read_lines(input, on_bad_utf8=on_bad_utf8):
+            else:
                 write(" ".join(tok.encode_pieces(line)))
+
+
+@tokenize_app.command("vocab")
+def tokenize_vocab(
+    model: ModelRefOpt,
+    side: SideOpt = None,
+    output: OutputOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The vocabulary: 'PIECE<TAB>SCORE' per line in id order (spm_export_vocab's layout; unigram scores are
+    log-probabilities, bpe's the merge order)."""
+    from rnntool import textio
+
+    console.quiet = quiet
+    tok = load_tokenizer(model, side.value if side else None, registry)
+    with textio.open_output(output) as out:
+        write = textio.line_writer(out)
+        for piece, score in tok.vocabulary():
+            write(f"{piece}\t{score:g}")
 
 
 @tokenize_app.command("decode")
 def tokenize_decode(
     model: ModelRefOpt,
     input: InputArg = None,
-    format: FormatOpt = TokenFormat.pieces,
+    format: InputFormatOpt = TokenFormat.piece,
     side: SideOpt = None,
     output: OutputOpt = None,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
     quiet: QuietOpt = False,
 ) -> None:
-    """Tokens to text, line by line (the inverse of encode with the same --format)."""
+    """Tokens to text, line by line (the inverse of encode: --input-format as encode's --output-format)."""
     from rnntool import textio
 
     console.quiet = quiet
@@ -289,7 +340,7 @@ def tokenize_decode(
     with textio.open_output(output) as out:
         write = textio.line_writer(out, flush_each=textio.is_stdin(output))
         for lineno, line in enumerate(textio.read_lines(input, on_bad_utf8=on_bad_utf8), start=1):
-            if format is TokenFormat.ids:
+            if format is TokenFormat.id:
                 write(_decode_ids(tok, line.split(), name, lineno))
             else:  # pieces may hold tabs and other whitespace: split on spaces only
                 write(tok.decode_pieces([t for t in line.split(" ") if t]))
@@ -302,8 +353,8 @@ def _decode_ids(tok, tokens: list[str], name: str, lineno: int) -> str:
             ids.append(int(t))
         except ValueError:
             raise BadInput(
-                f"{name}:{lineno}: {t!r} is not a token id; --format ids expects space-separated "
-                "integers (use --format pieces for pieces)"
+                f"{name}:{lineno}: {t!r} is not a token id; --input-format id expects space-separated "
+                "integers (use --input-format piece for pieces)"
             ) from None
     try:
         return tok.decode(ids)

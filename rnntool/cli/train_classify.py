@@ -8,14 +8,26 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from rnntool.cli.app import train_app
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, check_format, format_option, stdin_is_tty
 from rnntool.cli.train_command import train_command
-from rnntool.cli.train_options import TrainOptions, train_options
+from rnntool.cli.train_options import (
+    CELL_HELP,
+    MODEL_TYPE_HELP,
+    Cell,
+    ModelType,
+    TrainOptions,
+    check_select,
+    select_option,
+    train_options,
+)
 from rnntool.errors import UsageError
+from rnntool.kinds.classifier.data import FORMATS as LABELLED_FORMATS
 
 FORMAT_HELP = ("Input format: fasttext ('__label__a __label__b text'), tsv/csv (a header row; see --text-column), "
                "tab ('label<TAB>text', no header), or auto: detected from the first line.")
+FormatOpt = format_option(LABELLED_FORMATS, FORMAT_HELP)
+SELECTS = ("accuracy", "macro-f1")
+SelectOpt = select_option(SELECTS, "Validation metric that picks the published weights (and --promote's test).")
 ARCH_NOTE = " With --init-from a language model: its value (give none, or the same)."
 
 
@@ -33,7 +45,7 @@ def train_classify(
                                           "--valid", show_default=False)] = None,
     valid_fraction: Annotated[float, _opt("Without --valid: hold out this fraction of the examples (at most "
                                           "5000), chosen at random with a fixed seed.", "--valid-fraction")] = 0.1,
-    format: Annotated[Literal["auto", "fasttext", "tsv", "csv", "tab"], _opt(FORMAT_HELP, "--format")] = "auto",
+    format: FormatOpt = "auto",
     text_column: Annotated[Optional[str], _opt("tsv/csv: the text column's name (default: text, sentence, "
                                                "review, question, ...).", "--text-column", show_default=False)] = None,
     label_column: Annotated[Optional[str], _opt("tsv/csv: the label column's name (default: label, class, "
@@ -46,10 +58,9 @@ def train_classify(
     tokenizer: Annotated[Optional[str], _opt("Tokenizer (registry reference or bundle); default: train one on the "
                                              "training text.", "-t", "--tokenizer", show_default=False)] = None,
     vocab_size: Annotated[int, _opt("Vocabulary of the tokenizer trained on the fly.", "--vocab-size")] = 8000,
-    model_type: Annotated[Literal["bpe", "unigram", "char", "word"], _opt(
-        "Kind of tokenizer trained on the fly.", "--model-type")] = "bpe",
-    cell: Annotated[Optional[Literal["rnn-tanh", "rnn-relu", "gru", "lstm"]], _opt(
-        "Recurrent cell (default: lstm)." + ARCH_NOTE, "--cell", show_default=False)] = None,
+    model_type: Annotated[ModelType, _opt(MODEL_TYPE_HELP, "--model-type")] = "bpe",
+    cell: Annotated[Optional[Cell], _opt(CELL_HELP.rstrip(".") + " (default: lstm)." + ARCH_NOTE, "--cell",
+                                         show_default=False)] = None,
     layers: Annotated[Optional[int], _opt("Stacked recurrent layers (default: 1)." + ARCH_NOTE, "--layers",
                                           show_default=False)] = None,
     embed_dim: Annotated[Optional[int], _opt("Embedding size (default: 256)." + ARCH_NOTE, "--embed-dim",
@@ -73,8 +84,7 @@ def train_classify(
         "--class-weights")] = "none",
     threshold: Annotated[float, _opt("Multi-label models: predict every class whose probability reaches this.",
                                      "--threshold")] = 0.5,
-    select: Annotated[Literal["accuracy", "macro-f1"], _opt(
-        "Validation metric that picks the published weights (and --promote's test).", "--select")] = "accuracy",
+    select: SelectOpt = "accuracy",
     pretrained_lr_scale: Annotated[float, _opt(
         "--init-from a language model: its layers learn at this fraction of --lr (discriminative rates).",
         "--pretrained-lr-scale")] = 1.0,
@@ -104,10 +114,10 @@ def train_classify(
         model.update(pooling=pooling, dropout=dropout, mlp_dim=mlp_dim)
         return ClassifyRunSpec(
             train=train_file or "-", valid=str(valid) if valid else None, valid_fraction=valid_fraction,
-            format=format, text_column=text_column, label_column=label_column, name=name,
+            format=check_format(format, LABELLED_FORMATS), text_column=text_column, label_column=label_column, name=name,
             output=str(output.resolve()) if output else None, model=model, tokenizer=tokenizer,
             vocab_size=vocab_size, model_type=model_type, max_len=max_len, batch_size=batch_size,
-            class_weights=class_weights, threshold=threshold, select=select.replace("-", "_"),
+            class_weights=class_weights, threshold=threshold, select=check_select(select, SELECTS).replace("-", "_"),
             pretrained_lr_scale=pretrained_lr_scale, unfreeze_every=unfreeze_every, on_bad_utf8=on_bad_utf8,
         ).check()
 

@@ -19,6 +19,7 @@ from typing import Any
 from rnntool.cli.console import console
 from rnntool.cli.options import open_registry
 from rnntool.cli.train_options import TrainOptions, run_directory
+from rnntool.training.distributed import is_main_process
 from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
 from rnntool.errors import UsageError
 
@@ -49,11 +50,20 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
     cfg = train.config(base=saved["train"] if saved else None, **overrides)
     retrain = train.retrain_options(spec if saved else None, saved["train"] if saved else None)
     budget = train.time_budget(cfg)
-    with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
-            ConsoleProgress(kind.command) as progress:
-        ctx = RunContext(reg, run_dir=run_dir, record_run_dir=kept, resume=train.resuming, retrain=retrain,
-                         budget=budget, callbacks=[progress], log=console.log, warn=console.warn)
-        outcome = train_model(kind, spec, cfg, ctx)
+    callbacks: list = []
+    if train.tensorboard is not None and is_main_process():
+        from rnntool.training.tensorboard import TensorBoardLog
+
+        callbacks.append(TensorBoardLog(train.tensorboard))
+    try:
+        with run_directory(train, make_default=lambda: default_run_dir(reg, spec)) as (run_dir, kept), \
+                ConsoleProgress(kind.command) as progress:
+            ctx = RunContext(reg, run_dir=run_dir, record_run_dir=kept, resume=train.resuming, retrain=retrain,
+                             budget=budget, callbacks=[progress, *callbacks], log=console.log, warn=console.warn)
+            outcome = train_model(kind, spec, cfg, ctx)
+    finally:
+        for callback in callbacks:
+            callback.close()
     if outcome.skipped:
         report_skipped(outcome.bundle, json_out, outcome.skipped)
         return
@@ -65,6 +75,8 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
                "metrics": b.metrics, **fields, "steps": r.steps, "stop_reason": r.stop_reason,
                "elapsed": round(r.elapsed, 2), "promotion": outcome.promotion.to_dict() if outcome.promotion else None,
                "time": budget.to_dict()}
+    if b.parents:  # e.g. the tokenizers a run trained, published beside the model as NAME-tokenizer
+        line += "; with " + ", ".join(f"{role.replace('_', ' ')} {ref}" for role, ref in b.parents.items())
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
     report_result(summary, line, json_out, budget)

@@ -8,13 +8,11 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from rnntool.cli.app import train_app
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, stdin_is_tty
 from rnntool.cli.train_command import train_command
-from rnntool.cli.train_options import TrainOptions, train_options
+from rnntool.cli.train_options import CELL_HELP, MODEL_TYPE_HELP, Cell, ModelType, TrainOptions, train_options
 from rnntool.errors import UsageError
 
-CELL_HELP = "Recurrent cell (torch's fused nn.RNN/GRU/LSTM)."
 MODE_HELP = (
     "stream: lines joined by <eos> into --batch-size parallel streams, truncated BPTT of --bptt steps "
     "with the state carried across segments; sentence: each line alone (<bos> ... <eos>), padded and "
@@ -34,10 +32,9 @@ def train_lm(
     tokenizer: Annotated[Optional[str], typer.Option("-t", "--tokenizer", help="Tokenizer to use (registry "
                          "reference or bundle); default: train one on the input.", show_default=False)] = None,
     vocab_size: Annotated[int, typer.Option("--vocab-size", help="Vocabulary of the tokenizer trained on the fly.")] = 8000,
-    model_type: Annotated[Literal["bpe", "unigram", "char", "word"], typer.Option(
-        "--model-type", help="Kind of tokenizer trained on the fly.")] = "bpe",
+    model_type: Annotated[ModelType, typer.Option("--model-type", help=MODEL_TYPE_HELP)] = "bpe",
     mode: Annotated[Literal["stream", "sentence"], typer.Option("--mode", help=MODE_HELP)] = "stream",
-    cell: Annotated[Literal["rnn-tanh", "rnn-relu", "gru", "lstm"], typer.Option("--cell", help=CELL_HELP)] = "lstm",
+    cell: Annotated[Cell, typer.Option("--cell", help=CELL_HELP)] = "lstm",
     layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 2,
     embed_dim: Annotated[int, typer.Option("--embed-dim", help="Embedding size.")] = 256,
     hidden_dim: Annotated[int, typer.Option("--hidden-dim", help="Recurrent state size.")] = 256,

@@ -37,18 +37,21 @@ torch-free, so importing TrainConfig/parse_duration from it here is fine.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from rnntool.cli.console import console
-from rnntool.cli.options import DeviceOpt
+from rnntool.cli.options import DeviceOpt, ThreadsOpt
 from rnntool.training.distributed import is_main_process
 from rnntool.errors import ConfigError
+from rnntool.layers.names import CELLS
+from rnntool.tokenizers.sentencepiece import MODEL_TYPES
 from rnntool.training.time_budget import TimeBudget, command_start
 from rnntool.training.config import (
     OPTIMIZERS,
@@ -66,19 +69,38 @@ except ImportError:  # pragma: no cover
     from click.core import ParameterSource
 
 _D = TrainConfig()  # defaults shown in --help come from TrainConfig itself
+
+# Choices every training command offers alike (one set of choices per option name: docs/cli.md)
+Cell = Literal[CELLS]
+CELL_HELP = "Recurrent cell: Elman RNN (rnn-tanh, rnn-relu), GRU or LSTM (torch's fused layers)."
+ModelType = Literal[MODEL_TYPES]
+MODEL_TYPE_HELP = "SentencePiece algorithm of a tokenizer trained on the fly."
+# --select: the validation metric that picks the published weights; each kind offers those it computes
+SELECT_METRICS = ("loss", "bleu", "accuracy", "macro-f1", "span-f1")
+
+
+def select_option(offers: tuple[str, ...], help: str):
+    return Annotated[Literal[SELECT_METRICS], typer.Option(
+        "--select", metavar="METRIC", help=f"{help} This command offers: {', '.join(offers)}.")]
+
+
+def check_select(value: str, offers: tuple[str, ...]) -> str:
+    if value not in offers:
+        raise ConfigError(f"--select {value}: this model kind offers {', '.join(offers)}")
+    return value
 DEFAULT_EPOCHS = _D.epochs
 
-OptimizerOpt = Annotated[str, typer.Option("--optimizer", help=f"Optimizer: {', '.join(OPTIMIZERS)}.")]
+OptimizerOpt = Annotated[Literal[OPTIMIZERS], typer.Option("--optimizer", help="Optimizer.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
 ClipOpt = Annotated[float, typer.Option("--clip", help="Clip the gradient norm to this value; 0 turns it off.")]
 WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Weight decay (L2; decoupled for adamw).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Linear learning-rate warm-up over this many steps.")]
 ScheduleOpt = Annotated[
-    str,
+    Literal[SCHEDULES],
     typer.Option(
         "--schedule",
-        help=f"Learning rate after warm-up, one of {', '.join(SCHEDULES)}: plateau halves it when validation "
-        "stops improving; cosine decays it to --min-lr by the end of --max-steps/--epochs/--max-time.",
+        help="Learning rate after warm-up: constant; plateau halves it when validation stops improving; cosine "
+        "decays it to --min-lr by the end of --max-steps, --epochs or --max-time.",
     ),
 ]
 MinLrOpt = Annotated[float, typer.Option("--min-lr", help="Lowest learning rate for plateau and cosine.")]
@@ -105,11 +127,9 @@ PatienceOpt = Annotated[
     Optional[int], typer.Option("--patience", help="Stop after N validations without improvement (default: off).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result on CPU).")]
-ThreadsOpt = Annotated[
-    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")
-]
 PrecisionOpt = Annotated[
-    str, typer.Option("--precision", help=f"{' or '.join(PRECISIONS)} (bf16: autocast, faster on recent GPUs).")
+    Literal[PRECISIONS], typer.Option("--precision", help="bf16: autocast, faster on recent GPUs and on CPUs with "
+                                                          "bf16 instructions.")
 ]
 RunDirOpt = Annotated[
     Optional[Path],
@@ -127,6 +147,11 @@ ResumeOpt = Annotated[
         show_default=False,
     ),
 ]
+AccumulateOpt = Annotated[int, typer.Option(
+    "--accumulate", min=1, metavar="N",
+    help="Each optimizer step adds up the gradients of N batches: an N times larger effective batch in the "
+         "memory of one (fairseq's --update-freq, OpenNMT-py's accum_count). --max-steps, --eval-every and "
+         "--save-every count steps.")]
 SaveEveryOpt = Annotated[
     Optional[int],
     typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
@@ -147,6 +172,10 @@ WaitOpt = Annotated[bool, typer.Option(
     "--wait", help="If another run trains the same --name, wait for it instead of exiting 75.")]
 LogFileOpt = Annotated[Optional[Path], typer.Option(
     "--log-file", show_default=False, help="Also append every message, timestamped, to this file (cron).")]
+TensorBoardOpt = Annotated[Optional[Path], typer.Option(
+    "--tensorboard", metavar="DIR", show_default=False,
+    help="Also write TensorBoard event files to DIR: training loss, learning rate, tokens/s and every "
+         "validation metric by step (needs: pip install 'rnntool\\[tensorboard]').")]
 
 # (parameter name, annotation, default, TrainConfig field or None)
 _SPECS: list[tuple[str, Any, Any, str | None]] = [
@@ -166,6 +195,7 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("device", DeviceOpt, _D.device, "device"),
     ("threads", ThreadsOpt, _D.threads, "threads"),
     ("precision", PrecisionOpt, _D.precision, "precision"),
+    ("accumulate", AccumulateOpt, _D.accumulate, "accumulate"),
     ("save_every", SaveEveryOpt, _D.save_every, "save_every"),
     ("run_dir", RunDirOpt, None, None),
     ("resume", ResumeOpt, None, None),
@@ -176,6 +206,7 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("init_from", InitFromOpt, None, None),
     ("wait", WaitOpt, False, None),
     ("log_file", LogFileOpt, None, None),
+    ("tensorboard", TensorBoardOpt, None, None),
 ]
 OPTION_NAMES = tuple(name for name, *_ in _SPECS)
 
@@ -200,6 +231,7 @@ class TrainOptions:
     device: str = _D.device
     threads: int | None = _D.threads
     precision: str = _D.precision
+    accumulate: int = _D.accumulate
     save_every: int | None = _D.save_every
     run_dir: Path | None = None
     resume: Path | None = None
@@ -210,6 +242,7 @@ class TrainOptions:
     init_from: str | None = None
     wait: bool = False
     log_file: Path | None = None
+    tensorboard: Path | None = None
     explicit: frozenset[str] = field(default_factory=frozenset)
     budget: TimeBudget = field(default_factory=lambda: TimeBudget(start=command_start()))
 
@@ -273,7 +306,7 @@ class TrainOptions:
 
     def config(self, base: dict | None = None, **overrides: Any) -> TrainConfig:
         """A validated TrainConfig: defaults < ``base`` (a saved run) < explicit options < overrides."""
-        values: dict[str, Any] = TrainConfig().to_dict()
+        values: dict[str, Any] = dataclasses.asdict(TrainConfig())  # every field (to_dict leaves defaults out)
         if base:
             values.update({k: v for k, v in base.items() if k in values})
         for name, _annot, _default, cfg_field in _SPECS:
@@ -354,8 +387,6 @@ def run_directory(train: TrainOptions, *, make_default):
     owned = run_dir is None  # --resume and --run-dir name their directory
     if owned:
         run_dir = make_default()
-    if run_dir is not None and not train.resuming:
-        console.log(f"run directory {run_dir} (continue an interrupted run with --resume {run_dir})")
     ok = False
     try:
         yield run_dir, not owned

@@ -137,6 +137,8 @@ class ConsoleProgress:
             budget.append(f"{info.config.max_steps} steps")
         if info.max_time is not None:
             budget.append(format_duration(info.max_time))
+        if info.run_dir is not None and not info.resumed:  # named once a run exists (the data read), not before
+            console.log(f"run directory {info.run_dir} (continue an interrupted run with --resume {info.run_dir})")
         procs = f" x {info.world_size} processes" if info.world_size > 1 else ""
         start = f"resuming at step {info.step} (epoch {info.epoch + 1}); " if info.resumed else ""
         console.log(f"{start}training {info.num_parameters:,} parameters on {info.device}{procs}; "

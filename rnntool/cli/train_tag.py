@@ -8,11 +8,16 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from rnntool.cli.app import train_app
-from rnntool.cli.lm_common import stdin_is_tty
-from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt, check_format, format_option, stdin_is_tty
 from rnntool.cli.train_command import train_command
-from rnntool.cli.train_options import TrainOptions, train_options
+from rnntool.cli.train_options import CELL_HELP, Cell, TrainOptions, check_select, select_option, train_options
+from rnntool.cli.tag import SCHEME_CHOICES, TAGGED_FORMATS
 from rnntool.errors import UsageError
+
+FormatOpt = format_option(TAGGED_FORMATS, "conll: token first, tag last (or --tag-column), blank line between "
+                                          "sentences; conllu: Universal Dependencies; auto: detected.")
+SELECTS = ("accuracy", "span-f1")
+SelectOpt = select_option(SELECTS, "Validation metric that picks the published weights (and --promote's test).")
 
 
 def _opt(help: str, *names: str, **kw):
@@ -29,9 +34,7 @@ def train_tag(
                                           "--valid", show_default=False)] = None,
     valid_fraction: Annotated[float, _opt("Without --valid: hold out this fraction of the sentences, chosen at "
                                           "random with a fixed seed.", "--valid-fraction")] = 0.1,
-    format: Annotated[Literal["auto", "conll", "conllu"], _opt(
-        "conll: token first, tag last (or --tag-column), blank line between sentences; conllu: Universal "
-        "Dependencies; auto: detected.", "--format")] = "auto",
+    format: FormatOpt = "auto",
     tag_column: Annotated[Optional[str], _opt("CoNLL: the tag's column, counted from 1 (default: the last); "
                                               "CoNLL-U: upos, xpos, feats or deprel (default: upos).",
                                               "--tag-column", show_default=False)] = None,
@@ -43,7 +46,7 @@ def train_tag(
                                    "spells them).", "--min-count")] = 1,
     lowercase: Annotated[bool, _opt("Look words up lower-cased (characters keep their case).",
                                     "--lowercase")] = False,
-    cell: Annotated[Literal["rnn-tanh", "rnn-relu", "gru", "lstm"], _opt("Recurrent cell.", "--cell")] = "lstm",
+    cell: Annotated[Cell, _opt(CELL_HELP, "--cell")] = "lstm",
     layers: Annotated[int, _opt("Stacked recurrent layers.", "--layers")] = 2,
     embed_dim: Annotated[int, _opt("Word embedding size.", "--embed-dim")] = 100,
     char_hidden: Annotated[int, _opt("Character BiLSTM output per word (0: no character encoder).",
@@ -55,15 +58,14 @@ def train_tag(
                                    "--dropout")] = 0.33,
     crf: Annotated[bool, _opt("A CRF output layer (Viterbi decoding; BIO tags: no impossible transitions).",
                               "--crf")] = False,
-    scheme: Annotated[Literal["auto", "iob1", "iob2", "iobes"], _opt(
+    scheme: Annotated[Literal[SCHEME_CHOICES], _opt(
         "How BIO tags form spans (span F1, the CRF's constraints); auto: iob2 or iobes from the tags, none for "
         "tags like UPOS.", "--scheme")] = "auto",
     max_len: Annotated[int, _opt("Longest sentence in tokens (see --on-long).", "--max-len")] = 200,
     on_long: Annotated[Literal["error", "split"], _opt("A longer sentence: split it into parts, or stop with an "
                                                        "error naming its line.", "--on-long")] = "split",
     batch_size: Annotated[int, _opt("Sentences per batch (of similar length).", "--batch-size")] = 32,
-    select: Annotated[Literal["accuracy", "span-f1"], _opt(
-        "Validation metric that picks the published weights (and --promote's test).", "--select")] = "accuracy",
+    select: SelectOpt = "accuracy",
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
@@ -83,11 +85,12 @@ def train_tag(
             raise UsageError("no training data: give a tagged file, or pipe CoNLL into stdin")
         return TagRunSpec(
             train=train_file or "-", valid=str(valid) if valid else None, valid_fraction=valid_fraction,
-            format=format, tag_column=tag_column, name=name, output=str(output.resolve()) if output else None,
+            format=check_format(format, TAGGED_FORMATS), tag_column=tag_column, name=name,
+            output=str(output.resolve()) if output else None,
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, char_hidden=char_hidden, hidden_dim=hidden_dim,
                        bidirectional=bidirectional, dropout=dropout, crf=crf),
             min_count=min_count, lowercase=lowercase, max_len=max_len, on_long=on_long, batch_size=batch_size,
-            scheme=scheme, select=select.replace("-", "_"), on_bad_utf8=on_bad_utf8,
+            scheme=scheme, select=check_select(select, SELECTS).replace("-", "_"), on_bad_utf8=on_bad_utf8,
         ).check()
 
     train_command("tagger", train, registry, json_out, new_spec=new_spec,

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from rnntool.cli.app import train_app
 from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, RegistryOpt
 from rnntool.cli.train_command import train_command
-from rnntool.cli.train_options import TrainOptions, train_options
+from rnntool.cli.train_options import (
+    CELL_HELP,
+    MODEL_TYPE_HELP,
+    Cell,
+    ModelType,
+    TrainOptions,
+    check_select,
+    select_option,
+    train_options,
+)
+from rnntool.layers.names import ATTENTION_TYPES, BRIDGE_TYPES
 
 ATTENTION_HELP = ("none (the encoder summary is the context at every step), dot or general (Luong), "
                   "mlp (Bahdanau's additive score).")
+
+
+SELECTS = ("bleu", "loss")
+SelectOpt = select_option(SELECTS, "Validation metric for early stopping and the published weights.")
 
 
 def _opt(help: str, *names: str, **kw):
@@ -49,16 +63,15 @@ def train_translate(
                                     "--vocab-size")] = 8000,
     joint_vocab: Annotated[bool, _opt("Train one tokenizer on both sides (and share one embedding table).",
                                       "--joint-vocab")] = False,
-    model_type: Annotated[str, _opt("Tokenizers trained on the fly: bpe, unigram or char.",
-                                    "--model-type")] = "bpe",
-    cell: Annotated[str, _opt("Recurrent cell: rnn-tanh, gru or lstm (torch's fused layers).", "--cell")] = "lstm",
+    model_type: Annotated[ModelType, _opt(MODEL_TYPE_HELP, "--model-type")] = "bpe",
+    cell: Annotated[Cell, _opt(CELL_HELP, "--cell")] = "lstm",
     layers: Annotated[int, _opt("Stacked recurrent layers (encoder and decoder).", "--layers")] = 2,
     embed_dim: Annotated[int, _opt("Embedding size.", "--embed-dim")] = 256,
     hidden_dim: Annotated[int, _opt("Recurrent state size (a bidirectional encoder gives each direction "
                                     "half).", "--hidden-dim")] = 256,
     bidirectional: Annotated[bool, _opt("Bidirectional encoder.", "--bidirectional/--unidirectional")] = True,
-    attention: Annotated[str, _opt(ATTENTION_HELP, "--attention")] = "general",
-    bridge: Annotated[str, _opt("Decoder's initial state: linear (+tanh) from the encoder's final states, "
+    attention: Annotated[Literal[ATTENTION_TYPES], _opt(ATTENTION_HELP, "--attention")] = "general",
+    bridge: Annotated[Literal[BRIDGE_TYPES], _opt("Decoder's initial state: linear (+tanh) from the encoder's final states, "
                                 "or zeros.", "--bridge")] = "linear",
     input_feeding: Annotated[bool, _opt("Feed each step's attentional vector into the next step (better, but "
                                         "training runs step by step).", "--input-feeding/--no-input-feeding")] = True,
@@ -71,8 +84,7 @@ def train_translate(
     batch_tokens: Annotated[int, _opt("Padded tokens per batch (sentences of similar length are batched "
                                       "together).", "--batch-tokens")] = 4096,
     label_smoothing: Annotated[float, _opt("Label smoothing of the training loss.", "--label-smoothing")] = 0.1,
-    select: Annotated[str, _opt("Validation metric for early stopping and the published weights: bleu or "
-                                "loss.", "--select")] = "bleu",
+    select: SelectOpt = "bleu",
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,
     on_bad_utf8: OnBadUtf8Opt = "strict",
@@ -96,7 +108,7 @@ def train_translate(
                        input_feeding=input_feeding, tie_embeddings=tie_embeddings, dropout=dropout),
             tokenizer=tokenizer, src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, vocab_size=vocab_size,
             joint_vocab=joint_vocab, model_type=model_type, max_len=max_len, batch_tokens=batch_tokens,
-            label_smoothing=label_smoothing, select=select, on_bad_utf8=on_bad_utf8,
+            label_smoothing=label_smoothing, select=check_select(select, SELECTS), on_bad_utf8=on_bad_utf8,
         ).check()
 
     train_command("translation", train, registry, json_out, new_spec=new_spec,

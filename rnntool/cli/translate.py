@@ -9,17 +9,39 @@ import typer
 
 from rnntool.cli.app import app
 from rnntool.cli.console import console
-from rnntool.cli.options import DeviceOpt, InputArg, ModelRefOpt, OnBadUtf8Opt, OutputOpt, QuietOpt, RegistryOpt
+from rnntool.cli.options import (
+    DeviceOpt,
+    InputArg,
+    OnBadUtf8Opt,
+    OutputOpt,
+    QuietOpt,
+    RegistryOpt,
+    TemperatureOpt,
+    ThreadsOpt,
+    TopKOpt,
+    TopPOpt,
+    batch_size_option,
+    line_batch_size,
+    set_threads,
+)
 from rnntool.errors import UsageError
 
 DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.kinds.translation.translate.DEFAULT_LENGTH_PENALTY (not imported here: torch)
+DEFAULT_BEAM = 5
+BATCH_SIZE = 32
+BatchSizeOpt = batch_size_option("Lines read and translated", BATCH_SIZE)
 
 
 @app.command("translate")
 def translate(
-    model: ModelRefOpt,
+    model: Annotated[list[str], typer.Option(
+        "-m", "--model", metavar="MODEL", show_default=False,
+        help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory; give -m again for an ensemble "
+             "(the mean of the models' next-subword distributions; they must share their tokenizers).")],
     input: InputArg = None,
-    beam: Annotated[int, typer.Option("--beam", "-k", help="Beam size K.")] = 5,
+    beam: Annotated[Optional[int], typer.Option(
+        "--beam", "-b", min=1, metavar="K", show_default=False,
+        help=f"Beam search with K hypotheses (1 = greedy; default: {DEFAULT_BEAM}).")] = None,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding (the same output as --beam 1).")] = False,
     length_penalty: Annotated[
         Optional[float],
@@ -34,23 +56,41 @@ def translate(
     min_len: Annotated[int, typer.Option("--min-len", help="Output at least this many subwords.")] = 0,
     nbest: Annotated[
         Optional[int],
-        typer.Option("--nbest", show_default=False,
+        typer.Option("--nbest", "-n", min=1, metavar="N", show_default=False,
                      help="Print the N best (N <= K) as 'LINE ||| TEXT ||| SCORE', LINE counted from 0."),
     ] = None,
+    no_repeat_ngram: Annotated[int, typer.Option(
+        "--no-repeat-ngram", min=0, metavar="N",
+        help="No translation repeats an n-gram of N subwords (fairseq's --no-repeat-ngram-size); 0: off.")] = 0,
+    coverage_penalty: Annotated[float, typer.Option(
+        "--coverage-penalty", min=0.0, metavar="BETA",
+        help="GNMT's coverage penalty: BETA x sum over source subwords of log(min(attention received, 1)) "
+             "is added to each finished hypothesis' score, so translations that skip source words rank "
+             "lower; 0: off.")] = 0.0,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Draw each token from the model's distribution instead of searching (back-translation, "
+                         "as fairseq's --sampling); see --temperature, --top-k, --top-p, --seed.")] = False,
+    temperature: TemperatureOpt = 1.0,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", show_default=False,
+        help="With --sample: the same seed (and --batch-size) repeats exactly.")] = None,
     alignments: Annotated[
         bool, typer.Option("--alignments", help="Append ' ||| i-j ...' hard attention alignments "
                                                 "(source subword i, target subword j, from 0).")
     ] = False,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Lines read and translated together; 1 answers each line at once.")
-    ] = 32,
+    batch_size: BatchSizeOpt = None,
     batch_tokens: Annotated[
         int, typer.Option("--batch-tokens", help="Most padded source subwords per model batch.")
     ] = 4096,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line (JSON Lines): hypotheses, scores, "
-                                          "token log-probs.")
+        bool, typer.Option("--json", help="One JSON object per line (JSON Lines): index, source, translation and "
+                                          "the hypotheses, each with text, score (what ranks it), log_prob "
+                                          "(natural log, </s> included), tokens with token_log_probs (one each), "
+                                          "eos_log_prob (null if cut at the length limit), finished.")
     ] = False,
     output: OutputOpt = None,
     registry: RegistryOpt = None,
@@ -66,27 +106,40 @@ def translate(
     console.quiet = quiet
     if normalize and length_penalty is not None:
         raise UsageError("--length-penalty and --normalize are two ways to rank by length; give one")
-    if greedy and beam != 5:
+    if greedy and beam is not None:
         raise UsageError("--greedy and --beam exclude each other; --beam 1 is greedy")
+    if sample and (greedy or beam is not None):
+        raise UsageError("--sample draws each token; --greedy and --beam search: give one")
+    if seed is not None and not sample:
+        raise UsageError("--seed applies to --sample")
+    if sample and length_penalty is not None:
+        raise UsageError("--length-penalty ranks beam search's hypotheses; --sample draws one: drop one")
+    beam = DEFAULT_BEAM if beam is None else beam
+    size = line_batch_size(batch_size, input, BATCH_SIZE)
+    set_threads(threads)
     settings = DecodeSettings(
         beam=1 if greedy else beam,
         greedy=greedy,
-        length_penalty=0.0 if (normalize or greedy) else
+        length_penalty=0.0 if (normalize or greedy or sample) else
         (DEFAULT_LENGTH_PENALTY if length_penalty is None else length_penalty),
         normalize=normalize,
         max_len_ratio=max_len_ratio,
         min_len=min_len,
-        nbest=nbest or 1,
+        nbest=1 if nbest is None else nbest,
         alignments=alignments,
+        no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty,
+        sample=sample, temperature=temperature, top_k=top_k, top_p=top_p,
     )
     translator = open_translator(model, registry, device, settings)
-    how = "greedy" if greedy else f"beam {settings.beam}"
+    if sample:
+        translator.seed_sampling(seed)
+    how = "greedy" if greedy else "sampling" if sample else f"beam {settings.beam}"
     console.log(f"translating with {translator.ref} ({how}, device {translator.device})")
     lines = read_lines(input, on_bad_utf8=on_bad_utf8, allow_empty=True)
     started, count = time.perf_counter(), 0
     with open_output(output) as out:
         write = line_writer(out)
-        for result in translator.stream(lines, batch_size=batch_size, batch_tokens=batch_tokens):
+        for result in translator.stream(lines, batch_size=size, batch_tokens=batch_tokens):
             count += 1
             if json_output:
                 write(json.dumps(result.to_dict(alignments), ensure_ascii=False))

@@ -98,6 +98,26 @@ class _Pool:
         return out
 
 
+def _block_repeats(log_probs: Tensor, history: Tensor, n: int, beam: int) -> Tensor:
+    """log_probs (A*K, V) with -inf for each token that would end an n-gram already in its beam's
+    ``history`` (A, K, t) of tokens; ``t >= n - 1``."""
+    A, K, t = history.shape
+    V = log_probs.size(-1)
+    lp = log_probs.view(A, K, V)
+    if n == 1:
+        banned = torch.zeros((A, K, V), dtype=torch.int32, device=lp.device)
+        banned.scatter_add_(2, history, torch.ones_like(history, dtype=torch.int32))
+    else:
+        if t < n:  # no complete n-gram yet
+            return log_probs
+        windows = history.unfold(2, n, 1)  # (A, K, t - n + 1, n)
+        prefix = history[:, :, t - n + 1:]  # (A, K, n - 1): the n-gram the next token would complete
+        match = (windows[..., :-1] == prefix.unsqueeze(2)).all(dim=-1)  # (A, K, W)
+        banned = torch.zeros((A, K, V), dtype=torch.int32, device=lp.device)
+        banned.scatter_add_(2, windows[..., -1], match.to(torch.int32))
+    return lp.masked_fill(banned > 0, NEG_INF).view(A * K, V)
+
+
 def beam_search(
     model,
     state,
@@ -113,6 +133,8 @@ def beam_search(
     nbest: int = 1,
     keep_attention: bool = False,
     device=None,
+    no_repeat_ngram: int = 0,
+    coverage_penalty: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """Beam search for a batch of ``batch_size`` inputs; per input its n-best list, best first.
 
@@ -122,6 +144,10 @@ def beam_search(
     rank by ``log_prob / L`` instead (L = steps, EOS included). nbest: how many hypotheses to return
     per input (<= beam; fewer when fewer exist). keep_attention: record each hypothesis' attention
     rows (for alignments; costs memory). ``beam=1`` gives exactly greedy decoding's tokens.
+    no_repeat_ngram: N > 0 forbids any token that would repeat an N-gram the hypothesis already holds
+    (fairseq's --no-repeat-ngram-size). coverage_penalty: beta > 0 adds GNMT's coverage penalty to a
+    finished hypothesis' score, ``beta * sum_i log(min(sum_t a_ti, 1))`` over the source positions i
+    (Wu et al., 2016): translations that leave source words unattended rank lower. Needs attention.
     """
     if beam < 1:
         raise ConfigError(f"beam size must be >= 1, got {beam}")
@@ -129,6 +155,8 @@ def beam_search(
         raise ConfigError(f"nbest must be between 1 and the beam size {beam}, got {nbest}")
     if normalize and length_penalty:
         raise ConfigError("choose either a GNMT length penalty or normalisation by length, not both")
+    if no_repeat_ngram < 0 or coverage_penalty < 0:
+        raise ConfigError("the n-gram size and the coverage penalty must be >= 0")
     _check_lengths(max_len, min_len)
     K, B = beam, batch_size
     device = _device_of(bos, device)
@@ -144,6 +172,7 @@ def beam_search(
     alive_tokens = torch.full((B, K, T), PAD_ID, dtype=torch.long, device=device)  # (A, K, T)
     alive_lps = torch.zeros((B, K, T), device=device)  # (A, K, T)
     alive_attn: Tensor | None = None  # (A, K, T, S)
+    alive_cov: Tensor | None = None  # (A, K, S) attention summed over the steps so far (coverage_penalty)
 
     with torch.no_grad():
         for t in range(T):
@@ -157,6 +186,8 @@ def beam_search(
             if t < min_len:
                 log_probs = log_probs.clone()
                 log_probs[:, eos] = NEG_INF
+            if no_repeat_ngram and t >= no_repeat_ngram - 1:
+                log_probs = _block_repeats(log_probs.clone(), alive_tokens[:, :, :t], no_repeat_ngram, K)
             flat_lps = log_probs.view(A, K * V)  # (A, K*V)
             cand_all = (alive_score.unsqueeze(2) + log_probs.view(A, K, V)).view(A, K * V)  # (A, K*V)
             C = 2 * K
@@ -184,13 +215,24 @@ def beam_search(
             alive_pos = torch.where(is_eos, rank + C, rank).argsort(dim=1)[:, :K]  # (A, K) best K non-EOS
             next_score = cand_score.gather(1, alive_pos)  # (A, K)
 
+            cand_cov = None
+            if coverage_penalty:
+                if attention is None:
+                    raise ConfigError("the coverage penalty needs a model with attention (this one has none)")
+                step_attn = _gather_rows(attention.float().view(A, K, -1), parent)  # (A, C, S)
+                cand_cov = step_attn if alive_cov is None else _gather_rows(alive_cov, parent) + step_attn
+
             steps = t + 1
             capped = row_max_len <= steps  # (A,)
             at_cap = torch.zeros_like(finishes).scatter(1, alive_pos, capped.unsqueeze(1).expand(A, K))
             entry = (finishes | at_cap) & torch.isfinite(cand_score)  # (A, C)
             divisor = length_penalty_divisor(steps, length_penalty, normalize)
+            ranked = cand_score / divisor
+            if cand_cov is not None:  # padded source positions get no attention at all: they count as covered
+                covered = torch.where(cand_cov > 0, cand_cov.clamp(max=1.0), torch.ones_like(cand_cov))
+                ranked = ranked + coverage_penalty * covered.log().sum(dim=2)  # (A, C)
             new = {
-                "score": torch.where(entry, cand_score / divisor, NEG_INF),
+                "score": torch.where(entry, ranked, NEG_INF),
                 "log_prob": cand_score,
                 "length": torch.full_like(token, steps),
                 "finished": is_eos,
@@ -214,6 +256,8 @@ def beam_search(
             alive_lps = _gather_rows(cand_lps, alive_pos)[keep]
             if cand_attn is not None:
                 alive_attn = _gather_rows(cand_attn, alive_pos)[keep]
+            if cand_cov is not None:
+                alive_cov = _gather_rows(cand_cov, alive_pos)[keep]
             sent, row_max_len = sent[keep], row_max_len[keep]
 
     return pool.hypotheses(nbest)

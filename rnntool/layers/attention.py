@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from rnntool.errors import ConfigError
-
-ATTENTION_TYPES = ("none", "dot", "general", "mlp")
+from rnntool.layers.names import ATTENTION_TYPES  # noqa: F401 (re-exported)
 
 
 class Attention(nn.Module):

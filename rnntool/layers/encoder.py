@@ -16,7 +16,6 @@ from rnntool.errors import ConfigError
 from rnntool.layers.recurrent import RnnState, make_rnn, map_state
 from rnntool.tokenizers.sentencepiece import PAD_ID
 
-CELL_TYPES = ("rnn-tanh", "gru", "lstm")  # of rnntool.layers.recurrent.CELLS, those translation offers
 
 
 class Encoder(nn.Module):

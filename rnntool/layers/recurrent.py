@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from rnntool.errors import ConfigError
-
-CELLS = ("rnn-tanh", "rnn-relu", "gru", "lstm")
+from rnntool.layers.names import CELLS
 
 # An RNN's recurrent state: h (L, B, H) for rnn-tanh/rnn-relu/gru; (h, c) for lstm.
 RnnState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]

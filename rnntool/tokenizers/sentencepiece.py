@@ -62,6 +62,7 @@ class Tokenizer:
         self.vocab_size: int = self._sp.get_piece_size()
         self.train_stats: dict = {}  # set by train_tokenizer: line counts
         self.train_config: dict = {}  # set by train_tokenizer: every setting (for manifests)
+        self._sampler = None  # seed_sampling's thread
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -136,6 +137,39 @@ class Tokenizer:
 
     def encode_pieces(self, text: str) -> list[str]:
         return self._sp.encode(text, out_type=str)
+
+    def nbest_pieces(self, text: str, n: int) -> list[tuple[list[str], float]]:
+        """The ``n`` most likely segmentations, best first, each with its score (the sum of its pieces'
+        log-probabilities). Unigram tokenizers only (spm_encode --nbest_size)."""
+        try:
+            segmentations = self._sp.nbest_encode(text, nbest_size=n, out_type=str)
+        except RuntimeError:
+            raise UsageError("n-best segmentations need a unigram tokenizer (train one with --model-type "
+                             "unigram); a bpe tokenizer can sample instead (--sample --alpha)") from None
+        return [(pieces, sum(self._sp.get_score(self._sp.piece_to_id(p)) for p in pieces))
+                for pieces in segmentations]
+
+    def sample_pieces(self, text: str, alpha: float) -> list[str]:
+        """One segmentation drawn at random (subword regularisation: unigram sampling with smoothing
+        ``alpha``, or BPE-dropout with dropout rate ``alpha``); seed with ``seed_sampling``."""
+        def draw() -> list[str]:
+            return self._sp.encode(text, out_type=str, enable_sampling=True, alpha=alpha, nbest_size=-1)
+
+        return self._sampler.submit(draw).result() if self._sampler is not None else draw()
+
+    def seed_sampling(self, seed: int) -> None:
+        """Make ``sample_pieces`` repeat: SentencePiece seeds each thread's generator once, from the global
+        seed, the first time the thread samples; so set the seed and sample in a thread started now."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        _sentencepiece().set_random_generator_seed(seed)
+        if self._sampler is not None:
+            self._sampler.shutdown(wait=False)
+        self._sampler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnntool-spm-sampling")
+
+    def vocabulary(self) -> list[tuple[str, float]]:
+        """Every piece with its score, in id order (spm_export_vocab)."""
+        return [(self._sp.id_to_piece(i), float(self._sp.get_score(i))) for i in range(self.vocab_size)]
 
     # -- decoding --------------------------------------------------------------------------------
     def _check_ids(self, ids: Iterable[int]) -> list[int]:

@@ -158,7 +158,7 @@ class _LineFeed:
         for path in self.inputs:
             for line in read_lines(path, on_bad_utf8=self.on_bad_utf8):
                 self.lines += count
-                if not line:
+                if not line.strip():  # blank: nothing to learn pieces from
                     continue
                 if len(line) * 4 > self.max_line_bytes and len(line.encode("utf-8")) > self.max_line_bytes:
                     self.too_long += count
@@ -319,7 +319,7 @@ def train_tokenizer(
 def _no_text(feed: _LineFeed, names: str) -> BadInput:
     if feed.too_long:
         return BadInput(f"{names}: every line is longer than the maximum line length; raise it to train on them")
-    return BadInput(f"{names}: no text to train on ({feed.lines} empty lines); give a file with some text")
+    return BadInput(f"{names}: no text to train on ({feed.lines} blank lines); give a file with some text")
 
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "DEFAULT_SAMPLE_LINES", "MAX_VOCAB_SIZE", "check_settings", "check_vocab_size",

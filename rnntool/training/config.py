@@ -27,7 +27,8 @@ class TrainConfig:
 
     Budgets: training stops at the first of ``epochs``, ``max_steps`` (batches processed, skipped
     non-finite ones included) and ``max_time`` (seconds of training, summed over resumes); at least
-    one must be set. A "step" is one batch / one optimizer update.
+    one must be set. A "step" is one optimizer update: one batch, or ``accumulate`` batches whose
+    gradients are added up (an ``accumulate`` times larger effective batch).
     """
 
     optimizer: str = "adam"  # sgd | adam | adamw
@@ -56,6 +57,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # how many checkpoint directories to keep in the run dir
     log_every: int = 100  # steps between train-loss lines in metrics.jsonl
     ddp_find_unused_parameters: bool = False
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
 
     def validate(self) -> "TrainConfig":
         """Check every value; raise ConfigError naming the option and the valid choices."""
@@ -94,6 +96,7 @@ class TrainConfig:
         positive("save_every", self.save_every)
         positive("keep_checkpoints", self.keep_checkpoints, allow_none=False)
         positive("log_every", self.log_every, allow_none=False)
+        positive("accumulate", self.accumulate, allow_none=False)
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"--plateau-factor must be between 0 and 1 (got {self.plateau_factor})")
         positive("plateau_patience", self.plateau_patience, allow_zero=True)
@@ -108,7 +111,10 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["accumulate"] == 1:  # off: the config reads as before the setting existed (retrain keys)
+            del d["accumulate"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -305,8 +305,10 @@ def publish_run_tokenizer(trainee, registry, work_dir: Path) -> dict:
     return {"tokenizer": tok_ref} if tok_ref is not None else {}
 
 
-def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> str:
-    """Publish a tokenizer trained on the fly as ``<name>-tokenizer`` (reusing an identical latest)."""
+def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict], *,
+                      trained_for: str | None = None) -> str:
+    """Publish a tokenizer trained on the fly as ``<name>-tokenizer`` (reusing an identical latest);
+    ``trained_for``: the model it was trained with (default ``name``), which `models show` names."""
     from rnntool.textio import sha256_file
     from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE
 
@@ -320,7 +322,7 @@ def publish_tokenizer(registry, name: str, tok_path: Path, data: list[dict]) -> 
     with registry.staging() as stage:
         shutil.copyfile(tok_path, stage / TOKENIZER_FILE)
         bundle = registry.publish(stage, name=tok_name, kind="tokenizer", data=data,
-                                  extra={"trained_for": name})
+                                  extra={"trained_for": trained_for or name})
     return bundle.ref
 
 

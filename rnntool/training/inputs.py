@@ -35,7 +35,8 @@ def prepare_train_valid(spec, work_dir: Path, log: Callable[[str], None], *, wha
             raise BadInput(f"{path}: no such file ({role})")
     spec = dataclasses.replace(spec, train=str(Path(train).resolve()),
                                valid=str(Path(spec.valid).resolve()) if spec.valid is not None else None)
-    return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in spec.input_files])
+    return dataclasses.replace(spec, fingerprints=[{**fingerprint_file(p), "role": role}
+                                                   for p, role in zip(spec.input_files, ("train", "valid"))])
 
 
 __all__ = ["prepare_train_valid"]

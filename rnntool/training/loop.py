@@ -129,7 +129,7 @@ class _Loop:
         if cfg.max_steps is not None:
             budgets.append(cfg.max_steps)
         if cfg.epochs is not None and self.batches_per_epoch:
-            budgets.append(cfg.epochs * self.batches_per_epoch)
+            budgets.append(cfg.epochs * -(-self.batches_per_epoch // cfg.accumulate))  # steps: ceil per epoch
         self.total_steps = min(budgets) if budgets else None
         self.schedule = LRSchedule(cfg, total_steps=self.total_steps, max_time=cfg.max_time)
         started = self.run_dir is not None and (self.run_dir / RUN_INFO).is_file()
@@ -260,13 +260,19 @@ class _Loop:
                 self._apply_pending_restore()
             produced = self.s.batch_in_epoch > 0
             while n_batches is None or self.s.batch_in_epoch < n_batches:
-                batch = next(batches, _END)
-                if self.ctx.enabled and n_batches is None:
-                    if dist_utils.all_reduce_min_int(0 if batch is _END else 1, self.ctx) == 0:
+                group = []  # the batches of one step (--accumulate), the epoch's last step may have fewer
+                while len(group) < cfg.accumulate and (n_batches is None
+                                                       or self.s.batch_in_epoch + len(group) < n_batches):
+                    batch = next(batches, _END)
+                    if self.ctx.enabled and n_batches is None:
+                        if dist_utils.all_reduce_min_int(0 if batch is _END else 1, self.ctx) == 0:
+                            break
+                    elif batch is _END:
                         break
-                elif batch is _END:
+                    group.append(batch)
+                if not group:
                     break
-                elapsed = self._train_step(batch)
+                elapsed = self._train_step(group)
                 produced = True
                 stop = self._budget_reason(elapsed)
                 evaluated = False
@@ -370,13 +376,37 @@ class _Loop:
         """Validate once by half-time when no validation was timed yet (its cost sets the reserve)."""
         return stop is None and self.eval_cost is None and self.probe_at is not None and elapsed >= self.probe_at
 
-    def _train_step(self, batch) -> float:
-        """One batch: forward, backward, guard, update. Returns the (rank-0-synced) elapsed time."""
-        batch = move_to(batch, self.device)
-        with self.autocast():
-            nll_sum, n_tokens = self.task.loss(self.train_model, batch)
-        n_tokens = int(n_tokens)
-        (nll_sum / max(n_tokens, 1)).backward()
+    def _accumulate(self, batches: list):
+        """The gradients of several batches' summed loss, divided by all their tokens (one batch of them
+        all, in the memory of one): returns (summed NLL, tokens). DDP syncs gradients on the last only."""
+        nll_total, n_total = None, 0
+        for i, batch in enumerate(batches):
+            batch = move_to(batch, self.device)
+            last = i == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not hasattr(self.train_model, "no_sync") else \
+                self.train_model.no_sync()
+            with sync:
+                with self.autocast():
+                    nll_sum, n_tokens = self.task.loss(self.train_model, batch)
+                nll_sum.backward()
+            n_total += int(n_tokens)
+            nll_total = nll_sum.detach() if nll_total is None else nll_total + nll_sum.detach()
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.div_(max(n_total, 1))
+        return nll_total, n_total
+
+    def _train_step(self, batches: list) -> float:
+        """One step over ``batches`` (one, or --accumulate's): forward, backward, guard, update. Returns the
+        (rank-0-synced) elapsed time."""
+        if len(batches) == 1:
+            batch = move_to(batches[0], self.device)
+            with self.autocast():
+                nll_sum, n_tokens = self.task.loss(self.train_model, batch)
+            n_tokens = int(n_tokens)
+            (nll_sum / max(n_tokens, 1)).backward()
+        else:
+            nll_sum, n_tokens = self._accumulate(batches)
         if self.grouped:
             drop_frozen_grads(self.optimizer, self.s.step)
         grads = [p.grad for p in self.params if p.grad is not None]
@@ -412,7 +442,7 @@ class _Loop:
             self.s.log_win[1] += tokens
         self.optimizer.zero_grad(set_to_none=True)
         self.s.step += 1
-        self.s.batch_in_epoch += 1
+        self.s.batch_in_epoch += len(batches)
         self.s.tokens_total += tokens
         self.speed_tokens += tokens
         if self.s.bad_in_row >= self.cfg.max_bad_steps:

@@ -35,7 +35,10 @@ def check_destination(name: str | None, output: str | None) -> None:
     from rnntool.errors import UsageError
     from rnntool.registry.bundle import validate_name
 
-    if (name is None) == (output is None):
+    if name is None and output is None:
+        raise UsageError("say where the model goes: --name NAME (publish to the registry) or -o DIR (write a "
+                         "bundle)")
+    if name is not None and output is not None:
         raise UsageError("give --name NAME (publish to the registry) or -o DIR (write a bundle), not both")
     if name is not None:
         validate_name(name)

@@ -83,28 +83,53 @@ def test_bash_script_parses():
     assert r.returncode == 0, r.stderr
 
 
+def _models(registry, **kinds):
+    """Model directories with a manifest naming their kind (what completion reads)."""
+    for name, kind in kinds.items():
+        (registry / "models" / name / "1").mkdir(parents=True)
+        (registry / "models" / name / "1" / "manifest.json").write_text(f'{{\n  "kind": "{kind}"\n}}\n')
+
+
 def test_bash_completes_commands_options_and_choices(registry):
-    (registry / "models" / "spm" / "1").mkdir(parents=True)
+    _models(registry, spm="tokenizer")
     (registry / "models" / "spm" / "aliases").mkdir()
     (registry / "models" / "spm" / "aliases" / "prod").write_text("1\n")
     assert {"models", "tokenize", "train"} <= set(_bash_complete(["rnntool", ""], registry))
     assert _bash_complete(["rnntool", "tok"], registry) == ["tokenize"]
-    assert _bash_complete(["rnntool", "tokenize", ""], registry) == ["decode", "encode", "train"]
+    assert _bash_complete(["rnntool", "tokenize", ""], registry) == ["decode", "encode", "train", "vocab"]
     assert _bash_complete(["rnntool", "tokenize", "train", "--model-type", ""], registry) == [
         "bpe", "unigram", "char", "word"]
     assert _bash_complete(["rnntool", "tokenize", "train", "--model-type", "=", "u"], registry) == ["unigram"]
     assert _bash_complete(["rnntool", "tokenize", "train", "--vocab"], registry) == ["--vocab-size"]
-    assert _bash_complete(["rnntool", "--debug", "tokenize", "encode", "-m", "spm", "-f", ""], registry) == [
-        "pieces", "ids"]
+    assert _bash_complete(["rnntool", "--debug", "tokenize", "encode", "-m", "spm", "--output-format", ""],
+                          registry) == ["piece", "id"]
     assert "spm" in _bash_complete(["rnntool", "tokenize", "encode", "-m", ""], registry)
     assert _bash_complete(["rnntool", "tokenize", "encode", "-m", "spm@"], registry) == ["spm@1", "spm@prod"]
     assert _bash_complete(["rnntool", "tokenize", "train", "--name", ""], registry) == []
 
 
+def test_model_options_complete_the_models_of_the_kind_the_command_takes(registry, tmp_path, monkeypatch):
+    _models(registry, spm="tokenizer", news="lm", en_de="translation", sent="classifier", ner="tagger")
+    (registry / "models" / "en_de" / "7").mkdir()  # the newest version decides; it has no manifest yet
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")  # files in the current directory are offered too: let there be none
+    models = lambda *words: sorted(w for w in _bash_complete(["rnntool", *words], registry))  # noqa: E731
+    assert models("translate", "-m", "") == []  # en_de's newest version is unreadable
+    (registry / "models" / "en_de" / "7" / "manifest.json").write_text('{"kind": "translation"}')
+    assert models("translate", "-m", "") == ["en_de"]
+    assert models("generate", "-m", "") == models("evaluate", "perplexity", "-m", "") == ["news"]
+    assert models("classify", "-m", "") == ["sent"] and models("tag", "-m", "") == ["ner"]
+    assert models("tokenize", "encode", "-m", "") == ["en_de", "news", "sent", "spm"]  # anything with a tokenizer
+    assert models("translate", "-m", "en_de@") == ["en_de@1", "en_de@7"]
+    assert models("translate", "-m", "news@") == []
+    assert models("models", "show", "") == ["en_de", "ner", "news", "sent", "spm"]  # the registry commands
+    assert models("models", "rm", "n") == ["ner", "news"]
+
+
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_script_parses_and_completes(registry):
     assert subprocess.run(["zsh", "-n", str(COMPLETIONS / "_rnntool")]).returncode == 0
-    (registry / "models" / "spm" / "1").mkdir(parents=True)
+    _models(registry, spm="tokenizer", news="lm")
     harness = (
         "compadd() { [[ $1 == -X ]] && shift 2; if [[ $1 == -a ]]; then print -rl -- ${(P)2}; "
         "else print -rl -- \"$@\"; fi }\n"
@@ -119,9 +144,10 @@ def test_zsh_script_parses_and_completes(registry):
         assert r.returncode == 0, r.stderr
         return r.stdout.splitlines()
 
-    assert [w.split(":")[0] for w in complete("rnntool", "tokenize", "")] == ["decode", "encode", "train"]
+    assert [w.split(":")[0] for w in complete("rnntool", "tokenize", "")] == ["decode", "encode", "train", "vocab"]
     assert complete("rnntool", "tokenize", "train", "--model-type", "") == ["bpe", "unigram", "char", "word"]
-    assert complete("rnntool", "tokenize", "encode", "-m", "") == ["spm", "FILES"]
+    assert complete("rnntool", "tokenize", "encode", "-m", "") == ["news", "spm", "FILES"]
+    assert complete("rnntool", "generate", "-m", "") == ["news", "FILES"]
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
@@ -129,7 +155,7 @@ def test_fish_script_parses_and_completes(registry):
     script = COMPLETIONS / "rnntool.fish"
     r = subprocess.run(["fish", "--no-execute", str(script)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    (registry / "models" / "spm" / "1").mkdir(parents=True)
+    _models(registry, spm="tokenizer", news="lm")
 
     def complete(line):
         r = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
@@ -138,7 +164,18 @@ def test_fish_script_parses_and_completes(registry):
         assert r.returncode == 0, r.stderr
         return [w.split("\t")[0] for w in r.stdout.splitlines()]
 
-    assert complete("rnntool tokenize ") == ["decode", "encode", "train"]
+    assert complete("rnntool tokenize ") == ["decode", "encode", "train", "vocab"]
     assert complete("rnntool tokenize train --model-type ") == ["bpe", "char", "unigram", "word"]
     assert "spm" in complete("rnntool tokenize encode -m ")
-    assert complete("rnntool tokenize encode --form") == ["--format"]
+    assert "news" in complete("rnntool generate -m ") and "spm" not in complete("rnntool generate -m ")
+    assert complete("rnntool tokenize encode --output-f") == ["--output-format"]
+
+
+def test_completions_command_prints_the_static_scripts():
+    from conftest import invoke
+
+    for shell, name in (("bash", "rnntool.bash"), ("zsh", "_rnntool"), ("fish", "rnntool.fish")):
+        r = invoke("completions", shell)
+        assert r.exit_code == 0 and r.stdout == (COMPLETIONS / name).read_text(), shell
+    assert invoke("completions", "tcsh").exit_code == 2
+    assert "--install-completion" not in invoke("--help").stdout  # one mechanism: the static scripts

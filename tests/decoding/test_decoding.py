@@ -325,3 +325,70 @@ def test_finished_sentences_leave_the_batch():
 def test_hypothesis_fields():
     h = Hypothesis(tokens=[5, 6], score=-1.5, log_prob=-1.5, token_log_probs=[-0.5, -0.5, -0.5], finished=True)
     assert h.length == 3 and h.alignment(3) == []
+
+
+# -- n-gram blocking and the coverage penalty ----------------------------------------------------
+
+
+def _repeats(tokens: list[int], n: int) -> bool:
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_no_repeat_ngram_equals_exhaustive_search_over_outputs_without_repeats(n):
+    model = TableModel(vocab=5, prompts=2, scale=1.0)
+    max_len = 4
+    results = run_beam(model, [0, 1], beam=400, nbest=400, max_len=max_len, no_repeat_ngram=n)
+    for prompt, nbest in zip([0, 1], results):
+        want = [w for w in exhaustive(model, prompt, max_len) if not _repeats(w[1], n)]
+        assert [(h.tokens, h.finished) for h in nbest] == [(toks, fin) for _, toks, fin in want]
+        assert [h.score for h in nbest] == pytest.approx([s for s, _, _ in want], abs=1e-4)
+    # never a repeat with blocking, on longer outputs too
+    for hyps in run_beam(TableModel(), PROMPTS, beam=4, max_len=8, no_repeat_ngram=2):
+        assert not _repeats(hyps[0].tokens, 2)
+
+
+def test_coverage_penalty_equals_exhaustive_search_with_gnmt_scores():
+    model = TableModel(vocab=5, prompts=2, src_len=4)
+    max_len, beta, alpha = 3, 0.7, 0.6
+    results = run_beam(model, [0, 1], beam=85, nbest=85, max_len=max_len, length_penalty=alpha,
+                       coverage_penalty=beta)
+    for prompt, nbest in zip([0, 1], results):
+        want = []
+        for _, toks, fin in exhaustive(model, prompt, max_len):
+            steps = len(toks) + fin
+            coverage = model.attn[prompt, :steps].sum(0).clamp(max=1.0)  # the attention each source word got
+            score = model.score(prompt, toks, fin) / length_penalty_divisor(steps, alpha)
+            want.append((score + beta * float(coverage.log().sum()), toks, fin))
+        want.sort(key=lambda w: -w[0])
+        assert [h.score for h in nbest] == pytest.approx([s for s, _, _ in want], abs=1e-4)
+        assert [(h.tokens, h.finished) for h in nbest] == [(toks, fin) for _, toks, fin in want]
+    assert [h.tokens for h in run_beam(model, [0, 1], beam=3, coverage_penalty=0.0)[0]] == \
+        [h.tokens for h in run_beam(model, [0, 1], beam=3)[0]]
+    with pytest.raises(ConfigError):
+        run_beam(model, [0, 1], no_repeat_ngram=-1)
+
+
+# -- ensembles ------------------------------------------------------------------------------------
+
+
+def test_an_ensemble_decodes_with_the_mean_of_its_members_distributions():
+    from rnntool.decoding.ensemble import Ensemble
+
+    a, b = TableModel(seed=1, src_len=5), TableModel(seed=2, src_len=5)
+    both = Ensemble([a, b])
+    states = [a.start(PROMPTS), b.start(PROMPTS)]
+    tokens = torch.full((len(PROMPTS),), BOS)
+    lp, new_states, attention = both.step(tokens, states)
+    pa, _, att_a = a.step(tokens, states[0])
+    pb, _, att_b = b.step(tokens, states[1])
+    torch.testing.assert_close(lp.exp(), (pa.exp() + pb.exp()) / 2)
+    torch.testing.assert_close(attention, (att_a + att_b) / 2)
+    assert [s.tolist() for s in new_states] == [s.tolist() for s in both.reorder_state(new_states, torch.arange(8))]
+    # a model with itself is the model: the same search, the same scores
+    solo = run_beam(a, PROMPTS, beam=3, nbest=2)
+    twice = beam_search(Ensemble([a, a]), [a.start(PROMPTS), a.start(PROMPTS)], len(PROMPTS), BOS, EOS,
+                        max_len=8, beam=3, nbest=2)
+    assert [[h.tokens for h in n] for n in solo] == [[h.tokens for h in n] for n in twice]
+    assert [h.score for n in solo for h in n] == pytest.approx([h.score for n in twice for h in n], abs=1e-5)

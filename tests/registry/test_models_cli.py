@@ -44,7 +44,17 @@ def test_list_text_json_and_kind(registry):
     assert data[0]["kind"] == "lm" and data[0]["metrics"] == {"ppl": 10.0} and data[0]["aliases"] == []
     assert data[0]["path"] == str(registry / "models" / "foo" / "1")
     assert [d["ref"] for d in json.loads(ok(invoke("models", "list", "spm", "--json")).stdout)] == ["spm@1"]
-    fails(invoke("models", "list", "--kind", "nope"), 2, "choose one of tokenizer, lm, translation")
+    fails(invoke("models", "list", "--kind", "nope"), 2, "--kind")
+
+
+def test_list_shows_the_kinds_key_metrics_and_json_all_of_them(registry):
+    many = {"val_ppl": 12.5, "val_bpc": 1.25, "val_loss": 2.5, "tokens_per_s": 8000.0, "train_tokens": 10 ** 7,
+            "best_step": 1200, "val_nats_per_char": 0.87, "elapsed": 600.2}
+    publish("lm", metrics=many)
+    r = ok(invoke("models", "list"))
+    row = r.stdout.splitlines()[1]
+    assert "val_ppl=12.5 val_bpc=1.25" in row and "tokens_per_s" not in row and len(row) < 100, row
+    assert json.loads(ok(invoke("models", "list", "--json")).stdout)[0]["metrics"] == many
 
 
 def test_registry_option_overrides_env(tmp_path):
@@ -206,3 +216,44 @@ def test_bundle_directory_reference(registry, tmp_path):
     assert doc["manifest"]["name"] == "mytok" and doc["manifest"]["version"] is None
     assert ok(invoke("models", "verify", out)).stdout.startswith("ok")
     fails(invoke("models", "rm", out), 2, "not on directories")
+
+
+def test_average_publishes_the_mean_of_the_weights(registry, corpus):
+    from safetensors.torch import load_file
+
+    tiny = ("--vocab-size", "300", "--embed-dim", "16", "--hidden-dim", "16", "--layers", "1", "--max-steps", "3",
+            "--batch-size", "4", "--bptt", "8", "-q")
+    for seed in ("1", "2", "3"):
+        ok(invoke("train", "lm", corpus, "--name", "lm", "--seed", seed, "-t", "lm-tokenizer@1", *tiny)
+           if seed != "1" else invoke("train", "lm", corpus, "--name", "lm", "--seed", seed, *tiny))
+    r = ok(invoke("models", "average", "lm@1", "lm@2", "lm@3", "--name", "avg"))
+    assert r.stdout == "avg@1\n"
+    reg = Registry.open()
+    avg, parts = reg.load("avg@1"), [reg.load(f"lm@{i}") for i in (1, 2, 3)]
+    weights = [load_file(b.file("model.safetensors")) for b in parts]
+    mean = load_file(avg.file("model.safetensors"))
+    for key, tensor in mean.items():
+        expected = sum(w[key].double() for w in weights) / 3
+        assert (tensor.double() - expected).abs().max() < 1e-6, key
+    assert avg.kind == "lm" and avg.metrics == {} and avg.parents["averaged_3"] == "lm@3"
+    assert avg.files["tokenizer.model"]["sha256"] == parts[0].files["tokenizer.model"]["sha256"]
+    ok(invoke("evaluate", "perplexity", "-m", "avg", corpus))  # a working model
+    # only versions of one model average
+    ok(invoke("train", "lm", corpus, "--name", "wide", "-t", "lm-tokenizer@1", *tiny, "--hidden-dim", "24"))
+    fails(invoke("models", "average", "lm@1", "wide@1", "--name", "x"), 2, "different model settings")
+    fails(invoke("models", "average", "lm@1", "--name", "x"), 2, "at least two")
+    ok(invoke("train", "lm", corpus, "--name", "other", *tiny, "--vocab-size", "310"))
+    fails(invoke("models", "average", "lm@1", "other@1", "--name", "x"), 2, "different model settings")
+
+
+def test_show_counts_a_parallel_corpus_in_pairs_and_leaves_validation_out(registry):
+    def fp(role, lines, size):
+        return {"path": f"/data/{role}.txt", "sha256": role * 4, "bytes": size, "lines": lines, "role": role}
+
+    publish("mt", kind="translation", data=[fp("train-src", 29000, 1_800_000), fp("train-tgt", 29000, 2_100_000),
+                                            fp("valid-src", 1014, 64_000), fp("valid-tgt", 1014, 76_000)])
+    publish("news", kind="lm", data=[fp("train", 40000, 1_000_000), fp("valid", 4000, 100_000)])
+    assert "3.9 MB/29000 pairs" in ok(invoke("models", "show", "mt")).stdout
+    assert "1.0 MB/40000 lines" in ok(invoke("models", "show", "news")).stdout
+    one = ok(invoke("models", "show", "mt@1")).stdout
+    assert "data:     valid-src: /data/valid-src.txt (64.0 KB, 1014 lines" in one, one

@@ -39,8 +39,8 @@ def test_encode_decode_pipeline_gives_back_the_input(tok):
     r = bash(f"set -o pipefail; printf 'a b\\nc\\n' | {rn} tokenize encode -m {tok} | {rn} tokenize decode -m {tok}")
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"a b\nc\n" and r.stderr == b""
-    r = bash(f"set -o pipefail; printf 'x  y\\t\\n\\n\\xc3\\xbc\\n' | {rn} tokenize encode -m {tok} -f ids"
-             f" | {rn} tokenize decode -m {tok} -f ids")
+    r = bash(f"set -o pipefail; printf 'x  y\\t\\n\\n\\xc3\\xbc\\n' | {rn} tokenize encode -m {tok} --output-format id"
+             f" | {rn} tokenize decode -m {tok} --input-format id")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "x  y\t\n\nü\n".encode()
 

@@ -80,14 +80,14 @@ def test_train_to_bundle_dir_and_model_file(text, tmp_path):
         assert invoke("tokenize", "decode", "-m", model, input=enc.stdout).stdout == "the cat\n"
 
 
-@pytest.mark.parametrize("fmt", ["pieces", "ids"])
+@pytest.mark.parametrize("fmt", ["piece", "id"])
 def test_encode_decode_round_trip(tok, fmt):
-    enc = invoke("tokenize", "encode", "-m", tok, "--format", fmt, input=AWKWARD.encode())
+    enc = invoke("tokenize", "encode", "-m", tok, "--output-format", fmt, input=AWKWARD.encode())
     assert enc.exit_code == 0, enc.output
     assert enc.stdout.count("\n") == AWKWARD.count("\n")  # one line out per line in, empty ones too
-    if fmt == "ids":
+    if fmt == "id":
         assert all(t.isdigit() for t in enc.stdout.split())
-    dec = invoke("tokenize", "decode", "-m", tok, "--format", fmt, input=enc.stdout.encode())
+    dec = invoke("tokenize", "decode", "-m", tok, "--input-format", fmt, input=enc.stdout.encode())
     assert dec.exit_code == 0, dec.output
     assert dec.stdout == AWKWARD
 
@@ -169,9 +169,9 @@ def test_missing_training_file(tmp_path):
 
 
 def test_decode_bad_ids_names_line(tok):
-    r = invoke("tokenize", "decode", "-m", tok, "--format", "ids", input="5 6\n7 x\n")
+    r = invoke("tokenize", "decode", "-m", tok, "--input-format", "id", input="5 6\n7 x\n")
     assert r.exit_code == 1 and "<stdin>:2: 'x' is not a token id" in r.stderr
-    r = invoke("tokenize", "decode", "-m", tok, "--format", "ids", input="5 99999\n")
+    r = invoke("tokenize", "decode", "-m", tok, "--input-format", "id", input="5 99999\n")
     assert r.exit_code == 1 and "<stdin>:1: token id 99999 is out of range" in r.stderr
 
 
@@ -186,10 +186,10 @@ def test_translation_bundle_needs_side(text, tmp_path):
         reg.publish(tmp, name="mt", kind="translation")
     r = invoke("tokenize", "encode", "-m", "mt", input="the cat\n")
     assert r.exit_code == 2 and "--side src or --side tgt" in r.stderr
-    src = invoke("tokenize", "encode", "-m", "mt", "--side", "src", "-f", "ids", input="the cat\n")
-    tgt = invoke("tokenize", "encode", "-m", "mt", "--side", "tgt", "-f", "ids", input="the cat\n")
+    src = invoke("tokenize", "encode", "-m", "mt", "--side", "src", "--output-format", "id", input="the cat\n")
+    tgt = invoke("tokenize", "encode", "-m", "mt", "--side", "tgt", "--output-format", "id", input="the cat\n")
     assert src.exit_code == 0 and tgt.exit_code == 0, src.output + tgt.output
-    back = invoke("tokenize", "decode", "-m", "mt", "--side", "tgt", "-f", "ids", input=tgt.stdout)
+    back = invoke("tokenize", "decode", "-m", "mt", "--side", "tgt", "--input-format", "id", input=tgt.stdout)
     assert back.stdout == "the cat\n"
 
 
@@ -219,3 +219,40 @@ def test_train_on_several_files_records_each(text, tmp_path):
     manifest = json.loads((Path(json.loads(r.stdout)["path"]) / "manifest.json").read_text())
     assert [d["lines"] for d in manifest["data"]] == [120, 1]
     assert manifest["metrics"]["text_lines"] == 91
+
+
+def test_nbest_sampling_and_vocabulary_as_sentencepiece_gives_them(text, tok, registry):
+    """spm_encode's --nbest_size and sampling, spm_export_vocab's layout, checked against sentencepiece."""
+    import sentencepiece as spm
+
+    from rnntool.registry.store import Registry
+
+    r = invoke("tokenize", "train", text, "--name", "uni", "--vocab-size", "25", "--model-type", "unigram",
+               "--no-byte-fallback", "-q")
+    assert r.exit_code == 0, r.stderr
+    sp = spm.SentencePieceProcessor(model_file=str(Registry.open().load("uni").file("tokenizer.model")))
+    lines = ["the cat sat on the mat", "a dog barked"]
+    r = invoke("tokenize", "encode", "-m", "uni", "-n", "3", input="\n".join(lines) + "\n")
+    assert r.exit_code == 0, r.stderr
+    rows = [row.split(" ||| ") for row in r.stdout.splitlines()]
+    for i, line in enumerate(lines):
+        mine = [row for row in rows if row[0] == str(i)]
+        assert [row[1].split() for row in mine] == sp.nbest_encode(line, nbest_size=3, out_type=str)
+        scores = [float(row[2]) for row in mine]
+        assert scores == sorted(scores, reverse=True) and mine[0][1].split() == sp.encode(line, out_type=str)
+    ids = invoke("tokenize", "encode", "-m", "uni", "-n", "2", "--output-format", "id", input="a dog\n").stdout
+    assert all(t.isdigit() for row in ids.splitlines() for t in row.split(" ||| ")[1].split())
+    bpe = invoke("tokenize", "encode", "-m", tok, "-n", "2", input="a dog\n")
+    assert bpe.exit_code == 2 and "unigram" in bpe.stderr
+    # sampling: seeded, varied, and always the same text back
+    many = "\n".join(["the cat sat on the mat"] * 20) + "\n"
+    a = invoke("tokenize", "encode", "-m", "uni", "--sample", "--alpha", "0.1", "--seed", "5", input=many).stdout
+    b = invoke("tokenize", "encode", "-m", "uni", "--sample", "--alpha", "0.1", "--seed", "5", input=many).stdout
+    assert a == b and len(set(a.splitlines())) > 1
+    assert {sp.decode_pieces(row.split()) for row in a.splitlines()} == {"the cat sat on the mat"}
+    assert invoke("tokenize", "encode", "-m", "uni", "--seed", "5", input="x\n").exit_code == 2
+    # the vocabulary, in id order, with sentencepiece's scores
+    vocab = [row.split("\t") for row in invoke("tokenize", "vocab", "-m", "uni").stdout.splitlines()]
+    assert [p for p, _ in vocab] == [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    assert [float(s) for _, s in vocab] == pytest.approx([sp.get_score(i) for i in range(sp.get_piece_size())],
+                                                         rel=1e-5)

@@ -78,6 +78,9 @@ RESUME_CASES = {
     # checkpoints only at epoch ends (the resumed run starts a new epoch), SGD momentum, plateau
     "sgd-plateau-epochend": (dict(optimizer="sgd", momentum=0.9, lr=0.1, schedule="plateau",
                                   plateau_patience=0, epochs=3), 17),
+    # --accumulate 5 over 12 batches an epoch: steps of 5, 5 and 2 batches, checkpoints between them
+    "accumulate-uneven": (dict(optimizer="adam", accumulate=5, max_steps=10, eval_every=4, save_every=3,
+                               schedule="cosine"), 7),
 }
 
 
@@ -412,3 +415,57 @@ def test_exploding_validation_loss_stops_the_run(tmp_path):
     task.chance_loss = 4.0
     with pytest.raises(TrainingError, match="diverged at step 4: validation loss 500 .* over 10x"):
         train(task, cfg(max_steps=6, eval_every=2), run_dir=tmp_path / "r")
+
+
+# -- gradient accumulation ------------------------------------------------------------------------
+class LinearTask:
+    """Least squares on fixed batches of unequal sizes: one step's update can be written down."""
+
+    def __init__(self, sizes=(3, 1, 4, 2)):
+        g = torch.Generator().manual_seed(0)
+        self.model = torch.nn.Linear(2, 1, bias=False)
+        self.data = [(torch.randn(n, 2, generator=g), torch.randn(n, 1, generator=g)) for n in sizes]
+
+    def set_shard(self, rank, world_size):
+        pass
+
+    def num_batches(self, epoch):
+        return len(self.data)
+
+    def batches(self, epoch):
+        for x, y in self.data:
+            yield {"x": x, "y": y}
+
+    def loss(self, model, batch):
+        return ((model(batch["x"]) - batch["y"]) ** 2).sum(), batch["y"].numel()
+
+    def evaluate(self, model):
+        return {"loss": 0.0}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_accumulate_takes_one_step_per_n_batches_on_the_mean_of_all_their_tokens():
+    task = LinearTask()
+    w0 = task.model.weight.detach().clone()
+    rec = Recorder()
+    result = train(task, cfg(optimizer="sgd", lr=0.1, clip=0.0, accumulate=3, epochs=1), run_dir=None,
+                   callbacks=[rec])
+    assert result.steps == 2 and [s.batch for s in rec.steps] == [3, 4]  # 3 batches, then the epoch's last one
+    # the first step: the gradient of the squared error summed over batches 1-3, divided by their 8 rows
+    x = torch.cat([b[0] for b in task.data[:3]])
+    y = torch.cat([b[1] for b in task.data[:3]])
+    w = w0.clone().requires_grad_(True)
+    (((x @ w.T) - y) ** 2).sum().div(8).backward()
+    w1 = w0 - 0.1 * w.grad
+    x4, y4 = task.data[3]
+    w = w1.clone().requires_grad_(True)
+    (((x4 @ w.T) - y4) ** 2).sum().div(2).backward()
+    torch.testing.assert_close(task.model.weight.detach(), w1 - 0.1 * w.grad)
+    plain = train(LinearTask(), cfg(optimizer="sgd", lr=0.1, clip=0.0, epochs=1), run_dir=None)
+    assert plain.steps == 4
+    assert "accumulate" not in cfg().to_dict() and cfg(accumulate=2).to_dict()["accumulate"] == 2

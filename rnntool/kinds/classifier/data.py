@@ -34,7 +34,7 @@ from rnntool.errors import BadInput, UsageError
 from rnntool.textio import display_name, read_lines
 
 FORMATS = ("auto", "fasttext", "tsv", "csv", "tab")
-TEXT_FORMATS = ("text", "fasttext", "tsv", "csv", "tab")  # what read_texts (`classify`) accepts
+TEXT_FORMATS = ("lines", "fasttext", "tsv", "csv", "tab")  # what read_texts (`classify`) accepts
 LABEL_PREFIX = "__label__"
 TEXT_COLUMNS = ("text", "sentence", "review", "question", "content", "document", "tweet", "utterance")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "intent", "y")
@@ -174,10 +174,10 @@ def read_labelled(path: str | os.PathLike | None, *, format: str = "auto", text_
     return data
 
 
-def read_texts(path: str | os.PathLike | None, *, format: str = "text", text_column: str | None = None,
+def read_texts(path: str | os.PathLike | None, *, format: str = "lines", text_column: str | None = None,
                label_prefix: str = LABEL_PREFIX, on_bad_utf8: str = "strict") -> Iterator[str]:
     """The texts to classify, streamed: one per input line (per row after the header for tsv/csv),
-    each yielded as soon as its line is read. ``text``/``fasttext``: the line less any leading
+    each yielded as soon as its line is read. ``lines``/``fasttext``: the line less any leading
     label tokens; ``tsv``/``csv``/``tab``: the text field (labels ignored). A blank line gives ""."""
     _check_options(format, TEXT_FORMATS, text_column, None, label_prefix)
     return _texts(path, format, text_column, label_prefix, on_bad_utf8)
@@ -186,7 +186,7 @@ def read_texts(path: str | os.PathLike | None, *, format: str = "text", text_col
 def _texts(path, fmt: str, text_column: str | None, label_prefix: str, on_bad_utf8: str) -> Iterator[str]:
     name = display_name(path)
     lines: Numbered = enumerate(read_lines(path, on_bad_utf8=on_bad_utf8), start=1)
-    if fmt in ("text", "fasttext"):
+    if fmt in ("lines", "fasttext"):
         records = _fasttext_records(lines, label_prefix)
     elif fmt == "tab":
         records = _tab_records(lines)
@@ -195,7 +195,7 @@ def _texts(path, fmt: str, text_column: str | None, label_prefix: str, on_bad_ut
     for lineno, text, labels, _hint in records:
         if labels is None:  # a tab line with no tab
             raise BadInput(f"{name}:{lineno}: no tab; --format tab lines are LABEL<TAB>TEXT "
-                           "(give --format text for plain lines)")
+                           "(give --format lines for plain lines)")
         yield text or ""
 
 

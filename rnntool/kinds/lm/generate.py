@@ -5,9 +5,12 @@
         else: print()                                                  # a Sample: one is complete
 
 A prompt is read after <bos> (sentence-mode models) or <eos> (stream-mode models), and generation
-stops at <eos> or after ``max_tokens`` tokens. Text is detokenized incrementally: each new token's
-text is given as soon as it is known (a piece that ends inside a multi-byte character waits for the
-rest). Greedy and sampling stream token by token; beam search gives each output whole.
+stops at <eos> or after ``max_tokens`` tokens. A stream-mode model joined its training lines with <eos>,
+so there <eos> is also a line end: with ``lines`` N != 1 generation goes on across line ends until N
+lines (0: until ``max_tokens``), each inner <eos> written as a newline.
+
+Text is detokenized incrementally: each new token's text is given as soon as it is known (a piece that
+ends inside a multi-byte character waits for the rest). Greedy and sampling stream token by token; beam search gives each output whole.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class GenerateSettings:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    lines: int = 1  # stream-mode models: lines per output (0: until max_tokens)
 
     def validate(self) -> "GenerateSettings":
         if self.max_tokens < 1:
@@ -48,6 +52,10 @@ class GenerateSettings:
             raise UsageError("--greedy gives one output per prompt; drop -n or sample instead")
         if self.beam and self.num_samples > self.beam:
             raise UsageError(f"-n {self.num_samples} is more than --beam {self.beam}: raise --beam or lower -n")
+        if self.lines < 0:
+            raise UsageError(f"--lines must be 0 (until --max-tokens) or more (got {self.lines})")
+        if self.lines != 1 and self.beam:
+            raise UsageError("--lines applies to sampling and --greedy; drop --beam")
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise UsageError("need --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1")
         return self
@@ -67,9 +75,14 @@ class Sample:
         return float(sum(self.token_logprobs))
 
     def to_dict(self) -> dict:
+        """`generate --json`: the fields of `translate --json`'s hypotheses where they mean the same:
+        ``token_ids`` and ``token_log_probs`` (one per generated token, the same length), ``eos_log_prob``
+        (<eos>'s, null unless ``finished``), ``log_prob`` (natural log, <eos> included)."""
+        n = len(self.token_ids)
         return {"prompt": self.prompt, "text": self.text, "completion": self.completion,
-                "token_ids": self.token_ids, "token_logprobs": self.token_logprobs,
-                "logprob": self.logprob, "finished": self.finished}
+                "token_ids": self.token_ids, "token_log_probs": self.token_logprobs[:n],
+                "eos_log_prob": self.token_logprobs[n] if self.finished and len(self.token_logprobs) > n else None,
+                "log_prob": self.logprob, "finished": self.finished}
 
 
 class IncrementalText:
@@ -101,6 +114,9 @@ def generate(
 ) -> Iterator[str | Sample]:
     """Text pieces (str) of each output as they are produced, each output followed by its Sample."""
     model, tokenizer = lm.model, lm.tokenizer
+    if settings.lines != 1 and lm.mode != "stream":
+        raise UsageError(f"--lines {settings.lines}: {lm.bundle.ref} is a sentence-mode model (each output is one "
+                         "sentence, ended by <eos>); --lines needs a model trained with --mode stream")
     device = model_device(model)
     prompt_ids = tokenizer.encode(prompt) if prompt else []
     with torch.no_grad():  # only around the model's work: this generator yields to its caller
@@ -125,17 +141,31 @@ def _stream_one(lm, prompt, prompt_ids, state, last, settings, generator) -> Ite
         yield text.text
     sample = Sample(prompt, "", "")
     device = last.device
+    multi = settings.lines != 1  # <eos> is a line end to write, not the end (stream-mode models)
+    eos = -1 if multi else EOS_ID  # -1: the step generators never stop at <eos> themselves
     if settings.greedy:
-        steps = greedy_steps(lm.model, state, 1, last, EOS_ID, settings.max_tokens, device=device)
+        steps = greedy_steps(lm.model, state, 1, last, eos, settings.max_tokens, device=device)
     else:
-        steps = sample_steps(lm.model, state, 1, last, EOS_ID, settings.max_tokens, temperature=settings.temperature,
+        steps = sample_steps(lm.model, state, 1, last, eos, settings.max_tokens, temperature=settings.temperature,
                              top_k=settings.top_k, top_p=settings.top_p, generator=generator, device=device)
+    done_lines = ""  # the lines a multi-line output has finished, each with its newline
+    lines = 0
     for step in steps:
         token = int(step.tokens[0])
         sample.token_logprobs.append(float(step.log_probs[0]))
         if token == EOS_ID:
-            sample.finished = True
-            break
+            lines += 1
+            if not multi or lines == settings.lines:
+                sample.finished = True
+                break
+            tail = text.flush()  # a line end inside the output: the line's text, then a newline
+            if tail:
+                yield tail
+            yield "\n"
+            done_lines += text.text + "\n"
+            text = IncrementalText(lm.tokenizer, [])
+            sample.token_ids.append(token)
+            continue
         sample.token_ids.append(token)
         piece = text.push(token)
         if piece:
@@ -143,5 +173,6 @@ def _stream_one(lm, prompt, prompt_ids, state, last, settings, generator) -> Ite
     tail = text.flush()
     if tail:
         yield tail
-    sample.text, sample.completion = text.text, text.text[start:]
+    sample.text = done_lines + text.text
+    sample.completion = sample.text[start:]
     yield sample

@@ -252,3 +252,20 @@ def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "
             f"{model.config.vocab_size}; re-publish the model with its own tokenizer"
         )
     return LoadedLM(model, tokenizer, bundle)
+
+
+def open_ensemble(refs: list[str], registry: str | os.PathLike | None = None, device: str = "auto") -> LoadedLM:
+    """Several language models as one (`generate -m A -m B`): the same tokenizer and data mode, the mean of
+    their next-token distributions (rnntool/decoding/ensemble.py). One reference: ``open_lm``'s model."""
+    from rnntool.decoding.ensemble import Ensemble
+    from rnntool.errors import UsageError
+
+    lms = [open_lm(ref, registry, device) for ref in refs]
+    if len(lms) == 1:
+        return lms[0]
+    first = lms[0]
+    for lm in lms[1:]:
+        if lm.tokenizer.sha256 != first.tokenizer.sha256 or lm.mode != first.mode:
+            raise UsageError(f"{lm.bundle.ref} and {first.bundle.ref} differ in their tokenizer or data mode; an "
+                             "ensemble needs models trained with the same tokenizer (-t) and --mode")
+    return LoadedLM(Ensemble([lm.model for lm in lms]), first.tokenizer, first.bundle)

@@ -37,9 +37,9 @@ LOGITS_BUDGET = 1 << 25  # logits (floats) per forward pass in sentence mode: 12
 READ_AHEAD_BATCHES = 16  # lines read ahead (and sorted by length) = this many batches
 
 
-def signature(tokenizer_sha256: str, mode: str) -> str:
-    """Every setting that affects the numbers, sacrebleu-style."""
-    return f"tok:{tokenizer_sha256[:8]}|mode:{mode}|eos:yes|log:e|version:{__version__}"
+def signature(tokenizer_sha256: str, mode: str, *, log10: bool = False) -> str:
+    """Every setting that affects the numbers, sacrebleu-style (``log:10``: log-probs printed in base 10)."""
+    return f"tok:{tokenizer_sha256[:8]}|mode:{mode}|eos:yes|log:{'10' if log10 else 'e'}|version:{__version__}"
 
 
 @dataclass
@@ -74,7 +74,8 @@ class Totals:
 
 class Scorer:
     """Scores chunks of lines (token ids, each ending with <eos>) in order; stream mode carries
-    the state from one chunk to the next. ``score(chunk)`` returns the NLL (nats) of every line."""
+    the state from one chunk to the next. ``score(chunk)`` returns the NLL (nats) of every line,
+    ``token_nll(chunk)`` every line's NLL per token."""
 
     def __init__(self, model: RNNLM, mode: str, *, batch_size: int = 64) -> None:
         self.model = model
@@ -83,10 +84,14 @@ class Scorer:
         self.device = model_device(model)
         self.state: State | None = None
 
-    @torch.no_grad()
     def score(self, lines: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([nll.sum() for nll in self.token_nll(lines)]) if lines else np.zeros(0)
+
+    @torch.no_grad()
+    def token_nll(self, lines: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each line's NLL (nats) per token, <eos> last, in input order."""
         if not lines:
-            return np.zeros(0)
+            return []
         if self.mode == "sentence":
             return self._score_sentences(lines)
         return self._score_stream(lines)
@@ -98,8 +103,8 @@ class Scorer:
         nll = F.cross_entropy(logits.float().transpose(1, 2), y, ignore_index=PAD_ID, reduction="none")  # (B, T)
         return nll.double().cpu().numpy(), state
 
-    def _score_sentences(self, lines: Sequence[np.ndarray]) -> np.ndarray:
-        out = np.zeros(len(lines))
+    def _score_sentences(self, lines: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros(0)] * len(lines)
         lengths = np.array([len(ids) for ids in lines])
         order = np.argsort(lengths, kind="stable")
         max_cells = max(1, LOGITS_BUDGET // self.model.config.vocab_size)  # rows x width per forward pass
@@ -111,12 +116,12 @@ class Scorer:
             rows = order[i : i + n]
             if n == 1 and lengths[rows[0]] > max_cells:  # one very long line: in segments
                 ids = lines[rows[0]].astype(np.int64)
-                nll, _ = self._segments(np.concatenate([[BOS_ID], ids[:-1]]), ids, None)
-                out[rows[0]] = nll.sum()
+                out[rows[0]], _ = self._segments(np.concatenate([[BOS_ID], ids[:-1]]), ids, None)
             else:
                 batch = sentence_batch([lines[r] for r in rows])
-                nll, _ = self._token_nll(batch.inputs, batch.targets, None)
-                out[rows] = nll.sum(axis=1)
+                nll, _ = self._token_nll(batch.inputs, batch.targets, None)  # (n, T), padding scored 0
+                for j, r in enumerate(rows):
+                    out[r] = nll[j, : lengths[r]]
             i += n
         return out
 
@@ -129,12 +134,11 @@ class Scorer:
             token_nll[t : t + STREAM_SEGMENT] = nll[0]
         return token_nll, state
 
-    def _score_stream(self, lines: Sequence[np.ndarray]) -> np.ndarray:
+    def _score_stream(self, lines: Sequence[np.ndarray]) -> list[np.ndarray]:
         targets = np.concatenate(lines).astype(np.int64)  # every line ends with <eos>
         inputs = np.concatenate([[EOS_ID], targets[:-1]])  # a chunk always follows an <eos>
         token_nll, self.state = self._segments(inputs, targets, self.state)
-        starts = np.cumsum([0] + [len(ids) for ids in lines[:-1]])
-        return np.add.reduceat(token_nll, starts)
+        return np.split(token_nll, np.cumsum([len(ids) for ids in lines[:-1]]))
 
 
 def score_corpus(model: RNNLM, corpus: Corpus, mode: str, *, batch_size: int = 64, chunk_lines: int = 4096) -> dict:
@@ -156,6 +160,8 @@ class LineScore:
     logprob: float  # natural log-probability of the line, <eos> included
     tokens: int  # tokens scored, <eos> included
     characters: int  # characters of the line plus its newline
+    pieces: list[str] | None = None  # with per_token: the line's pieces, then "</s>"
+    token_logprobs: list[float] | None = None  # with per_token: one natural log-prob per piece
 
     @property
     def perplexity(self) -> float:
@@ -170,14 +176,19 @@ def score_lines(
     *,
     totals: Totals | None = None,
     batch_size: int = 64,
+    per_token: bool = False,
 ) -> Iterator[LineScore]:
     """One ``LineScore`` per input line, in input order, as soon as each chunk of input is scored.
-    Lines are read ahead in chunks (see ``read_ahead_chunks``); ``totals`` accumulates the sums."""
+    Lines are read ahead in chunks (see ``read_ahead_chunks``); ``totals`` accumulates the sums.
+    ``per_token``: each LineScore also holds its pieces and their log-probs (<eos> last)."""
     scorer = Scorer(model, mode, batch_size=batch_size)
     for chunk in read_ahead_chunks(lines, READ_AHEAD_BATCHES * batch_size):
         ids = [np.append(np.asarray(x, dtype=np.int64), EOS_ID) for x in tokenizer.encode_batch(chunk)]
-        for line, nll, x in zip(chunk, scorer.score(ids), ids):
-            score = LineScore(-float(nll), len(x), len(line) + 1)
+        for line, nll, x in zip(chunk, scorer.token_nll(ids), ids):
+            score = LineScore(-float(nll.sum()), len(x), len(line) + 1)
+            if per_token:
+                score.pieces = [tokenizer.id_to_piece(int(t)) for t in x[:-1]] + ["</s>"]
+                score.token_logprobs = [-float(v) for v in nll]
             if totals is not None:
                 totals.add(-score.logprob, score.tokens, score.characters)
             yield score

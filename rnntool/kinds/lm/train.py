@@ -105,7 +105,8 @@ def prepare_inputs(spec: LMRunSpec, work_dir: Path, log: Log) -> LMRunSpec:
         if not Path(valid).is_file():
             raise BadInput(f"{valid}: no such file (--valid)")
         valid = str(Path(valid).resolve())
-    fingerprints = [fingerprint_file(p) for p in [*inputs, *([valid] if valid else [])]]
+    fingerprints = [{**fingerprint_file(p), "role": "train"} for p in inputs]
+    fingerprints += [{**fingerprint_file(valid), "role": "valid"}] if valid else []
     if all(fp["bytes"] == 0 for fp in fingerprints[: len(inputs)]):
         raise BadInput(f"{', '.join(inputs)}: training input is empty; give a file with some text")
     if valid is not None and fingerprints[-1]["bytes"] == 0:

@@ -5,8 +5,11 @@
     paired_bootstrap(baseline_hyps, new_hyps, refs) -> {"score_a", "score_b", "p_value", "significant", ...}
 
 Settings are sacreBLEU's defaults, cased everywhere: BLEU with 13a tokenization and exponential
-smoothing, chrF2 (character 6-grams, no word n-grams), and TER with ``case_sensitive=True`` (sacreBLEU's
-TER default is lowercased; the signature says ``case:mixed``). Every score carries its signature.
+smoothing, chrF2 (character 6-grams, no word n-grams), chrF++ (chrF2 with word 1- and 2-grams), and TER
+with ``case_sensitive=True`` (sacreBLEU's TER default is lowercased; the signature says ``case:mixed``).
+``Scoring`` changes them as sacreBLEU's options do: ``tokenize`` (BLEU's tokenizer), ``lowercase`` (every
+metric), ``confidence`` (bootstrap resamples for a 95% interval of one system's score). Every score
+carries its signature, which names all of it.
 
 ``refs`` is either one reference stream (a list of lines) or a list of streams (several references
 per line), as sacreBLEU takes them.
@@ -17,22 +20,45 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rnntool.errors import BadInput, UsageError
 
-METRICS = ("bleu", "chrf", "ter")
+METRICS = ("bleu", "chrf", "chrf++", "ter")
+# sacreBLEU's BLEU tokenizers that need no download and no extra package
+TOKENIZERS = ("13a", "intl", "none", "char", "zh")
 DEFAULT_SEED = 12345
 DEFAULT_SAMPLES = 1000
 
+
+@dataclass(frozen=True)
+class Scoring:
+    """How to score, as sacreBLEU's options say it (defaults: sacreBLEU's, cased)."""
+
+    tokenize: str = "13a"
+    lowercase: bool = False
+    confidence: int = 0  # bootstrap resamples for a 95% interval of each score (0: none)
+    seed: int = DEFAULT_SEED
+
+    def check(self) -> "Scoring":
+        if self.tokenize not in TOKENIZERS:
+            raise UsageError(f"--tokenize {self.tokenize}: choose from {', '.join(TOKENIZERS)}")
+        if self.confidence < 0:
+            raise UsageError(f"the number of bootstrap resamples must be 0 or more, got {self.confidence}")
+        return self
+
 __all__ = [
     "METRICS",
+    "TOKENIZERS",
+    "Scoring",
     "check_line_counts",
     "corpus_bleu",
     "corpus_scores",
     "make_metric",
     "paired_bootstrap",
     "parse_metrics",
+    "sentence_scores",
 ]
 
 
@@ -52,16 +78,17 @@ def parse_metrics(spec: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def make_metric(name: str):
-    """A fresh sacreBLEU metric object with rnntool's settings."""
+def make_metric(name: str, scoring: Scoring = Scoring(), *, sentence: bool = False):
+    """A fresh sacreBLEU metric object with rnntool's settings (``sentence``: for sentence-level BLEU,
+    effective n-gram order, as sacreBLEU recommends there)."""
     from sacrebleu.metrics import BLEU, CHRF, TER
 
     if name == "bleu":
-        return BLEU()
-    if name == "chrf":
-        return CHRF()
+        return BLEU(tokenize=scoring.tokenize, lowercase=scoring.lowercase, effective_order=sentence)
+    if name in ("chrf", "chrf++"):
+        return CHRF(word_order=2 if name == "chrf++" else 0, lowercase=scoring.lowercase)
     if name == "ter":
-        return TER(case_sensitive=True)
+        return TER(case_sensitive=not scoring.lowercase)
     raise UsageError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
 
 
@@ -85,18 +112,21 @@ def check_line_counts(hyps: Sequence[str], refs: Sequence[Sequence[str]], hyp_na
 
 
 def corpus_scores(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]],
-                  metrics: Sequence[str] = ("bleu",)) -> dict[str, dict[str, Any]]:
+                  metrics: Sequence[str] = ("bleu",), scoring: Scoring = Scoring()) -> dict[str, dict[str, Any]]:
     """Corpus-level scores: ``{metric: {"name", "score", "signature", "text", ...}}``.
 
     ``score`` is sacreBLEU's unrounded value; ``text`` is its usual one-line report prefixed with the
-    metric's signature. BLEU also gives ``precisions``, ``bp``, ``ratio``, ``hyp_len``, ``ref_len``.
+    metric's signature. BLEU also gives ``precisions``, ``bp``, ``ratio``, ``hyp_len``, ``ref_len``;
+    with ``scoring.confidence`` every metric gives ``mean`` and ``ci`` (the 95% half-interval).
     """
     streams = _streams(refs)
     check_line_counts(hyps, streams)
+    scoring.check()
     out: dict[str, dict[str, Any]] = {}
     for name in parse_metrics(metrics):
-        metric = make_metric(name)
-        score = metric.corpus_score(list(hyps), streams)
+        metric = make_metric(name, scoring)
+        with _sacrebleu_seed(scoring.seed):
+            score = metric.corpus_score(list(hyps), streams, n_bootstrap=max(scoring.confidence, 1))
         signature = metric.get_signature().format()
         entry: dict[str, Any] = {
             "name": score.name,
@@ -104,11 +134,24 @@ def corpus_scores(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[s
             "signature": signature,
             "text": score.format(signature=signature),
         }
+        if scoring.confidence:
+            entry.update(mean=float(score._mean), ci=float(score._ci))
         if name == "bleu":
             entry.update(precisions=[float(p) for p in score.precisions], bp=float(score.bp),
                          ratio=float(score.ratio), hyp_len=int(score.sys_len), ref_len=int(score.ref_len))
         out[name] = entry
     return out
+
+
+def sentence_scores(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]],
+                    metrics: Sequence[str] = ("bleu",), scoring: Scoring = Scoring()) -> Iterator[dict[str, float]]:
+    """Each hypothesis's own scores against its references (sacreBLEU's --sentence-level), in order."""
+    streams = _streams(refs)
+    check_line_counts(hyps, streams)
+    scorers = {name: make_metric(name, scoring.check(), sentence=True) for name in parse_metrics(metrics)}
+    for i, hyp in enumerate(hyps):
+        line_refs = [stream[i] for stream in streams]
+        yield {name: float(m.sentence_score(hyp, line_refs).score) for name, m in scorers.items()}
 
 
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -> float:
@@ -133,7 +176,7 @@ def _sacrebleu_seed(seed: int | None) -> Iterator[None]:
 def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str],
                      refs: Sequence[str] | Sequence[Sequence[str]], *, metric: str = "bleu",
                      seed: int | None = DEFAULT_SEED, n_samples: int = DEFAULT_SAMPLES,
-                     alpha: float = 0.05) -> dict[str, Any]:
+                     alpha: float = 0.05, scoring: Scoring = Scoring()) -> dict[str, Any]:
     """sacreBLEU's paired bootstrap resampling test (Koehn 2004) of system B against baseline A.
 
     Returns ``{"metric", "score_a", "score_b", "difference" (b - a), "p_value", "significant"
@@ -157,8 +200,8 @@ def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str],
         raise UsageError(f"the significance level must be between 0 and 1, got {alpha}")
     name = parse_metrics([metric])[0]
     with _sacrebleu_seed(seed):
-        test = PairedTest([("a", list(hyps_a)), ("b", list(hyps_b))], {name: make_metric(name)}, streams,
-                          test_type="bs", n_samples=n_samples)
+        test = PairedTest([("a", list(hyps_a)), ("b", list(hyps_b))], {name: make_metric(name, scoring.check())},
+                          streams, test_type="bs", n_samples=n_samples)
         signatures, results = test()
     key = next(k for k in results if k != "System")
     base, other = results[key]

@@ -22,13 +22,13 @@ from torch import nn
 
 from rnntool.layers.attention import ATTENTION_TYPES
 from rnntool.kinds.translation.decoder import Decoder, DecoderState
-from rnntool.layers.encoder import CELL_TYPES, Encoder
+from rnntool.layers.encoder import Encoder
+from rnntool.layers.names import BRIDGE_TYPES, CELLS
 from rnntool.errors import ConfigError, CorruptBundle
 from rnntool.kinds.catalog import WEIGHTS_FILE
 from rnntool.layers.weights import load_weights
 from rnntool.tokenizers.sentencepiece import EOS_ID, PAD_ID, SIDE_FILES, Tokenizer
 
-BRIDGE_TYPES = ("linear", "zeros")
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Seq2SeqConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        choices = {"cell": CELL_TYPES, "attention": ATTENTION_TYPES, "bridge": BRIDGE_TYPES}
+        choices = {"cell": CELLS, "attention": ATTENTION_TYPES, "bridge": BRIDGE_TYPES}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ConfigError(f"--{name} must be one of {', '.join(valid)} (got {getattr(self, name)!r})")

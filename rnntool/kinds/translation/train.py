@@ -140,7 +140,9 @@ def prepare_inputs(spec: TranslationRunSpec, work_dir: Path, log: Log) -> Transl
         raise UsageError("--src and --tgt must be files; for stdin use --tsv - with 'source<TAB>target' lines")
     paths = {attr: getattr(spec, attr) for attr in ("src", "tgt", "valid_src", "valid_tgt")} | {"tsv": tsv}
     spec = dataclasses.replace(spec, **{k: str(Path(v).resolve()) if v is not None else None for k, v in paths.items()})
-    return dataclasses.replace(spec, fingerprints=[fingerprint_file(p) for p in [*spec.train_files, *spec.valid_files]])
+    roles = ["train"] if spec.tsv is not None else ["train-src", "train-tgt"]
+    files = [*zip(spec.train_files, roles), *zip(spec.valid_files, ["valid-src", "valid-tgt"])]
+    return dataclasses.replace(spec, fingerprints=[{**fingerprint_file(p), "role": role} for p, role in files])
 
 
 def read_corpora(spec: TranslationRunSpec, log: Log) -> Corpora:
@@ -224,7 +226,8 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
         return {"tokenizer": publish_tokenizer(registry, spec.name, work_dir / JOINT_TOKENIZER_FILE,
                                                spec.fingerprints)}
     return {f"{side}_tokenizer": publish_tokenizer(registry, f"{spec.name}-{side}", work_dir / SIDE_FILES[side],
-                                                   spec.fingerprints) for side in ("src", "tgt")}
+                                                   spec.fingerprints, trained_for=spec.name)
+            for side in ("src", "tgt")}
 
 
 # -- the kind ----------------------------------------------------------------------------------------

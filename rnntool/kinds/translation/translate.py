@@ -18,12 +18,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
-from rnntool.decoding.search import Hypothesis, beam_search, greedy
-from rnntool.errors import ConfigError
+from rnntool.decoding.search import Hypothesis, beam_search, greedy, sample
+from rnntool.errors import ConfigError, UsageError
 from rnntool.layers.weights import model_device
 from rnntool.runtime import prepare_device
 from rnntool.textio import one_line
@@ -48,6 +48,12 @@ class DecodeSettings:
     min_len: int = 0
     nbest: int = 1
     alignments: bool = False
+    no_repeat_ngram: int = 0  # > 0: no hypothesis repeats an n-gram of this size (beam search)
+    coverage_penalty: float = 0.0  # GNMT's beta (beam search)
+    sample: bool = False  # draw each token (back-translation); temperature, top_k, top_p as `generate`'s
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +77,16 @@ class DecodeSettings:
             raise ConfigError(f"--max-len-ratio must be > 0 (got {self.max_len_ratio})")
         if self.min_len < 0:
             raise ConfigError(f"--min-len must be >= 0 (got {self.min_len})")
+        if self.sample and (self.greedy or self.nbest > 1 or self.length_penalty or self.normalize
+                            or self.no_repeat_ngram or self.coverage_penalty):
+            raise ConfigError("--sample draws one translation per line; drop --greedy, --nbest, --length-penalty, "
+                              "--normalize, --no-repeat-ngram and --coverage-penalty")
+        if self.no_repeat_ngram < 0 or self.coverage_penalty < 0:
+            raise ConfigError("--no-repeat-ngram and --coverage-penalty must be >= 0")
+        if not self.sample and (self.temperature != 1.0 or self.top_k or self.top_p != 1.0):
+            raise ConfigError("--temperature, --top-k and --top-p apply to --sample")
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("need --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1")
         return self
 
 
@@ -100,12 +116,19 @@ class Translation:
         return self.hypotheses[0]
 
     def to_dict(self, alignments: bool = False) -> dict:
+        """`translate --json`: per hypothesis ``text``; ``score`` (what ranks it: the log-prob after the length
+        penalty); ``log_prob`` (natural log, </s> included); ``tokens`` (target subwords) and
+        ``token_log_probs`` (one per token, the same length); ``eos_log_prob`` (</s>'s, null when the
+        output was cut at the length limit); ``finished``; with --alignments ``alignment``."""
         hyps = []
         for h in self.hypotheses:
-            d = asdict(h)
-            d["alignment"] = h.alignment_text() if alignments else None
-            if not alignments:
-                del d["alignment"]
+            n = len(h.tokens)
+            d = {"text": h.text, "score": h.score, "log_prob": h.log_prob, "tokens": h.tokens,
+                 "token_log_probs": h.token_log_probs[:n],
+                 "eos_log_prob": h.token_log_probs[n] if h.finished and len(h.token_log_probs) > n else None,
+                 "finished": h.finished}
+            if alignments:
+                d["alignment"] = h.alignment_text()
             hyps.append(d)
         out = {"index": self.index, "source": self.source, "translation": self.best.text, "hypotheses": hyps}
         if alignments:
@@ -130,6 +153,15 @@ class Translator:
         self.ref = ref
         self.unknown_pieces = 0  # source pieces the tokenizer could only map to <unk>
         self.device = model_device(model)
+        self.generator: torch.Generator | None = None  # --sample's randomness (seed_sampling)
+
+    def seed_sampling(self, seed: int | None) -> None:
+        """--sample draws from a generator seeded with ``seed`` (None: a fresh random seed)."""
+        self.generator = torch.Generator(device=self.device)
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
 
     # -- batching ---------------------------------------------------------------------------------
     @staticmethod
@@ -189,7 +221,7 @@ class Translator:
     # -- decoding ---------------------------------------------------------------------------------
     def _decode(self, sources: list[list[int]]) -> list[list[Hypothesis]]:
         with torch.inference_mode():
-            return decode(self.model, sources, self.settings, self.device)
+            return decode(self.model, sources, self.settings, self.device, self.generator)
 
     def _describe(self, h: Hypothesis, src_pieces: int) -> TranslatedHypothesis:
         tok = self.tgt_tokenizer
@@ -205,8 +237,8 @@ class Translator:
         )
 
 
-def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, device
-           ) -> list[list[Hypothesis]]:
+def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, device,
+           generator: torch.Generator | None = None) -> list[list[Hypothesis]]:
     """One model batch: source id lists (EOS is appended here) -> each one's hypotheses, best first
     (one when greedy, up to ``nbest`` from beam search). Every translation goes through here:
     `rnntool translate` (``Translator``) and training's validation BLEU. The caller puts the model
@@ -217,24 +249,46 @@ def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, de
     src, src_lengths = source_batch([list(p) for p in sources], device)  # (B, S), (B,)
     state = model.encode(src, src_lengths)
     max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=device)
-    if s.greedy:
+    if s.greedy and not (s.no_repeat_ngram or s.coverage_penalty):
         hyps = greedy(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
                       device=device, keep_attention=s.alignments)
         return [[h] for h in hyps]
+    if s.sample:  # ``generator``: seeded, the same lines in the same batches repeat exactly
+        hyps = sample(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len, temperature=s.temperature,
+                      top_k=s.top_k, top_p=s.top_p, generator=generator, device=device,
+                      keep_attention=s.alignments)
+        return [[h] for h in hyps]
     return beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
-                       beam=s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
-                       nbest=s.nbest, keep_attention=s.alignments, device=device)
+                       beam=1 if s.greedy else s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
+                       nbest=s.nbest, keep_attention=s.alignments, device=device,
+                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty)
 
 
-def open_translator(ref: str, registry=None, device: str = "auto", settings: DecodeSettings | None = None
-                    ) -> Translator:
-    """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory)."""
+def open_translator(ref: str | list[str], registry=None, device: str = "auto",
+                    settings: DecodeSettings | None = None) -> Translator:
+    """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory), or several as
+    an ensemble (they must share their tokenizers)."""
     from rnntool.registry.store import Registry
     from rnntool.kinds.translation.model import load_translation
 
     settings = settings or DecodeSettings()
-    bundle = Registry.open(registry).load(ref, kind="translation")
-    model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
-    for t in (src_tok, tgt_tok):
-        t.require_rnntool_ids()
-    return Translator(model, src_tok, tgt_tok, settings, ref=bundle.ref)
+    refs = [ref] if isinstance(ref, str) else list(ref)
+    reg = Registry.open(registry)
+    loaded = []
+    for r in refs:
+        bundle = reg.load(r, kind="translation")
+        model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
+        for t in (src_tok, tgt_tok):
+            t.require_rnntool_ids()
+        loaded.append((bundle, model, src_tok, tgt_tok))
+    first, model, src_tok, tgt_tok = loaded[0]
+    if len(loaded) == 1:
+        return Translator(model, src_tok, tgt_tok, settings, ref=first.ref)
+    from rnntool.decoding.ensemble import Ensemble
+
+    for bundle, _, s, t in loaded[1:]:
+        if (s.sha256, t.sha256) != (src_tok.sha256, tgt_tok.sha256):
+            raise UsageError(f"{bundle.ref} and {first.ref} have different tokenizers; an ensemble needs models "
+                             "trained with the same ones (e.g. -t, or versions of one model)")
+    return Translator(Ensemble([m for _, m, _, _ in loaded]), src_tok, tgt_tok, settings,
+                      ref="+".join(b.ref for b, *_ in loaded))

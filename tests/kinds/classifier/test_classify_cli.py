@@ -292,17 +292,6 @@ def test_prediction_lines_in_every_classify_layout():
         parse_label_line('{"label": 1}', "p:1")
 
 
-def test_batch_size_is_one_only_for_a_person_typing(monkeypatch):
-    from rnntool.cli import classify as classify_cli
-
-    monkeypatch.setattr(classify_cli, "stdin_is_tty", lambda: True)
-    assert classify_cli.batch_size_for(None, None) == 1 and classify_cli.batch_size_for(None, "-") == 1
-    assert classify_cli.batch_size_for(None, "big.txt") == classify_cli.BATCH_SIZE
-    assert classify_cli.batch_size_for(8, None) == 8
-    monkeypatch.setattr(classify_cli, "stdin_is_tty", lambda: False)
-    assert classify_cli.batch_size_for(None, None) == classify_cli.BATCH_SIZE
-
-
 def test_a_class_is_never_held_out_whole(tmp_path):
     pairs = examples(60, 9) + [("rare", "only one of these")]
     path = tmp_path / "train.txt"

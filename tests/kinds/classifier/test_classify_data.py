@@ -307,7 +307,7 @@ def test_read_texts_formats(tmp_path):
 
 
 @pytest.mark.parametrize("fmt,lines,expected", [
-    ("text", [b"__label__x first text\n", b"second\n"], ["first text", "second"]),
+    ("lines", [b"__label__x first text\n", b"second\n"], ["first text", "second"]),
     ("tab", [b"x\tfirst text\n", b"y\tsecond\n"], ["first text", "second"]),
     ("tsv", [b"text\tlabel\nfirst text\tx\n", b"second\ty\n"], ["first text", "second"]),
     ("csv", [b'text,label\n"first, text",x\n', b"second,y\n"], ["first, text", "second"]),

@@ -69,9 +69,10 @@ def test_json_lines_carry_token_log_probs_and_max_tokens_caps(bundle):
     assert len(objs) == 3
     for o in objs:
         assert len(o["token_ids"]) <= 3
-        assert len(o["token_logprobs"]) == len(o["token_ids"]) + (1 if o["finished"] else 0)
-        assert o["logprob"] == pytest.approx(sum(o["token_logprobs"]))
-        assert all(lp <= 0 for lp in o["token_logprobs"])
+        assert len(o["token_log_probs"]) == len(o["token_ids"])  # aligned; <eos> apart
+        assert (o["eos_log_prob"] is not None) == o["finished"]
+        assert o["log_prob"] == pytest.approx(sum(o["token_log_probs"]) + (o["eos_log_prob"] or 0))
+        assert all(lp <= 0 for lp in o["token_log_probs"])
         assert o["text"] == o["prompt"] + o["completion"]
 
 
@@ -137,3 +138,35 @@ def test_generate_does_not_switch_gradients_off_for_its_caller(bundle, settings)
         if isinstance(item, Sample):
             assert all(isinstance(lp, float) for lp in item.token_logprobs)
     assert seen and all(seen)
+
+
+def test_lines_go_on_across_line_ends_of_a_stream_model(stream_bundle, bundle):
+    from rnntool.tokenizers.sentencepiece import EOS_ID
+
+    # --lines 0: only --max-tokens stops it; every <eos> on the way is a newline in the text
+    o = json.loads(gen(stream_bundle, "--prompt", "the cat", "--lines", "0", "--max-tokens", "60", "--seed", "1",
+                       "--temperature", "1.5", "--json"))
+    assert len(o["token_ids"]) == 60 and not o["finished"] and o["eos_log_prob"] is None
+    assert o["text"].count("\n") == o["token_ids"].count(EOS_ID) and o["text"] == o["prompt"] + o["completion"]
+    assert len(o["token_log_probs"]) == 60
+    # --lines N: at most N lines; finished means the N-th line ended
+    for seed in ("1", "2", "3"):
+        o = json.loads(gen(stream_bundle, "--prompt", "the cat", "--lines", "2", "--max-tokens", "80", "--seed", seed,
+                           "--temperature", "1.5", "--json"))
+        assert o["text"].count("\n") <= 1 and (not o["finished"] or o["text"].count("\n") == 1)
+    out = gen(stream_bundle, "--prompt", "the cat", "--lines", "2", "-n", "2", "--seed", "1")
+    assert out.endswith("\n\n")  # a blank line ends each multi-line output
+    # one line is the default, and a sentence-mode model has no line ends to go on across
+    assert "\n" not in json.loads(gen(stream_bundle, "--prompt", "the cat", "--seed", "1", "--json"))["text"]
+    for args in (("-m", bundle, "--lines", "2"), ("-m", stream_bundle, "--lines", "2", "--beam", "2")):
+        r = invoke("generate", *args, "--prompt", "x")
+        assert r.exit_code == 2 and "--lines" in r.stderr, r.stderr
+
+
+def test_an_ensemble_of_a_model_with_itself_generates_as_the_model(bundle, stream_bundle):
+    one = json.loads(gen(bundle, "--prompt", "the", "--greedy", "--json"))
+    two = json.loads(gen(bundle, "-m", bundle, "--prompt", "the", "--greedy", "--json"))
+    assert one["token_ids"] == two["token_ids"]
+    assert one["token_log_probs"] == pytest.approx(two["token_log_probs"], abs=1e-5)
+    r = invoke("generate", "-m", bundle, "-m", stream_bundle, "--prompt", "the")
+    assert r.exit_code == 2 and "ensemble" in r.stderr, r.stderr

@@ -104,7 +104,34 @@ def test_per_line_sorts_with_sort_n_and_json_lines(bundles, text_file):
     assert float(by_sort.split("\t")[0]) == pytest.approx(-worst, abs=2e-4)  # least likely first
     r = invoke("evaluate", "perplexity", "-m", bundles["sentence"], text_file, "--per-line", "--json")
     objs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(objs) == len(TEXT) and objs[0]["logprob"] == objs[3]["logprob"]
+    assert len(objs) == len(TEXT) and objs[0]["log_prob"] == objs[3]["log_prob"]
+
+
+@pytest.mark.parametrize("mode", ["sentence", "stream"])
+def test_per_token_is_kenlm_querys_layout_and_adds_up_to_the_line(bundles, text_file, mode):
+    lm = open_lm(str(bundles[mode]), device="cpu")
+    expected = reference_line_nll(bundles[mode], TEXT, mode)
+    r = invoke("evaluate", "perplexity", "-m", bundles[mode], text_file, "--per-token", "--mode", mode)
+    assert r.exit_code == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert len(rows) == len(TEXT) and "perplexity" in r.stderr and "|log:e|" in r.stderr
+    for line, row, nll in zip(TEXT, rows, expected):
+        *tokens, total = row.split("\t")
+        pairs = [t.rsplit("=", 1) for t in tokens]
+        assert [p for p, _ in pairs] == lm.tokenizer.encode_pieces(line) + ["</s>"]
+        assert sum(float(v) for _, v in pairs) == pytest.approx(-nll, abs=1e-3)
+        assert total.startswith("Total: ") and float(total.split()[1]) == pytest.approx(-nll, abs=2e-4)
+    # --log10: KenLM's base; JSON lines hold the same, aligned
+    r = invoke("evaluate", "perplexity", "-m", bundles[mode], text_file, "--per-token", "--log10", "--json",
+               "--mode", mode)
+    objs = [json.loads(x) for x in r.stdout.splitlines()]
+    for obj, nll in zip(objs, expected):
+        assert obj["log_prob"] == pytest.approx(-nll / math.log(10), abs=1e-4)
+        assert len(obj["pieces"]) == len(obj["token_log_probs"]) and obj["pieces"][-1] == "</s>"
+        assert sum(obj["token_log_probs"]) == pytest.approx(obj["log_prob"], abs=1e-4)
+    assert "|log:10|" in r.stderr
+    bad = invoke("evaluate", "perplexity", "-m", bundles[mode], text_file, "--per-token", "--per-line")
+    assert bad.exit_code == 2
 
 
 def test_per_line_streams_before_input_ends(bundles):

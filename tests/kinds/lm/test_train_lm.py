@@ -126,6 +126,12 @@ def test_bad_settings_are_one_line_errors(corpus, args, code, words):
     assert "Traceback" not in r.output
 
 
+def test_no_destination_says_where_a_model_can_go(corpus):
+    r = invoke("train", "lm", corpus, "--max-steps", "1")
+    assert r.exit_code == 2 and "say where the model goes: --name NAME" in r.stderr, r.stderr
+    assert "not both" not in r.stderr and "run directory" not in r.stderr  # no run was started
+
+
 def test_empty_training_file_is_a_one_line_error(tmp_path, registry):
     empty = tmp_path / "empty.txt"
     empty.write_text("")

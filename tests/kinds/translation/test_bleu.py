@@ -58,7 +58,7 @@ def test_core_errors(files):
         bleu.corpus_scores(t["good"], [t["ref"][:-1]])
     with pytest.raises(BadInput):
         bleu.corpus_scores([], [[]])
-    with pytest.raises(UsageError, match="choose from bleu, chrf, ter"):
+    with pytest.raises(UsageError, match="choose from bleu, chrf, chrf\\+\\+, ter"):
         bleu.parse_metrics("bleu,meteor")
     assert bleu.parse_metrics("BLEU, chrf,bleu") == ("bleu", "chrf")
 
@@ -107,7 +107,7 @@ def test_cli_errors(files, tmp_path):
     r = invoke("evaluate", "bleu", p["good"])  # no --ref
     assert r.exit_code == 2 and "--ref" in r.stderr
     r = invoke("evaluate", "bleu", "--ref", p["ref"], "--metrics", "rouge", p["good"])
-    assert r.exit_code == 2 and "bleu, chrf, ter" in r.stderr
+    assert r.exit_code == 2 and "bleu, chrf, chrf++, ter" in r.stderr
     r = invoke("evaluate", "bleu", "--ref", "-", "-")
     assert r.exit_code == 2 and "stdin" in r.stderr
     bad = tmp_path / "bad.txt"

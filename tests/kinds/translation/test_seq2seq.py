@@ -23,6 +23,7 @@ def small_model(**kw) -> Seq2Seq:
 
 
 VARIANTS = list(itertools.product(["none", "dot", "general", "mlp"], [True, False], ["lstm", "gru", "rnn-tanh"]))
+VARIANTS += [("general", True, "rnn-relu"), ("dot", False, "rnn-relu")]  # every cell the other kinds offer
 
 
 @pytest.mark.parametrize("attention,input_feeding,cell", VARIANTS)
@@ -164,7 +165,7 @@ def test_load_translation_from_bundle(tmp_path):
 
 @pytest.mark.parametrize("setting,message", [
     ({"attention": "luong"}, "--attention must be one of none, dot, general, mlp"),
-    ({"cell": "rnn-relu"}, "--cell must be one of rnn-tanh, gru, lstm"),
+    ({"cell": "relu"}, "--cell must be one of rnn-tanh, rnn-relu, gru, lstm"),
     ({"bridge": "mean"}, "--bridge must be one of linear, zeros"),
     ({"hidden_dim": 7, "bidirectional": True}, "--hidden-dim must be even"),
     ({"share_embeddings": True}, "--joint-vocab"),

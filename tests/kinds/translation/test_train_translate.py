@@ -53,9 +53,10 @@ def test_line_count_mismatch_fails_before_training(tmp_path, registry):
     (["--name", "x", "--tsv", "p.tsv", "--src", "a.en", "--tgt", "a.de"], "--tsv"),
     (["--name", "x", "--tsv", "p.tsv", "--valid-src", "v.en"], "--valid-tgt"),
     (["--name", "x", "--tsv", "p.tsv", "-t", "spm", "--src-tokenizer", "s"], "-t/--tokenizer"),
-    (["--name", "x", "--tsv", "p.tsv", "--attention", "luong"], "--attention must be one of"),
+    (["--name", "x", "--tsv", "p.tsv", "--attention", "luong"], "'--attention': 'luong' is not one of"),
     (["--name", "x", "--tsv", "p.tsv", "--hidden-dim", "15"], "--hidden-dim must be even"),
-    (["--name", "x", "--tsv", "p.tsv", "--select", "chrf"], "--select must be one of bleu, loss"),
+    (["--name", "x", "--tsv", "p.tsv", "--select", "chrf"], "'--select': 'chrf' is not one of"),
+    (["--name", "x", "--tsv", "p.tsv", "--select", "span-f1"], "--select span-f1: this model kind offers bleu, loss"),
     (["--name", "Bad Name", "--tsv", "p.tsv"], "invalid model name"),
 ])
 def test_bad_options_are_usage_errors_before_any_data_is_read(args, message):
@@ -88,6 +89,10 @@ def test_publishes_a_complete_translation_bundle(pairs, registry):
     # human summary and the published model works with `translate`
     r = train("--src", src, "--tgt", tgt, "--name", "rev", "--max-steps", "2", *TINY)
     assert r.stdout.startswith("published rev@2: val BLEU ")
+    # the tokenizers it trained are in the registry too, and it says so (and `models show` says for what)
+    assert "with src tokenizer rev-src-tokenizer@2, tgt tokenizer rev-tgt-tokenizer@2" in r.stdout, r.stdout
+    shown = invoke("models", "show", "rev-src-tokenizer@1").stdout
+    assert "for:" in shown and "rev (trained with it" in shown, shown
     out = invoke("translate", "-m", "rev", "-q", "--greedy", input="the red cat\n")
     assert out.exit_code == 0 and out.stdout.count("\n") == 1
 

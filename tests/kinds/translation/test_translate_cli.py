@@ -153,9 +153,12 @@ def test_nbest_lists_are_sorted_distinct_and_scored(model_dir, test_set):
         assert [float(r[2]) for r in rows[4 * i:4 * i + 4]] == pytest.approx(scores, abs=1e-5)
         assert len({tuple(h["tokens"]) for h in hyps}) == len(hyps)
         for h in hyps:
-            assert h["log_prob"] == pytest.approx(sum(h["token_log_probs"]), abs=1e-4)
-            assert len(h["token_log_probs"]) == len(h["tokens"]) + h["finished"]
-            assert h["score"] == pytest.approx(h["log_prob"] / ((5 + len(h["token_log_probs"])) / 6) ** 0.6, abs=1e-4)
+            # the fields line up: one log-prob per token, </s>'s apart (null when cut at the length limit)
+            assert len(h["token_log_probs"]) == len(h["tokens"])
+            assert (h["eos_log_prob"] is not None) == h["finished"]
+            assert h["log_prob"] == pytest.approx(sum(h["token_log_probs"]) + (h["eos_log_prob"] or 0), abs=1e-4)
+            length = len(h["tokens"]) + h["finished"]  # the penalty counts </s>
+            assert h["score"] == pytest.approx(h["log_prob"] / ((5 + length) / 6) ** 0.6, abs=1e-4)
 
 
 def test_larger_length_penalty_never_shortens_the_average_output(model_dir, test_set):
@@ -166,7 +169,7 @@ def test_larger_length_penalty_never_shortens_the_average_output(model_dir, test
         averages.append(sum(len(r["hypotheses"][0]["token_log_probs"]) for r in results) / len(results))
     assert averages == sorted(averages), averages
     normalized = jsonl(translate(model_dir, "--normalize", "--json", src))
-    assert all(h["score"] == pytest.approx(h["log_prob"] / len(h["token_log_probs"]))
+    assert all(h["score"] == pytest.approx(h["log_prob"] / (len(h["tokens"]) + h["finished"]))
                for r in normalized for h in r["hypotheses"])
 
 
@@ -257,6 +260,68 @@ def test_streams_one_line_at_a_time_with_batch_size_1(model_dir, test_set):
     finally:
         proc.kill()
     assert answers == translate(model_dir, input="\n".join(lines[:3]) + "\n").splitlines()
+
+
+def test_a_person_typing_gets_each_line_answered_at_once(model_dir, test_set):
+    """stdin a terminal (a pseudo-terminal here) and no --batch-size: each line is translated when typed."""
+    import pty
+
+    _, _, lines = test_set
+    master, slave = pty.openpty()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rnntool", "translate", "-m", str(model_dir), "-q"],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    try:
+        answers = []
+        for line in lines[:2]:
+            os.write(master, (line + "\n").encode())
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, "no answer while the terminal stays open"
+            answers.append(proc.stdout.readline().decode().rstrip("\n"))
+        os.write(master, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        os.close(master)
+    assert answers == translate(model_dir, input="\n".join(lines[:2]) + "\n").splitlines()
+
+
+def test_sampling_for_back_translation_is_seeded_and_reduces_to_greedy(model_dir, test_set):
+    src, _, lines = test_set
+    a = translate(model_dir, "--sample", "--seed", "3", src)
+    assert a == translate(model_dir, "--sample", "--seed", "3", src) and len(a.splitlines()) == len(lines)
+    assert a != translate(model_dir, "--sample", "--seed", "4", "--temperature", "2", src)
+    greedy = translate(model_dir, "--greedy", src)
+    assert translate(model_dir, "--sample", "--top-k", "1", "--seed", "1", src) == greedy
+    for args in (("--sample", "--beam", "2"), ("--sample", "--nbest", "2"), ("--seed", "1"), ("--top-k", "3"),
+                 ("--sample", "--length-penalty", "1")):
+        r = invoke("translate", "-m", model_dir, *args, input="a cat\n")
+        assert r.exit_code == 2, (args, r.stderr)
+
+
+def test_no_repeat_ngram_and_coverage_penalty(model_dir, test_set):
+    src, _, _ = test_set
+    for args in (("--no-repeat-ngram", "2"), ("--greedy", "--no-repeat-ngram", "1")):
+        for r in jsonl(translate(model_dir, *args, "--max-len-ratio", "3", "--json", src)):
+            tokens = r["hypotheses"][0]["tokens"]
+            n = int(args[-1])
+            grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+            assert len(grams) == len(set(grams)), (args, tokens)
+    plain = jsonl(translate(model_dir, "--json", src))
+    covered = jsonl(translate(model_dir, "--coverage-penalty", "0.5", "--json", src))
+    assert len(covered) == len(plain)  # scores now include the penalty (<= 0): never above the plain ones
+    assert all(c["hypotheses"][0]["score"] <= p["hypotheses"][0]["score"] + 1e-6 for c, p in zip(covered, plain))
+    assert translate(model_dir, "--coverage-penalty", "0", src) == translate(model_dir, src)
+
+
+def test_an_ensemble_of_a_model_with_itself_translates_as_the_model(model_dir, test_set, tmp_path):
+    src, _, _ = test_set
+    assert translate(model_dir, "-m", model_dir, src) == translate(model_dir, src)
+    one = jsonl(translate(model_dir, "--json", src))
+    two = jsonl(translate(model_dir, "-m", model_dir, "--json", src))
+    assert [r["hypotheses"][0]["score"] for r in one] == pytest.approx([r["hypotheses"][0]["score"] for r in two],
+                                                                       abs=1e-4)
 
 
 def test_pipeline_into_evaluate_bleu(model_dir, test_set):

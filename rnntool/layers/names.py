@@ -1,0 +1,12 @@
+"""The names of the layer types a model can be built from, as options and configs spell them.
+
+Torch-free, so the command line can offer them as choices without importing torch.
+"""
+
+from __future__ import annotations
+
+CELLS = ("rnn-tanh", "rnn-relu", "gru", "lstm")  # Elman RNN (tanh or ReLU), GRU, LSTM: torch's fused layers
+ATTENTION_TYPES = ("none", "dot", "general", "mlp")  # "none": the encoder summary is the context at every step
+BRIDGE_TYPES = ("linear", "zeros")  # an encoder-decoder's first decoder state: from the encoder's final states, or 0
+
+__all__ = ["ATTENTION_TYPES", "BRIDGE_TYPES", "CELLS"]
