@@ -102,22 +102,32 @@ def set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-# Every reader of labelled or tagged data names its formats from this one list (docs/cli.md), so
-# `--format` has one set of choices across commands; each command reads some of them and refuses
-# the others in one line (check_format).
+# An option whose commands each accept part of one shared set of choices keeps the whole set (one set of
+# choices per option name: docs/cli.md), says in its help which part this command takes, and refuses
+# the rest in one line (check_offered).
+def subset_option(option: str, choices: tuple[str, ...], offers: tuple[str, ...], help: str, metavar: str):
+    """``option`` with the choices ``choices``, of which this command takes ``offers``."""
+    return Annotated[Literal[choices], typer.Option(
+        option, metavar=metavar, help=f"{help} This command takes: {', '.join(offers)}.")]
+
+
+def check_offered(option: str, value: str, offers: tuple[str, ...], what: str = "this command takes") -> str:
+    if value not in offers:
+        raise UsageError(f"{option} {value}: {what} {', '.join(offers)}")
+    return value
+
+
+# Every reader of labelled or tagged data names its formats from this one list.
 DATA_FORMATS = ("auto", "lines", "fasttext", "tsv", "csv", "tab", "conll", "conllu")
 
 
 def format_option(reads: tuple[str, ...], help: str):
     """``--format`` of a command that reads the formats ``reads`` (a subset of DATA_FORMATS)."""
-    return Annotated[Literal[DATA_FORMATS], typer.Option(
-        "--format", metavar="FORMAT", help=f"{help} This command reads: {', '.join(reads)}.")]
+    return subset_option("--format", DATA_FORMATS, reads, help, "FORMAT")
 
 
 def check_format(value: str, reads: tuple[str, ...]) -> str:
-    if value not in reads:
-        raise UsageError(f"--format {value}: this command reads {', '.join(reads)}")
-    return value
+    return check_offered("--format", value, reads, "this command reads")
 
 
 # Sampling, alike in `generate` and `translate` (back-translation)

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from rnntool.cli.console import console
-from rnntool.cli.options import DeviceOpt, ThreadsOpt
+from rnntool.cli.options import DeviceOpt, ThreadsOpt, check_offered, subset_option
 from rnntool.training.distributed import is_main_process
 from rnntool.errors import ConfigError
 from rnntool.layers.names import CELLS
@@ -80,14 +80,11 @@ SELECT_METRICS = ("loss", "bleu", "accuracy", "macro-f1", "span-f1")
 
 
 def select_option(offers: tuple[str, ...], help: str):
-    return Annotated[Literal[SELECT_METRICS], typer.Option(
-        "--select", metavar="METRIC", help=f"{help} This command offers: {', '.join(offers)}.")]
+    return subset_option("--select", SELECT_METRICS, offers, help, "METRIC")
 
 
 def check_select(value: str, offers: tuple[str, ...]) -> str:
-    if value not in offers:
-        raise ConfigError(f"--select {value}: this model kind offers {', '.join(offers)}")
-    return value
+    return check_offered("--select", value, offers, "this model kind offers")
 DEFAULT_EPOCHS = _D.epochs
 
 OptimizerOpt = Annotated[Literal[OPTIMIZERS], typer.Option("--optimizer", help="Optimizer.")]
