@@ -50,21 +50,18 @@ CNN 93.6 (Kim, 2014), C-LSTM 94.6 (Zhou et al., 2015).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
 import re
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
-from recipes import override
+from recipes import budgets, override, per_dataset, run_logged
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -177,34 +174,12 @@ def prepare_data(name: str, args, work: Path) -> dict:
 
 
 # -- rnntool -------------------------------------------------------------------------------------------
-def run(cmd: list[str], log_dir: Path, tag: str, threads: int, json_out: bool = True) -> tuple[dict | None, float, str]:
-    """Run ``rnntool ...`` (printed first, with its environment) with a fresh registry under ``log_dir``;
-    returns (its JSON summary, or {} without --json, or None when it failed; wall seconds; its stderr)."""
-    registry = log_dir / f"registry-{tag}"
-    shutil.rmtree(registry, ignore_errors=True)
-    env = {**os.environ, "RNNTOOL_HOME": str(registry), "OMP_NUM_THREADS": str(threads)}
-    print(f"$ RNNTOOL_HOME={registry} OMP_NUM_THREADS={threads} {shlex.join(cmd)}", flush=True)
-    start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL)  # never a terminal: `classify` batches as it would in a script
-    seconds = time.perf_counter() - start
-    (log_dir / f"{tag}.stderr.log").write_text(r.stderr)
-    if r.returncode != 0:
-        print(f"  failed (exit {r.returncode}) after {seconds:.1f}s; its stderr ends:", flush=True)
-        for line in r.stderr.strip().splitlines()[-8:] or ["(nothing)"]:
-            print(f"    {line}")
-        return None, seconds, r.stderr
-    if not json_out:
-        return {}, seconds, r.stderr
-    return (json.loads(r.stdout) if r.stdout.strip() else {}), seconds, r.stderr
-
-
 def evaluate(model_or_preds: Path, data: dict, args, log_dir: Path, tag: str, ref: bool = False) -> dict | None:
     """`rnntool evaluate classification` of a model on the dev set, or (ref=True) of predictions."""
     cmd = ["rnntool", "evaluate", "classification", *(
         [str(model_or_preds), "--ref", str(data["dev"])] if ref else ["-m", str(model_or_preds), str(data["dev"])]),
         "--format", data["format"], "--json", "--device", "cpu"]
-    report, _, _ = run(cmd, log_dir, tag, args.threads)
+    report, _, _ = run_logged(cmd, log_dir, tag, args.threads)
     return report
 
 
@@ -214,7 +189,7 @@ CLASSIFIED = re.compile(r"classified (\d+) lines in ([0-9.]+)s")
 def classify_speed(model: Path, data: dict, args, log_dir: Path, tag: str) -> dict:
     out = log_dir / f"{tag}.predictions.txt"
     cmd = ["rnntool", "classify", "-m", str(model), str(data["repeated"]), "-o", str(out), "--device", "cpu"]
-    done, seconds, stderr = run(cmd, log_dir, tag, args.threads, json_out=False)
+    done, seconds, stderr = run_logged(cmd, log_dir, tag, args.threads, json_out=False)
     if done is None:
         return {}
     n = sum(1 for _ in out.open(encoding="utf-8"))
@@ -265,7 +240,7 @@ def run_rnntool(name: str, data: dict, args, work: Path) -> list[dict]:
     shutil.rmtree(model, ignore_errors=True)
     cmd = ["rnntool", "train", "classify", str(data["train"]), "-o", str(model), "--max-time", args.budget[name],
            *common, *recipe["classify"]]
-    summary, seconds, _ = run(cmd, log_dir, "bilstm-train", args.threads)
+    summary, seconds, _ = run_logged(cmd, log_dir, "bilstm-train", args.threads)
     if summary is None:
         rows.append({"system": "rnntool biLSTM", "failed": True})
     else:
@@ -279,7 +254,7 @@ def run_rnntool(name: str, data: dict, args, work: Path) -> list[dict]:
     shutil.rmtree(lm, ignore_errors=True)
     cmd = ["rnntool", "train", "lm", str(data["lm_texts"]), "-o", str(lm), "--max-time", args.lm_budget[name],
            "--json", "--seed", str(args.seed), "--threads", str(args.threads), "--device", "cpu", *recipe["lm"]]
-    lm_summary, lm_seconds, _ = run(cmd, log_dir, "lm-train", args.threads)
+    lm_summary, lm_seconds, _ = run_logged(cmd, log_dir, "lm-train", args.threads)
     if lm_summary is None:
         rows.append({"system": "rnntool LM-init LSTM", "failed": True})
         return rows
@@ -290,7 +265,7 @@ def run_rnntool(name: str, data: dict, args, work: Path) -> list[dict]:
     shutil.rmtree(model, ignore_errors=True)
     cmd = ["rnntool", "train", "classify", str(data["train"]), "-o", str(model), "--init-from", str(lm),
            "-t", str(lm), "--unidirectional", "--max-time", args.budget[name], *common, *recipe["init_from"]]
-    summary, seconds, _ = run(cmd, log_dir, "lm-init-train", args.threads)
+    summary, seconds, _ = run_logged(cmd, log_dir, "lm-init-train", args.threads)
     if summary is None:
         rows.append({"system": "rnntool LM-init LSTM", "failed": True})
     else:
@@ -357,28 +332,6 @@ def table(name: str, rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def per_dataset(spec: str, names: list[str], option: str, error) -> dict[str, str]:
-    """``10m`` (every dataset) or ``10m,trec=5m`` / ``sst2=10m,trec=5m`` (per dataset)."""
-    default, out = None, {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if "=" in part:
-            key, value = (s.strip() for s in part.split("=", 1))
-            if key not in RECIPES:
-                error(f"{option}: unknown dataset {key!r} (choose from {', '.join(RECIPES)})")
-            out[key] = value
-        else:
-            default = part
-    missing = [n for n in names if n not in out and default is None]
-    if missing:
-        error(f"{option}: no budget for {missing[0]}")
-    return {n: out.get(n, default) for n in names}
-
-
-def budgets(per: dict[str, str]) -> str:
-    values = set(per.values())
-    return values.pop() if len(values) == 1 else ", ".join(f"{n} {v}" for n, v in per.items())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="sst2,trec", help="comma-separated: sst2, trec (default: both)")
@@ -402,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in RECIPES]
     if unknown or not names:
         ap.error(f"--datasets: unknown {unknown[0] if unknown else args.datasets!r}; choose from {', '.join(RECIPES)}")
-    args.budget = per_dataset(args.budget, names, "--budget", ap.error)
-    args.lm_budget = per_dataset(args.lm_budget, names, "--lm-budget", ap.error)
+    args.budget = per_dataset(args.budget, names, RECIPES, "--budget", ap.error)
+    args.lm_budget = per_dataset(args.lm_budget, names, RECIPES, "--lm-budget", ap.error)
     if args.limit < 0:
         ap.error("--limit must be 0 (all) or more")
     if args.classify_lines is None:

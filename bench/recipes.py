@@ -1,6 +1,6 @@
-"""What the recipe benchmarks (tinyshakespeare.py, multi30k.py, translate_train_speed.py) share:
-recipes as argument lists, picking them from the command line, and running one `rnntool` command
-with a fresh registry.
+"""What the benchmarks share: recipes as argument lists, picking them from the command line, budgets per
+dataset (``15m,wnut=10m``), and running one `rnntool` command with a fresh registry (run_rnntool: the
+recipe benchmarks; run_logged: the side-by-side ones, classify_vs_fasttext.py and tag_ewt_wnut.py).
 
 Imported by the scripts in bench/ (their folder is on sys.path when they run as scripts).
 """
@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -67,3 +68,48 @@ def run_rnntool(cmd: list[str], out: Path, threads: int | None = None) -> dict |
         print(f"  failed (exit {r.returncode}): {tail[0]}; log in {out / 'stderr.log'}", flush=True)
         return None
     return json.loads(r.stdout) if r.stdout.strip() else {}
+
+
+def run_logged(cmd: list[str], log_dir: Path, tag: str, threads: int, json_out: bool = True) -> tuple[dict | None, float, str]:
+    """Run ``rnntool ...`` (printed first, with its environment) with a fresh registry under ``log_dir``;
+    returns (its JSON summary, or {} without --json, or None when it failed; wall seconds; its stderr)."""
+    registry = log_dir / f"registry-{tag}"
+    shutil.rmtree(registry, ignore_errors=True)
+    env = {**os.environ, "RNNTOOL_HOME": str(registry), "OMP_NUM_THREADS": str(threads)}
+    print(f"$ RNNTOOL_HOME={registry} OMP_NUM_THREADS={threads} {shlex.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)  # never a terminal: line commands batch as in a script
+    seconds = time.perf_counter() - start
+    (log_dir / f"{tag}.stderr.log").write_text(r.stderr)
+    if r.returncode != 0:
+        print(f"  failed (exit {r.returncode}) after {seconds:.1f}s; its stderr ends:", flush=True)
+        for line in r.stderr.strip().splitlines()[-8:] or ["(nothing)"]:
+            print(f"    {line}")
+        return None, seconds, r.stderr
+    if not json_out:
+        return {}, seconds, r.stderr
+    return (json.loads(r.stdout) if r.stdout.strip() else {}), seconds, r.stderr
+
+
+def per_dataset(spec: str, names: list[str], known, option: str, error) -> dict[str, str]:
+    """``15m`` (every dataset in ``names``) or ``15m,wnut=10m`` / ``ewt=15m,wnut=10m`` (per dataset, each one
+    of ``known``); ``error(message)`` for a bad spec (argparse's)."""
+    default, out = None, {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "=" in part:
+            key, value = (s.strip() for s in part.split("=", 1))
+            if key not in known:
+                error(f"{option}: unknown dataset {key!r} (choose from {', '.join(known)})")
+            out[key] = value
+        else:
+            default = part
+    missing = [n for n in names if n not in out and default is None]
+    if missing:
+        error(f"{option}: no budget for {missing[0]}")
+    return {n: out.get(n, default) for n in names}
+
+
+def budgets(per: dict[str, str]) -> str:
+    values = set(per.values())
+    return values.pop() if len(values) == 1 else ", ".join(f"{n} {v}" for n, v in per.items())

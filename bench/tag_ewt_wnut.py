@@ -48,20 +48,16 @@ Stanza ~900, Flair ~300.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
-from recipes import override
+from recipes import budgets, override, per_dataset, run_logged
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -175,28 +171,6 @@ def prepare_data(name: str, args, work: Path) -> dict:
 
 
 # -- rnntool -------------------------------------------------------------------------------------------
-def run(cmd: list[str], log_dir: Path, tag: str, threads: int, json_out: bool = True) -> tuple[dict | None, float, str]:
-    """Run ``rnntool ...`` (printed first, with its environment) with a fresh registry under ``log_dir``;
-    returns (its JSON summary, or {} without --json, or None when it failed; wall seconds; its stderr)."""
-    registry = log_dir / f"registry-{tag}"
-    shutil.rmtree(registry, ignore_errors=True)
-    env = {**os.environ, "RNNTOOL_HOME": str(registry), "OMP_NUM_THREADS": str(threads)}
-    print(f"$ RNNTOOL_HOME={registry} OMP_NUM_THREADS={threads} {shlex.join(cmd)}", flush=True)
-    start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "rnntool", *cmd[1:]], env=env, capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL)  # never a terminal: `tag` batches as it would in a script
-    seconds = time.perf_counter() - start
-    (log_dir / f"{tag}.stderr.log").write_text(r.stderr)
-    if r.returncode != 0:
-        print(f"  failed (exit {r.returncode}) after {seconds:.1f}s; its stderr ends:", flush=True)
-        for line in r.stderr.strip().splitlines()[-8:] or ["(nothing)"]:
-            print(f"    {line}")
-        return None, seconds, r.stderr
-    if not json_out:
-        return {}, seconds, r.stderr
-    return (json.loads(r.stdout) if r.stdout.strip() else {}), seconds, r.stderr
-
-
 TAGGED = re.compile(r"tagged (\d+) sentences, (\d+) words in ([0-9.]+)s(?: \(([0-9.]+) words/s\))?")
 
 
@@ -205,7 +179,7 @@ def tag_speed(model: Path, data: dict, args, log_dir: Path, tag: str, batch: int
     out = log_dir / f"{tag}.tagged.txt"
     cmd = ["rnntool", "tag", "-m", str(model), str(data["text"]), "--format", "lines", "-o", str(out),
            "--device", "cpu", *(["--batch-size", str(batch)] if batch else [])]
-    done, seconds, stderr = run(cmd, log_dir, tag, args.threads, json_out=False)
+    done, seconds, stderr = run_logged(cmd, log_dir, tag, args.threads, json_out=False)
     if done is None:
         return {"failed": True}
     lines = out.read_text(encoding="utf-8").splitlines()
@@ -239,7 +213,7 @@ def run_config(name: str, config: str, data: dict, args, work: Path) -> dict:
     cmd = ["rnntool", "train", "tag", str(data["train"]), "--valid", str(data["dev"]), "-o", str(model),
            "--format", data["format"], "--max-time", args.budget[name], "--threads", str(args.threads),
            "--seed", str(args.seed), "--json", "--device", "cpu", *recipe]
-    summary, seconds, _ = run(cmd, log_dir, f"{config}-train", args.threads)
+    summary, seconds, _ = run_logged(cmd, log_dir, f"{config}-train", args.threads)
     row: dict = {"config": config, "label": label}
     if summary is None:
         return {**row, "failed": True}
@@ -252,7 +226,7 @@ def run_config(name: str, config: str, data: dict, args, work: Path) -> dict:
 
     cmd = ["rnntool", "evaluate", "tags", "-m", str(model), str(data["dev"]), "--format", data["format"],
            *spec["evaluate"], "--json", "--device", "cpu"]
-    report, _, _ = run(cmd, log_dir, f"{config}-evaluate", args.threads)
+    report, _, _ = run_logged(cmd, log_dir, f"{config}-evaluate", args.threads)
     if report:
         key, iv = report[spec["key"]], report.get("interval") or {}
         row.update(key=key, low=iv.get("low"), high=iv.get("high"), accuracy=report["token_accuracy"],
@@ -304,28 +278,6 @@ def table(name: str, rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def per_dataset(spec: str, names: list[str], option: str, error) -> dict[str, str]:
-    """``15m`` (every dataset) or ``15m,wnut=10m`` / ``ewt=15m,wnut=10m`` (per dataset)."""
-    default, out = None, {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if "=" in part:
-            key, value = (s.strip() for s in part.split("=", 1))
-            if key not in RECIPES:
-                error(f"{option}: unknown dataset {key!r} (choose from {', '.join(RECIPES)})")
-            out[key] = value
-        else:
-            default = part
-    missing = [n for n in names if n not in out and default is None]
-    if missing:
-        error(f"{option}: no budget for {missing[0]}")
-    return {n: out.get(n, default) for n in names}
-
-
-def budgets(per: dict[str, str]) -> str:
-    values = set(per.values())
-    return values.pop() if len(values) == 1 else ", ".join(f"{n} {v}" for n, v in per.items())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="ewt,wnut", help="comma-separated: ewt, wnut (default: both)")
@@ -350,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown or not configs:
         ap.error(f"--configs: unknown {unknown[0] if unknown else args.configs!r}; choose from {', '.join(CONFIGS)}")
-    args.budget = per_dataset(args.budget, names, "--budget", ap.error)
+    args.budget = per_dataset(args.budget, names, RECIPES, "--budget", ap.error)
     if args.limit < 0:
         ap.error("--limit must be 0 (all) or more")
     if args.tag_words is None:
