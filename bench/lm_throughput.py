@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- training ---------------------------------------------------------------------------------
     common = [str(args.data), "-t", tok_ref, "--valid", str(small_valid), "--mode", "stream", "--cell", "lstm",
               "--layers", str(args.layers), "--embed-dim", str(args.embed), "--hidden-dim", str(args.hidden),
+              "--no-tie-embeddings",  # as the bare loop's nn.Linear output layer
               "--dropout", str(args.dropout), "--batch-size", str(args.batch_size), "--bptt", str(args.bptt),
               "--optimizer", "adam", "--lr", "1e-3", "--clip", "0", "--threads", str(args.threads), "--device", "cpu",
               "--eval-every", "1000000", "--json", "-q", "--name", "bench-lm"]

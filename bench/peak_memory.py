@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     every = str(max(args.steps // 2, 1))
     for vocab in (2000, 8000):
         cmd = ["rnntool", "train", "lm", str(ts), "-o", str(OUT / f"lm{vocab}"), "--vocab-size", str(vocab),
-               "--max-steps", str(args.steps), "--eval-every", every, "--threads", "2"]
+               "--max-steps", str(args.steps), "--eval-every", every, "--threads", "2",
+               "--no-tie-embeddings"]  # the bare loop's own output layer (the default ties it to the embeddings)
         print(f"$ {shlex.join(cmd)}", flush=True)
         ours, log = peak_mb([py, "-m", "rnntool", *cmd[1:]], env, OUT / f"lm{vocab}.log")
         params = re.search(r"training ([\d,]+) parameters", log)

@@ -33,11 +33,13 @@ REFERENCES = {"word_language_model (2x512 LSTM, SGD)": 1.62, "BPE-1k 2x512 LSTM,
 _BPE1K = ["--model-type", "bpe", "--vocab-size", "1000", "--mode", "stream", "--cell", "lstm", "--layers", "2"]
 RECIPES: dict[str, list[str]] = {
     # pytorch/examples word_language_model's settings, on BPE-1k pieces
-    "example-sgd": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--dropout", "0.2",
+    "example-sgd": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--no-tie-embeddings",
+                    "--dropout", "0.2",
                     "--optimizer", "sgd", "--lr", "20", "--clip", "0.25", "--schedule", "plateau",
                     "--batch-size", "20", "--bptt", "35", "--eval-every", "1000"],
     # the subword reference point
-    "adamw-cosine": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--dropout", "0.2",
+    "adamw-cosine": [*_BPE1K, "--embed-dim", "512", "--hidden-dim", "512", "--no-tie-embeddings",
+                     "--dropout", "0.2",
                      "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "0.01", "--schedule", "cosine",
                      "--warmup", "100", "--clip", "1.0", "--batch-size", "32", "--bptt", "64", "--eval-every", "1000"],
     # tied embeddings, more regularisation, longer BPTT

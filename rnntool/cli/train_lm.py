@@ -48,8 +48,10 @@ def train_lm(
                                                             "output projection.", show_default=False)] = None,
     weight_drop: Annotated[float, typer.Option("--weight-drop", help="DropConnect on the recurrent weights "
                                                "(AWD-LSTM): a fresh mask per batch, off at evaluation.")] = 0.0,
-    tie_embeddings: Annotated[bool, typer.Option("--tie-embeddings", help="Share the embedding matrix with the "
-                                                 "output projection (needs --embed-dim = --hidden-dim).")] = False,
+    tie_embeddings: Annotated[bool, typer.Option(
+        "--tie-embeddings/--no-tie-embeddings",
+        help="Share the embedding matrix with the output layer (through a projection when --embed-dim differs "
+             "from --hidden-dim), as train translate does.")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Parallel streams (stream mode) or lines per "
                                             "batch (sentence mode).")] = 32,
     bptt: Annotated[int, typer.Option("--bptt", help="Time steps per segment in stream mode.")] = 64,

@@ -66,11 +66,6 @@ class LMConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value!r}")
-        if self.tie_embeddings and self.embed_dim != self.hidden_dim:
-            raise ConfigError(
-                f"--tie-embeddings needs --embed-dim equal to --hidden-dim "
-                f"(got {self.embed_dim} and {self.hidden_dim}); make them equal or drop --tie-embeddings"
-            )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -104,6 +99,8 @@ class RNNLM(nn.Module):
         self.output_dropout = nn.Dropout(config.output_dropout)
         if config.tie_embeddings:
             self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+            if config.embed_dim != config.hidden_dim:  # tying needs embed_dim-wide inputs: project down (H -> E)
+                self.pre_output = nn.Linear(config.hidden_dim, config.embed_dim, bias=False)
         else:
             self.output = nn.Linear(config.hidden_dim, config.vocab_size)
         self.reset_parameters()
@@ -119,6 +116,8 @@ class RNNLM(nn.Module):
         """Hidden states (..., H) -> logits (..., V)."""
         hidden = self.output_dropout(hidden)
         if self.config.tie_embeddings:
+            if self.config.embed_dim != self.config.hidden_dim:
+                hidden = self.pre_output(hidden)  # (..., E)
             return F.linear(hidden, self.embedding.weight, self.output_bias)
         return self.output(hidden)
 

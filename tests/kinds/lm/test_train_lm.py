@@ -109,7 +109,6 @@ def test_weight_drop_is_recorded_repeatable_and_changes_training(corpus, tmp_pat
     "args, code, words",
     [
         (("--cell", "lstn"), 2, "lstm"),
-        (("--tie-embeddings", "--embed-dim", "16"), 2, "--tie-embeddings"),
         (("-t", "no-such-tokenizer"), 1, "no-such-tokenizer"),
         (("--mode", "lines"), 2, "--mode"),
         (("--name", "x", "-o", "d"), 2, "not both"),
