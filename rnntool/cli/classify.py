@@ -27,8 +27,8 @@ from rnntool.cli.options import (
     set_threads,
 )
 from rnntool.errors import UsageError
-from rnntool.kinds.classifier.data import FORMATS as LABELLED_FORMATS
-from rnntool.kinds.classifier.data import TEXT_FORMATS
+from rnntool.kinds.classifier.formats import FORMATS as LABELLED_FORMATS
+from rnntool.kinds.classifier.formats import TEXT_FORMATS
 
 BATCH_SIZE = 64
 FORMAT_HELP = ("Labelled data: fasttext, tsv/csv (a header row), tab ('label<TAB>text'), or auto: detected from "

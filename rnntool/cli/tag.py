@@ -36,7 +36,7 @@ from rnntool.cli.options import (
     stdin_is_tty,
 )
 from rnntool.errors import BadInput, UsageError
-from rnntool.kinds.tagger.data import FORMATS as TAG_INPUT_FORMATS
+from rnntool.kinds.tagger.formats import FORMATS as TAG_INPUT_FORMATS
 
 BATCH_SIZE = 32
 BIO_PREFIXES = ("B-", "I-", "E-", "S-")

@@ -21,7 +21,7 @@ from rnntool.cli.train_options import (
     train_options,
 )
 from rnntool.errors import UsageError
-from rnntool.kinds.classifier.data import FORMATS as LABELLED_FORMATS
+from rnntool.kinds.classifier.formats import FORMATS as LABELLED_FORMATS
 
 FORMAT_HELP = ("Input format: fasttext ('__label__a __label__b text'), tsv/csv (a header row; see --text-column), "
                "tab ('label<TAB>text', no header), or auto: detected from the first line.")

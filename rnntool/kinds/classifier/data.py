@@ -31,10 +31,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rnntool.errors import BadInput, UsageError
+from rnntool.kinds.classifier.formats import FORMATS, TEXT_FORMATS
 from rnntool.textio import display_name, read_lines
 
-FORMATS = ("auto", "fasttext", "tsv", "csv", "tab")
-TEXT_FORMATS = ("lines", "fasttext", "tsv", "csv", "tab")  # what read_texts (`classify`) accepts
 LABEL_PREFIX = "__label__"
 TEXT_COLUMNS = ("text", "sentence", "review", "question", "content", "document", "tweet", "utterance")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "intent", "y")

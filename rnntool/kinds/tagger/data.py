@@ -47,9 +47,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rnntool.errors import BadInput, UsageError
+from rnntool.kinds.tagger.formats import FORMATS
 from rnntool.textio import display_name, read_lines
 
-FORMATS = ("auto", "conll", "conllu", "lines")
 UD_COLUMNS = {"upos": 3, "xpos": 4, "feats": 5, "deprel": 7}  # 0-based CoNLL-U column indices
 ON_LONG = ("error", "split")
 _CONLLU_NAMES = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
