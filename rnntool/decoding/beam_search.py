@@ -135,6 +135,7 @@ def beam_search(
     device=None,
     no_repeat_ngram: int = 0,
     coverage_penalty: float = 0.0,
+    source_mask: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search for a batch of ``batch_size`` inputs; per input its n-best list, best first.
 
@@ -147,7 +148,9 @@ def beam_search(
     no_repeat_ngram: N > 0 forbids any token that would repeat an N-gram the hypothesis already holds
     (fairseq's --no-repeat-ngram-size). coverage_penalty: beta > 0 adds GNMT's coverage penalty to a
     finished hypothesis' score, ``beta * sum_i log(min(sum_t a_ti, 1))`` over the source positions i
-    (Wu et al., 2016): translations that leave source words unattended rank lower. Needs attention.
+    (Wu et al., 2016): translations that leave source words unattended rank lower. Needs attention;
+    source_mask (B, S), True on real source positions, keeps padding out of the sum (without it, a
+    position that got no attention at all counts as padding).
     """
     if beam < 1:
         raise ConfigError(f"beam size must be >= 1, got {beam}")
@@ -228,8 +231,9 @@ def beam_search(
             entry = (finishes | at_cap) & torch.isfinite(cand_score)  # (A, C)
             divisor = length_penalty_divisor(steps, length_penalty, normalize)
             ranked = cand_score / divisor
-            if cand_cov is not None:  # padded source positions get no attention at all: they count as covered
-                covered = torch.where(cand_cov > 0, cand_cov.clamp(max=1.0), torch.ones_like(cand_cov))
+            if cand_cov is not None:  # padding counts as covered; a real word that got nothing, as all but
+                real = (source_mask[sent].unsqueeze(1) if source_mask is not None else cand_cov > 0)  # (A, 1|C, S)
+                covered = torch.where(real, cand_cov.clamp(min=1e-9, max=1.0), torch.ones_like(cand_cov))
                 ranked = ranked + coverage_penalty * covered.log().sum(dim=2)  # (A, C)
             new = {
                 "score": torch.where(entry, ranked, NEG_INF),

@@ -29,7 +29,7 @@ def average_versions(registry, refs: list[str], *, name: str, command: str | Non
 
     if len(refs) < 2:
         raise UsageError("give at least two versions to average (e.g. en-de@3 en-de@4 en-de@5)")
-    bundles = [registry.resolve(ref) for ref in refs]
+    bundles = [registry.load(ref) for ref in refs]  # checksums verified: nothing corrupt is averaged
     first = bundles[0]
     if len({b.ref for b in bundles}) != len(bundles):
         raise UsageError("a version is named twice; give each version once")

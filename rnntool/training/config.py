@@ -25,7 +25,7 @@ BEST_MODES = ("min", "max")
 class TrainConfig:
     """Every training setting. ``validate()`` raises ConfigError naming the CLI option.
 
-    Budgets: training stops at the first of ``epochs``, ``max_steps`` (batches processed, skipped
+    Budgets: training stops at the first of ``epochs``, ``max_steps`` (optimizer steps taken, skipped
     non-finite ones included) and ``max_time`` (seconds of training, summed over resumes); at least
     one must be set. A "step" is one optimizer update: one batch, or ``accumulate`` batches whose
     gradients are added up (an ``accumulate`` times larger effective batch).

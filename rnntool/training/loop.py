@@ -388,12 +388,18 @@ class _Loop:
             with sync:
                 with self.autocast():
                     nll_sum, n_tokens = self.task.loss(self.train_model, batch)
-                nll_sum.backward()
-            n_total += int(n_tokens)
-            nll_total = nll_sum.detach() if nll_total is None else nll_total + nll_sum.detach()
-        for p in self.params:
-            if p.grad is not None:
-                p.grad.div_(max(n_total, 1))
+                n_total += int(n_tokens)
+                nll_total = nll_sum.detach() if nll_total is None else nll_total + nll_sum.detach()
+                if not last:
+                    nll_sum.backward()  # summed; normalised with all the tokens below
+                    continue
+                # every token is counted now: normalise what the earlier batches left, then the last
+                # batch's backward (under DDP the one that averages gradients across processes, so each
+                # process contributes its own normalised gradient, as in a step of one batch)
+                for p in self.params:
+                    if p.grad is not None:
+                        p.grad.div_(max(n_total, 1))
+                (nll_sum / max(n_total, 1)).backward()
         return nll_total, n_total
 
     def _train_step(self, batches: list) -> float:

@@ -392,3 +392,19 @@ def test_an_ensemble_decodes_with_the_mean_of_its_members_distributions():
                         max_len=8, beam=3, nbest=2)
     assert [[h.tokens for h in n] for n in solo] == [[h.tokens for h in n] for n in twice]
     assert [h.score for n in solo for h in n] == pytest.approx([h.score for n in twice for h in n], abs=1e-5)
+
+
+def test_coverage_penalty_with_a_source_mask_charges_an_unattended_word_and_not_padding():
+    import math
+
+    model = TableModel(vocab=5, prompts=2, src_len=4)
+    model.attn[..., 3] = 0.0  # position 3 never gets any attention
+    model.attn = model.attn / model.attn.sum(-1, keepdim=True)
+    real = torch.ones(2, 4, dtype=torch.bool)
+    padded = real.clone()
+    padded[:, 3] = False
+    as_word = run_beam(model, [0, 1], beam=3, nbest=3, coverage_penalty=1.0, source_mask=real)
+    as_pad = run_beam(model, [0, 1], beam=3, nbest=3, coverage_penalty=1.0, source_mask=padded)
+    for word, pad in zip(as_word, as_pad):
+        assert [h.tokens for h in word] == [h.tokens for h in pad]  # the same constant for every hypothesis
+        assert [h.score for h in word] == pytest.approx([h.score + math.log(1e-9) for h in pad], abs=1e-3)

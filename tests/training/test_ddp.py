@@ -98,6 +98,18 @@ def _worker(out: Path) -> None:
     uneven.__class__ = UnevenTask
     result = train(uneven, _cfg(epochs=2), run_dir=None)
     report["uneven"] = {"steps": result.steps, "stop": result.stop_reason, "epochs": result.epochs}
+
+    class UnequalTokens(type(full_task)):  # rank 1's batches hold fewer tokens than rank 0's
+        def loss(self, model, batch):
+            if self.rank == 1:
+                batch = {**batch, "rows": batch["rows"][:, :-3]}
+            return super().loss(model, batch)
+
+    accumulating = make_task(0)
+    accumulating.__class__ = UnequalTokens
+    train(accumulating, _cfg(max_steps=4, accumulate=3), run_dir=None)
+    report["accumulate_weights_sum"] = float(sum(p.double().sum()
+                                                 for p in accumulating.model.state_dict().values()))
     report["group_kept"] = dist.is_initialized()
     dist.destroy_process_group()
     (out / f"report-{rank}.json").write_text(json.dumps(report))
@@ -127,6 +139,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert all(rep["group_destroyed"] and rep["group_kept"] for rep in reports)
     assert [rep["full"]["is_main"] for rep in reports] == [True, False]
     assert reports[0]["full_weights_sum"] == reports[1]["full_weights_sum"]  # ranks stayed in sync
+    # --accumulate with unequal token counts per rank: still one model (gradients normalised before the sync)
+    assert reports[0]["accumulate_weights_sum"] == reports[1]["accumulate_weights_sum"]
     main = reports[0]
     assert main["same_last_weights"] and main["same_best_weights"]  # resume restored every rank's state
     assert "rank1.safetensors" in main["rank_files"] and "rank1.json" in main["rank_files"]

@@ -261,7 +261,8 @@ def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, de
     return beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
                        beam=1 if s.greedy else s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
                        nbest=s.nbest, keep_attention=s.alignments, device=device,
-                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty)
+                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty,
+                       source_mask=(state[0] if isinstance(state, list) else state).mask)  # an ensemble: its members'
 
 
 def open_translator(ref: str | list[str], registry=None, device: str = "auto",
