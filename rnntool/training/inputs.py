@@ -17,6 +17,19 @@ from pathlib import Path
 from rnntool.errors import BadInput, UsageError
 
 
+class TrainValidFiles:
+    """What a run spec with ``train``, ``valid``, ``name`` and ``output`` fields derives from them (the
+    classifier's and the tagger's specs inherit it)."""
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.output).name
+
+    @property
+    def input_files(self) -> list[str]:
+        return [self.train, *([self.valid] if self.valid is not None else [])]
+
+
 def prepare_train_valid(spec, work_dir: Path, log: Callable[[str], None], *, what: str):
     """The spec with stdin spooled, both paths absolute and checked, and the fingerprints taken."""
     from rnntool.textio import fingerprint_file, is_stdin, spool_stdin

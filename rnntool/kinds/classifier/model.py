@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.errors import ConfigError
+from rnntool.kinds.configs import config_from_dict
 from rnntool.layers.encoder import Encoder
 from rnntool.layers.recurrent import CELLS
 
@@ -69,14 +70,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise CorruptBundle(f"classifier config has unknown settings {unknown}; the bundle was written by a "
-                                "newer rnntool — upgrade rnntool")
-        try:
-            return cls(**d)
-        except (TypeError, ConfigError) as e:
-            raise CorruptBundle(f"classifier config is not valid ({e}); re-train the model") from None
+        return config_from_dict(cls, d, "classifier")
 
 
 class RNNClassifier(nn.Module):

@@ -28,6 +28,7 @@ from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
 from rnntool.training.driver import publish_run_tokenizer
 from rnntool.training.kind import ModelKind, Trainee
 from rnntool.training.publishing import check_destination
+from rnntool.training.inputs import TrainValidFiles, prepare_train_valid
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("accuracy", "macro_f1")
@@ -37,7 +38,7 @@ ARCHITECTURE = ("cell", "layers", "embed_dim", "hidden_dim", "bidirectional")  #
 
 
 @dataclass
-class ClassifyRunSpec:
+class ClassifyRunSpec(TrainValidFiles):
     """What to train on and what to build; JSON-able (it is the run's ``run_meta``)."""
 
     train: str | None = None
@@ -92,14 +93,6 @@ class ClassifyRunSpec:
         if self.unfreeze_every < 0:
             raise ConfigError(f"--unfreeze-every must be 0 or more steps (got {self.unfreeze_every})")
         return self
-
-    @property
-    def label(self) -> str:
-        return self.name or Path(self.output).name
-
-    @property
-    def input_files(self) -> list[str]:
-        return [self.train, *([self.valid] if self.valid is not None else [])]
 
 
 def architecture(spec: ClassifyRunSpec) -> dict:
@@ -267,7 +260,6 @@ class ClassifierKind(ModelKind):
                    hint="lower --hidden-dim, --embed-dim, --layers or --vocab-size")
 
     def prepare_inputs(self, spec: ClassifyRunSpec, work_dir: Path, log: Log) -> ClassifyRunSpec:
-        from rnntool.training.inputs import prepare_train_valid
 
         return prepare_train_valid(spec, work_dir, log, what="examples")
 

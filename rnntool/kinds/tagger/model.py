@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnntool.errors import ConfigError, CorruptBundle
+from rnntool.errors import ConfigError
+from rnntool.kinds.configs import config_from_dict
 from rnntool.layers.crf import CRF
 from rnntool.layers.recurrent import CELLS, make_rnn
 
@@ -62,14 +63,7 @@ class TaggerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaggerConfig":
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise CorruptBundle(f"tagger config has unknown settings {unknown}; the bundle was written by a newer "
-                                "rnntool — upgrade rnntool")
-        try:
-            return cls(**d)
-        except (TypeError, ConfigError) as e:
-            raise CorruptBundle(f"tagger config is not valid ({e}); re-train the model") from None
+        return config_from_dict(cls, d, "tagger")
 
 
 def _packed(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor):

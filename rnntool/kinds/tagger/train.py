@@ -22,6 +22,7 @@ from rnntool.errors import BadInput, ConfigError, UsageError
 from rnntool.kinds.catalog import VOCAB_FILE, WEIGHTS_FILE
 from rnntool.training.kind import ModelKind, Trainee
 from rnntool.training.publishing import check_destination
+from rnntool.training.inputs import TrainValidFiles, prepare_train_valid
 
 Log = Callable[[str], None]
 SELECT_METRICS = ("accuracy", "span_f1")
@@ -30,7 +31,7 @@ HOLDOUT_SEED = 12345
 
 
 @dataclass
-class TagRunSpec:
+class TagRunSpec(TrainValidFiles):
     """What to train on and what to build; JSON-able (it is the run's ``run_meta``)."""
 
     train: str | None = None
@@ -74,14 +75,6 @@ class TagRunSpec:
         if self.select not in SELECT_METRICS:
             raise ConfigError(f"--select must be one of accuracy, span-f1 (got {self.select!r})")
         return self
-
-    @property
-    def label(self) -> str:
-        return self.name or Path(self.output).name
-
-    @property
-    def input_files(self) -> list[str]:
-        return [self.train, *([self.valid] if self.valid is not None else [])]
 
 
 def model_config(spec: TagRunSpec, vocab, constraints: str | None = None):
@@ -174,7 +167,6 @@ class TaggerKind(ModelKind):
                    hint="lower --hidden-dim, --embed-dim or --layers")
 
     def prepare_inputs(self, spec: TagRunSpec, work_dir: Path, log: Log) -> TagRunSpec:
-        from rnntool.training.inputs import prepare_train_valid
 
         return prepare_train_valid(spec, work_dir, log, what="sentences")
 
