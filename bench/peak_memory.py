@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, log = peak_mb([py, "-m", "rnntool", *cmd[1:]], env, OUT / "mt.log")
     params = re.search(r"training ([\d,]+) parameters", log)
     rows.append(("train translate (Multi30k, 1x256)", params.group(1) if params else "?", ours, None))
-    print(f"  rnntool {ours:.0f} MB", flush=True)
+    speed = re.findall(r"tok/s (\d+)", log)
+    print(f"  rnntool {ours:.0f} MB, {speed[-1] if speed else '?'} target tokens/s as it last logged", flush=True)
     print("\n| command | parameters | peak resident set, rnntool | bare PyTorch loop |")
     print("|---|---|---|---|")
     for what, params, ours, bare in rows:

@@ -29,8 +29,10 @@ from torch import nn
 
 from rnntool.errors import ConfigError, CorruptBundle
 from rnntool.kinds.catalog import WEIGHTS_FILE
+from rnntool.layers.cross_entropy import linear_cross_entropy
 from rnntool.layers.recurrent import CELLS, RnnState, make_rnn, map_state
 from rnntool.layers.weights import model_device
+from rnntool.tokenizers.sentencepiece import PAD_ID
 
 if TYPE_CHECKING:  # pragma: no cover
     from rnntool.registry.bundle import Bundle
@@ -114,12 +116,22 @@ class RNNLM(nn.Module):
     # -- training / scoring ----------------------------------------------------------------------
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states (..., H) -> logits (..., V)."""
+        weight, bias = self.output_layer()
+        return F.linear(self.output_inputs(hidden), weight, bias)
+
+    def output_inputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., H) -> the output layer's inputs (..., E or H): dropout, then the
+        projection down to embed_dim when tied embeddings need it."""
         hidden = self.output_dropout(hidden)
+        if self.config.tie_embeddings and self.config.embed_dim != self.config.hidden_dim:
+            hidden = self.pre_output(hidden)  # (..., E)
+        return hidden
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer's weight (V, E or H) and bias (V,)."""
         if self.config.tie_embeddings:
-            if self.config.embed_dim != self.config.hidden_dim:
-                hidden = self.pre_output(hidden)  # (..., E)
-            return F.linear(hidden, self.embedding.weight, self.output_bias)
-        return self.output(hidden)
+            return self.embedding.weight, self.output_bias
+        return self.output.weight, self.output.bias
 
     def encode(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> last-layer hidden states (B, T, H), state after the last step."""
@@ -140,10 +152,18 @@ class RNNLM(nn.Module):
                    for k in range(self.config.layers)}  # each (G*H, H)
         return functional_call(self.rnn, dropped, (embedded, state))
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """tokens (B, T) -> logits (B, T, V), state."""
-        hidden, state = self.encode(tokens, state)
-        return self.project(hidden), state
+    def forward(self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) -> logits (B, T, V), state. With ``targets`` (B, T): the cross-entropy summed
+        over the targets that are not PAD, (), with the output layer fused into it so that the (B, T, V)
+        logits are never whole (rnntool/layers/cross_entropy.py), and the state."""
+        hidden, state = self.encode(tokens, state)  # (B, T, H)
+        if targets is None:
+            return self.project(hidden), state
+        inputs = self.output_inputs(hidden)  # (B, T, E)
+        weight, bias = self.output_layer()
+        return linear_cross_entropy(inputs.reshape(-1, inputs.shape[-1]), weight, bias, targets.reshape(-1),
+                                    ignore_index=PAD_ID), state
 
     # -- step-model interface (rnntool.decoding.search) -------------------------------------------------
     def step(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State, None]:

@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from rnntool.kinds.lm.model import RNNLM, State, detach_state, move_state, state_from_tensors, state_tensors
 from rnntool.kinds.lm.data import Corpus, SentenceBatches, StreamBatches, check_mode
 from rnntool.kinds.lm.scoring import score_corpus
-from rnntool.tokenizers.sentencepiece import PAD_ID
 
 EVAL_BATCH_SIZE = 64  # sentences per forward pass in sentence-mode validation
 
@@ -101,13 +99,9 @@ class LMTask:
 
     def loss(self, model: torch.nn.Module, batch: LMTensors) -> tuple[torch.Tensor, int]:
         state = None if batch.reset else move_state(self.carried, batch.inputs.device)
-        logits, new_state = model(batch.inputs, state)  # (B, T, V)
+        nll, new_state = model(batch.inputs, state, batch.targets)  # (), fused with the output layer
         if self.mode == "stream":
             self.carried = detach_state(new_state)
-        nll = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)).float(), batch.targets.reshape(-1),
-            ignore_index=PAD_ID, reduction="sum",
-        )
         return nll, batch.n_targets
 
     def evaluate(self, model: RNNLM) -> dict[str, float]:

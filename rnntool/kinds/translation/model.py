@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnntool.layers.attention import ATTENTION_TYPES
 from rnntool.kinds.translation.decoder import Decoder, DecoderState
+from rnntool.layers.cross_entropy import linear_cross_entropy
 from rnntool.layers.encoder import Encoder
 from rnntool.layers.names import BRIDGE_TYPES, CELLS
 from rnntool.errors import ConfigError, CorruptBundle
@@ -117,13 +117,15 @@ class Seq2Seq(nn.Module):
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
                 tgt_out: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
         """Teacher forcing over all steps at once. Without ``tgt_out``: logits (B, T, V). With it: the
-        cross-entropy summed over the real (non-PAD) target tokens, projecting only those (cheaper)."""
+        cross-entropy summed over the real (non-PAD) target tokens, projecting only those (cheaper), and
+        fused with the output layer so that the (N, V) logits are never whole (rnntool/layers/cross_entropy.py)."""
         attentional = self.decoder(tgt_in, self.encode(src, src_lengths))  # (B, T, H)
         if tgt_out is None:
             return self.decoder.logits(attentional)
         real = tgt_out != PAD_ID  # (B, T)
-        logits = self.decoder.logits(attentional[real])  # (N, V)
-        return F.cross_entropy(logits.float(), tgt_out[real], reduction="sum", label_smoothing=label_smoothing)
+        output = self.decoder.output
+        return linear_cross_entropy(self.decoder.pre_output(attentional[real]), output.weight, output.bias,
+                                    tgt_out[real], label_smoothing=label_smoothing)  # (N, E) -> ()
 
     # -- decoding (the step-model interface of rnntool/decoding/search.py) -------------------------------------
     def step(self, tokens: torch.Tensor, state: DecoderState
