@@ -256,14 +256,15 @@ def tokenize_encode(
              "from 0; SCORE the sum of the pieces' log-probs), like spm_encode --nbest_size. Unigram "
              "tokenizers only.")] = None,
     sample: Annotated[bool, typer.Option(
-        "--sample", help="One segmentation drawn at random per line (subword regularisation: unigram sampling, "
-                         "or BPE-dropout for bpe), like spm_encode's sampling; see --alpha and --seed.")] = False,
+        "--sample", help="One segmentation drawn at random per line (subword regularisation: l-best sampling "
+                         "for unigram, BPE-dropout for bpe), like spm_encode's sampling; see --alpha and --seed.")] = False,
     alpha: Annotated[Optional[float], typer.Option(
         "--alpha", min=0.0, show_default=False,
         help="With --sample: the unigram smoothing (smaller: more varied) or the BPE-dropout rate (default: "
              "0.1).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", show_default=False,
-                                                help="With --sample: the same seed draws the same segmentations.")
+                                                help="With --sample: the same seed draws the same segmentations, in any "
+                                                     "process.")
                     ] = None,
     side: SideOpt = None,
     output: OutputOpt = None,
@@ -280,8 +281,7 @@ def tokenize_encode(
     if (alpha is not None or seed is not None) and not sample:
         raise UsageError("--alpha and --seed apply to --sample")
     tok = load_tokenizer(model, side.value if side else None, registry)
-    if sample and seed is not None:
-        tok.seed_sampling(seed)
+    sampler = tok.sampler(0.1 if alpha is None else alpha, seed) if sample else None
 
     def tokens(pieces: list[str]) -> str:
         return " ".join(str(tok.piece_to_id(p)) for p in pieces) if format is TokenFormat.id else " ".join(pieces)
@@ -292,8 +292,8 @@ def tokenize_encode(
             if nbest is not None:
                 for pieces, score in tok.nbest_pieces(line, nbest):
                     write(f"{i} ||| {tokens(pieces)} ||| {score:.6f}")
-            elif sample:
-                write(tokens(tok.sample_pieces(line, 0.1 if alpha is None else alpha)))
+            elif sampler is not None:
+                write(tokens(sampler.sample_pieces(line)))
             elif format is TokenFormat.id:
                 write(" ".join(map(str, tok.encode(line))))
             else:

@@ -84,6 +84,9 @@ def train_translate(
     batch_tokens: Annotated[int, _opt("Padded tokens per batch (sentences of similar length are batched "
                                       "together).", "--batch-tokens")] = 4096,
     label_smoothing: Annotated[float, _opt("Label smoothing of the training loss.", "--label-smoothing")] = 0.1,
+    sample_alpha: Annotated[float, _opt("Subword regularisation: each epoch draws new segmentations of both "
+                                        "sides (unigram sampling with this smoothing, or BPE-dropout at this "
+                                        "rate; 0.1 is usual). 0: off.", "--sample-alpha")] = 0.0,
     select: SelectOpt = "bleu",
     json_out: JsonOpt = False,
     registry: RegistryOpt = None,
@@ -108,7 +111,7 @@ def train_translate(
                        input_feeding=input_feeding, tie_embeddings=tie_embeddings, dropout=dropout),
             tokenizer=tokenizer, src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, vocab_size=vocab_size,
             joint_vocab=joint_vocab, model_type=model_type, max_len=max_len, batch_tokens=batch_tokens,
-            label_smoothing=label_smoothing, select=check_select(select, SELECTS), on_bad_utf8=on_bad_utf8,
+            label_smoothing=label_smoothing, sample_alpha=sample_alpha, select=check_select(select, SELECTS), on_bad_utf8=on_bad_utf8,
         ).check()
 
     train_command("translation", train, registry, json_out, new_spec=new_spec,

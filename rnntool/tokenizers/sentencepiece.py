@@ -21,9 +21,13 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnntool.errors import BadInput, CorruptBundle, UsageError
 from rnntool.kinds.catalog import CATALOG, SIDE_FILES, TOKENIZER_FILE, entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rnntool.tokenizers.sampling import SubwordSampler
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # fixed in every model rnntool trains
 SPECIAL_PIECES = ("<pad>", "<unk>", "<s>", "</s>")
@@ -62,7 +66,6 @@ class Tokenizer:
         self.vocab_size: int = self._sp.get_piece_size()
         self.train_stats: dict = {}  # set by train_tokenizer: line counts
         self.train_config: dict = {}  # set by train_tokenizer: every setting (for manifests)
-        self._sampler = None  # seed_sampling's thread
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -149,23 +152,26 @@ class Tokenizer:
         return [(pieces, sum(self._sp.get_score(self._sp.piece_to_id(p)) for p in pieces))
                 for pieces in segmentations]
 
-    def sample_pieces(self, text: str, alpha: float) -> list[str]:
-        """One segmentation drawn at random (subword regularisation: unigram sampling with smoothing
-        ``alpha``, or BPE-dropout with dropout rate ``alpha``); seed with ``seed_sampling``."""
-        def draw() -> list[str]:
-            return self._sp.encode(text, out_type=str, enable_sampling=True, alpha=alpha, nbest_size=-1)
+    @property
+    def is_unigram(self) -> bool:
+        """A unigram model (the only kind with n-best segmentations)."""
+        try:
+            self._sp.nbest_encode("a", nbest_size=2)
+        except RuntimeError:
+            return False
+        return True
 
-        return self._sampler.submit(draw).result() if self._sampler is not None else draw()
+    def sampler(self, alpha: float, seed: int | None = None) -> "SubwordSampler":
+        """Segmentations drawn at random (subword regularisation: l-best sampling with smoothing
+        ``alpha`` for unigram, BPE-dropout at rate ``alpha`` for bpe), repeatable by ``seed`` in any
+        process (rnntool/tokenizers/sampling.py)."""
+        from rnntool.tokenizers.sampling import SubwordSampler
 
-    def seed_sampling(self, seed: int) -> None:
-        """Make ``sample_pieces`` repeat: SentencePiece seeds each thread's generator once, from the global
-        seed, the first time the thread samples; so set the seed and sample in a thread started now."""
-        from concurrent.futures import ThreadPoolExecutor
+        return SubwordSampler(self, alpha, seed)
 
-        _sentencepiece().set_random_generator_seed(seed)
-        if self._sampler is not None:
-            self._sampler.shutdown(wait=False)
-        self._sampler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnntool-spm-sampling")
+    def sample_batch(self, lines: Sequence[str], alpha: float, seed: int | None = None) -> list[list[int]]:
+        """Ids of one segmentation drawn at random per line (see ``sampler``)."""
+        return self.sampler(alpha, seed).sample_batch(lines)
 
     def vocabulary(self) -> list[tuple[str, float]]:
         """Every piece with its score, in id order (spm_export_vocab)."""

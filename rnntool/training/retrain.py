@@ -72,13 +72,16 @@ def adopt_architecture(spec, parent, model_config: dict, *, derived: tuple[str, 
 
 
 def model_settings(kind: str, spec, train_cfg, registry, parent, *, tokenizer_fields: tuple[str, ...],
-                   runtime_fields: tuple[str, ...] = ()) -> dict:
+                   runtime_fields: tuple[str, ...] = (), added_later: dict | None = None) -> dict:
     """What shapes the model, for the retrain key (paths and runtime knobs are dropped there): the
     run spec without its ``runtime_fields`` (input paths...) and ``tokenizer_fields`` (references as
     typed, "spm" or "spm@2"), the training config, the tokenizer files themselves (their sha256) and
-    the warm-start parent."""
+    the warm-start parent. ``added_later``: spec fields added after keys were first recorded, with
+    their defaults; left out while at the default, so that an upgrade alone does not retrain."""
     dropped = set(runtime_fields) | set(tokenizer_fields)
-    spec_settings = {k: v for k, v in asdict(spec).items() if k not in dropped}
+    later = added_later or {}
+    spec_settings = {k: v for k, v in asdict(spec).items()
+                     if k not in dropped and not (k in later and v == later[k])}
     settings = {"kind": kind, "spec": spec_settings, "train": train_cfg.to_dict()}
     for field in tokenizer_fields:
         ref = getattr(spec, field)

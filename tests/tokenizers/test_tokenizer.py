@@ -289,3 +289,25 @@ def test_tokenizer_module_does_not_import_torch():
     code = "import sys, rnntool.tokenizers.sentencepiece; assert 'torch' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_subword_sampling_definitions(bpe, train_file, tmp_path):
+    """BPE-dropout: rate 1 drops every merge (characters), the pieces always decode to the text;
+    unigram l-best: alpha sharpens towards the best segmentation."""
+    lines = [line for line in train_file.read_text(encoding="utf-8").splitlines() if line.strip()][:40]
+    chars = bpe.sampler(1.0, seed=0).sample_batch(lines)
+    for line, ids in zip(lines, chars):
+        assert bpe.decode(ids) == bpe.decode(bpe.encode(line))
+        assert all(len(bpe.id_to_piece(i).replace("\u2581", "_")) == 1 or bpe.id_to_piece(i).startswith("<0x")
+                   for i in ids)
+    some = bpe.sampler(0.3, seed=0).sample_batch(lines)
+    assert some == bpe.sampler(0.3, seed=0).sample_batch(lines) != bpe.sampler(0.3, seed=1).sample_batch(lines)
+    assert sum(map(len, bpe.encode_batch(lines))) < sum(map(len, some)) < sum(map(len, chars))
+    uni = train_tokenizer([train_file], tmp_path / "uni.model", vocab_size=300, model_type="unigram")
+    assert uni.is_unigram and not bpe.is_unigram
+    best = uni.encode_batch(lines)
+    def agreement(alpha):
+        drawn = uni.sampler(alpha, seed=0).sample_batch(lines * 5)
+        assert [uni.decode(ids) for ids in drawn] == [uni.decode(ids) for ids in best * 5]
+        return sum(d == b for d, b in zip(drawn, best * 5)) / len(drawn)
+    assert agreement(0.05) < agreement(1.0) < agreement(50.0) == 1.0

@@ -49,3 +49,9 @@ def test_paths_names_and_runtime_settings_are_not_in_the_key_but_the_model_is(ki
     assert key(kind, same) == RECORDED[kind]
     bigger = dataclasses.replace(spec, model={**spec.model, "hidden_dim": 512})
     assert key(kind, bigger) != RECORDED[kind]
+
+
+def test_an_option_added_later_changes_the_key_only_when_used():
+    spec = SPECS["translation"]
+    assert key("translation", dataclasses.replace(spec, sample_alpha=0.0)) == RECORDED["translation"]
+    assert key("translation", dataclasses.replace(spec, sample_alpha=0.1)) != RECORDED["translation"]

@@ -84,19 +84,23 @@ class ParallelData:
         self._tgt_ids, self._tgt_off = _flatten(tgt)
         self.dropped_long = dropped_long
         self.dropped_empty = dropped_empty
+        self.kept: list[int] | None = None  # from_lines: the line numbers of the pairs kept
 
     @classmethod
     def from_lines(cls, src_lines: list[str], tgt_lines: list[str], encode_src: Encode, encode_tgt: Encode,
                    max_len: int | None = None, keep_all: bool = False) -> "ParallelData":
         """Tokenize; drop pairs with a side over ``max_len`` pieces or an empty side (both counted).
-        ``keep_all`` keeps every pair (validation: BLEU is scored against every reference)."""
+        ``keep_all`` keeps every pair (validation: BLEU is scored against every reference).
+        ``kept`` holds the line numbers of the pairs kept."""
         src_ids = encode_src(src_lines)
         tgt_ids = encode_tgt(tgt_lines)
         if keep_all:
-            return cls(src_ids, tgt_ids)
-        keep_src, keep_tgt = [], []
+            data = cls(src_ids, tgt_ids)
+            data.kept = list(range(len(src_ids)))
+            return data
+        keep_src, keep_tgt, kept = [], [], []
         long = empty = 0
-        for s, t in zip(src_ids, tgt_ids):
+        for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
             if not s or not t:
                 empty += 1
             elif max_len is not None and (len(s) > max_len or len(t) > max_len):
@@ -104,10 +108,13 @@ class ParallelData:
             else:
                 keep_src.append(s)
                 keep_tgt.append(t)
+                kept.append(i)
         if not keep_src:
             raise BadInput(f"no usable sentence pairs: {long} longer than --max-len {max_len}, {empty} with an "
                            "empty side; raise --max-len or check the input files")
-        return cls(keep_src, keep_tgt, dropped_long=long, dropped_empty=empty)
+        data = cls(keep_src, keep_tgt, dropped_long=long, dropped_empty=empty)
+        data.kept = kept
+        return data
 
     def __len__(self) -> int:
         return len(self.src_lens)
@@ -179,6 +186,30 @@ class ParallelData:
             tgt_out[row, len(t)] = EOS_ID
         return Batch(torch.from_numpy(src), torch.from_numpy(src_lens.copy()), torch.from_numpy(tgt_in),
                      torch.from_numpy(tgt_out), int(tgt_lens.sum()), int(src_lens.sum()))
+
+
+class SampledSegmentations:
+    """Subword regularisation (Kudo 2018; BPE-dropout, Provilkov et al. 2020): each epoch sees the training
+    pairs in a segmentation drawn at random, both sides, for the pairs ``ParallelData.from_lines`` kept.
+
+    ``for_epoch(e)`` is a pure function of (seed, epoch), so a resumed run and every DDP rank see the same
+    pieces. ``sample(lines, seed)`` -> ids: a tokenizer's seeded draw (``Tokenizer.sample_batch``, the same in any
+    process).
+    """
+
+    def __init__(self, src_lines: Sequence[str], tgt_lines: Sequence[str], kept: Sequence[int],
+                 sample_src: Callable[[list[str], int], list[list[int]]],
+                 sample_tgt: Callable[[list[str], int], list[list[int]]], seed: int) -> None:
+        self.src_lines = [src_lines[i] for i in kept]
+        self.tgt_lines = [tgt_lines[i] for i in kept]
+        self.sample_src, self.sample_tgt = sample_src, sample_tgt
+        self.seed = seed
+
+    def for_epoch(self, epoch: int) -> ParallelData:
+        base = np.random.SeedSequence([self.seed, epoch]).generate_state(2)  # one seed per side
+        src = self.sample_src(self.src_lines, int(base[0]))
+        tgt = self.sample_tgt(self.tgt_lines, int(base[1]))
+        return ParallelData(src, tgt)
 
 
 def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:

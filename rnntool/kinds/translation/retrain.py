@@ -70,7 +70,8 @@ def translation_settings(spec, train_cfg, registry, parent) -> dict:
     """What shapes the model, for the retrain key (see rnntool.training.retrain.model_settings)."""
     return model_settings("translation", spec, train_cfg, registry, parent,
                           tokenizer_fields=("tokenizer", "src_tokenizer", "tgt_tokenizer"),
-                          runtime_fields=("src", "tgt", "tsv", "valid_src", "valid_tgt"))
+                          runtime_fields=("src", "tgt", "tsv", "valid_src", "valid_tgt"),
+                          added_later={"sample_alpha": 0.0})
 
 
 def _settings():

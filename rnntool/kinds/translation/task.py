@@ -54,9 +54,13 @@ class TranslationTask:
     def __init__(self, model: Seq2Seq, train_data: ParallelData, *, batch_tokens: int, seed: int,
                  label_smoothing: float = 0.0, valid_data: ParallelData | None = None,
                  valid_refs: list[str] | None = None,
-                 detokenize: Callable[[list[int]], str] | None = None) -> None:
+                 detokenize: Callable[[list[int]], str] | None = None,
+                 resample: Callable[[int], ParallelData] | None = None) -> None:
+        """``resample(epoch)``: that epoch's training pairs in freshly sampled segmentations (subword
+        regularisation, ``SampledSegmentations.for_epoch``); without it every epoch uses ``train_data``."""
         self.model = model
         self.train_data = train_data
+        self.resample = resample
         self.batch_tokens = batch_tokens
         self.seed = seed
         self.label_smoothing = label_smoothing
@@ -64,7 +68,7 @@ class TranslationTask:
         self.valid_refs = valid_refs
         self.detokenize = detokenize
         self.rank, self.world_size = 0, 1
-        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+        self._epoch_cache: tuple[int, ParallelData, list[np.ndarray]] | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -84,20 +88,23 @@ class TranslationTask:
             raise BadInput(f"{len(self.train_data)} sentence pairs make fewer batches than the {world_size} "
                            "processes; lower --batch-tokens or give more data")
 
-    def _epoch(self, epoch: int) -> list[np.ndarray]:
-        """This rank's batches (index arrays) of ``epoch``; every rank gets the same number."""
+    def _epoch(self, epoch: int) -> tuple[ParallelData, list[np.ndarray]]:
+        """The pairs of ``epoch`` and this rank's batches of them (index arrays); every rank gets the
+        same number."""
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-            batches = self.train_data.epoch_batches(epoch, self.batch_tokens, self.seed)
+            data = self.train_data if self.resample is None else self.resample(epoch)
+            batches = data.epoch_batches(epoch, self.batch_tokens, self.seed)
             usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else 0
-            self._epoch_cache = (epoch, batches[self.rank:usable:self.world_size])
-        return self._epoch_cache[1]
+            self._epoch_cache = (epoch, data, batches[self.rank:usable:self.world_size])
+        return self._epoch_cache[1:]
 
     def num_batches(self, epoch: int) -> int:
-        return len(self._epoch(epoch))
+        return len(self._epoch(epoch)[1])
 
     def batches(self, epoch: int) -> Iterator["LazyBatch"]:
-        for indices in self._epoch(epoch):
-            yield LazyBatch(self.train_data, indices)
+        data, batches = self._epoch(epoch)
+        for indices in batches:
+            yield LazyBatch(data, indices)
 
     def loss(self, model, batch: Batch) -> tuple[torch.Tensor, int]:
         nll_sum = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, self.label_smoothing)

@@ -61,6 +61,7 @@ class TranslationRunSpec:
     max_len: int = 100
     batch_tokens: int = 4096
     label_smoothing: float = 0.1
+    sample_alpha: float = 0.0  # subword regularisation: > 0 samples each epoch's segmentations
     select: str = "bleu"
     on_bad_utf8: str = "strict"
     init_from: str | None = None  # --init-from: the resolved parent (name@version)
@@ -93,6 +94,8 @@ class TranslationRunSpec:
             raise ConfigError(f"--batch-tokens must be at least 1 (got {self.batch_tokens})")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if not 0.0 <= self.sample_alpha <= 1.0:
+            raise ConfigError(f"--sample-alpha must be in [0, 1] (got {self.sample_alpha}); 0 turns sampling off")
         if self.select not in SELECT_METRICS:
             raise ConfigError(f"--select must be one of {', '.join(SELECT_METRICS)} (got {self.select!r})")
         return self
@@ -269,7 +272,7 @@ class TranslationKind(ModelKind):
         return translation_settings(spec, train_cfg, registry, parent)
 
     def build(self, spec: TranslationRunSpec, train_cfg, ctx, work_dir: Path, parent) -> Trainee:
-        from rnntool.kinds.translation.data import ParallelData
+        from rnntool.kinds.translation.data import ParallelData, SampledSegmentations
         from rnntool.kinds.translation.model import Seq2Seq
         from rnntool.kinds.translation.task import TranslationTask
         from rnntool.layers.weights import build_model, load_weights
@@ -289,6 +292,7 @@ class TranslationKind(ModelKind):
             "dropped_empty": train_data.dropped_empty, "src_tokens": train_data.src_tokens,
             "tgt_tokens": train_data.tgt_tokens, "valid_pairs": len(valid_data), "max_len": spec.max_len,
             "batch_tokens": spec.batch_tokens, "label_smoothing": spec.label_smoothing, "select": spec.select,
+            "sample_alpha": spec.sample_alpha,
         }
         dropped = ""
         if train_data.dropped_long:
@@ -303,9 +307,17 @@ class TranslationKind(ModelKind):
         # a warm start begins from the parent (so does a resume of a run killed before its first checkpoint)
         if parent is not None and not (ctx.resume and has_checkpoint(ctx.run_dir)):
             load_weights(model, parent.file(WEIGHTS_FILE), "cpu")
+        resample = None
+        if spec.sample_alpha:
+            alpha = spec.sample_alpha
+            resample = SampledSegmentations(
+                corpora.train_src, corpora.train_tgt, train_data.kept,
+                lambda lines, seed: src_tok.sample_batch(lines, alpha, seed),
+                lambda lines, seed: tgt_tok.sample_batch(lines, alpha, seed), seed=train_cfg.seed).for_epoch
+            log(f"subword regularisation: each epoch samples new segmentations of both sides (--sample-alpha {alpha})")
         task = TranslationTask(model, train_data, batch_tokens=spec.batch_tokens, seed=train_cfg.seed,
                                label_smoothing=spec.label_smoothing, valid_data=valid_data,
-                               valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode)
+                               valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode, resample=resample)
         return Trainee(spec, model, task, cfg.to_dict(), data_summary,
                        {"tokenizers": refs, "data": data_summary},
                        state={"src": src_tok, "tgt": tgt_tok, "corpora": corpora})

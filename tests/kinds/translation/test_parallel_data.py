@@ -146,3 +146,26 @@ def test_too_few_batches_for_the_processes_is_an_error():
     task = TranslationTask(model, data, batch_tokens=100, seed=1)
     with pytest.raises(BadInput, match="fewer batches than the 2 processes"):
         task.set_shard(0, 2)
+
+
+def test_sampled_segmentations_repeat_per_epoch_and_keep_the_text(tmp_path):
+    from rnntool.kinds.translation.data import SampledSegmentations
+    from rnntool.tokenizers.training import train_tokenizer
+
+    rng = random.Random(0)
+    words = ["river", "riverbank", "green", "greenhouse", "house", "bird", "birdhouse", "tree", "small"]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 6))) for _ in range(200)]
+    (tmp_path / "text").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    tok = train_tokenizer([tmp_path / "text"], tmp_path / "tokenizer.model", vocab_size=300)
+    kept = ParallelData.from_lines(lines, lines, tok.encode_batch, tok.encode_batch, max_len=100).kept
+    assert kept == list(range(200))
+    sampled = SampledSegmentations(lines, lines, kept, lambda ls, seed: tok.sample_batch(ls, 0.3, seed),
+                                   lambda ls, seed: tok.sample_batch(ls, 0.3, seed), seed=1)
+    first, again, second = sampled.for_epoch(0), sampled.for_epoch(0), sampled.for_epoch(1)
+    pieces = lambda data: [data.source(i).tolist() for i in range(len(data))]  # noqa: E731
+    assert pieces(first) == pieces(again)  # a resumed run sees the same pieces
+    assert pieces(first) != pieces(second)  # a new epoch, a new draw
+    assert pieces(first) != tok.encode_batch(lines)  # not the deterministic segmentation
+    assert first.src_tokens > sum(len(ids) + 1 for ids in tok.encode_batch(lines))  # BPE-dropout: more pieces
+    for data in (first, second):
+        assert [tok.decode(data.target(i).tolist()) for i in range(len(data))] == lines  # the same text

@@ -58,6 +58,7 @@ def test_line_count_mismatch_fails_before_training(tmp_path, registry):
     (["--name", "x", "--tsv", "p.tsv", "--select", "chrf"], "'--select': 'chrf' is not one of"),
     (["--name", "x", "--tsv", "p.tsv", "--select", "span-f1"], "--select span-f1: this model kind offers bleu, loss"),
     (["--name", "Bad Name", "--tsv", "p.tsv"], "invalid model name"),
+    (["--name", "x", "--tsv", "p.tsv", "--sample-alpha", "2"], "--sample-alpha must be in [0, 1]"),
 ])
 def test_bad_options_are_usage_errors_before_any_data_is_read(args, message):
     r = invoke("train", "translate", *args)  # the files do not exist: options fail first
@@ -138,6 +139,32 @@ def test_resume_continues_the_run(pairs, tmp_path, registry):
     assert first.files["tokenizer.src.model"] == second.files["tokenizer.src.model"]  # same tokenizer file
     r = invoke("train", "translate", "--resume", run, "--src", src)
     assert r.exit_code == 2 and "--resume" in r.stderr
+
+
+def test_subword_regularisation_samples_each_epoch_and_resumes_exactly(pairs, tmp_path, registry):
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import kill_once_checkpointed
+    from rnntool.kinds.catalog import WEIGHTS_FILE
+
+    src, tgt = pairs
+    args = ["train", "translate", "--src", src, "--tgt", tgt, *TINY, "--sample-alpha", "0.1", "--max-steps", "16",
+            "--save-every", "2", "--eval-every", "8"]
+    run = tmp_path / "run"
+    kill_once_checkpointed([*args, "-o", tmp_path / "resumed", "--run-dir", run], run)
+    assert invoke("train", "translate", "--resume", run, "-q").exit_code == 0
+    r = invoke(*args, "-o", tmp_path / "straight", "--json")
+    assert r.exit_code == 0, r.output
+    resumed, straight = (load_file(tmp_path / d / WEIGHTS_FILE) for d in ("resumed", "straight"))
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    data = Registry.open(registry).load(str(tmp_path / "straight")).manifest["config"]["data"]
+    assert data["sample_alpha"] == 0.1
+    plain = invoke("train", "translate", "--src", src, "--tgt", tgt, *TINY, "--max-steps", "16", "--eval-every", "8",
+                   "-o", tmp_path / "plain")
+    assert plain.exit_code == 0
+    plain = load_file(tmp_path / "plain" / WEIGHTS_FILE)
+    assert not all(torch.equal(plain[k], straight[k]) for k in straight)  # the sampling changed training
 
 
 def test_two_process_torchrun_trains_and_publishes_once(pairs, tmp_path, registry):
