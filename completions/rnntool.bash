@@ -3,11 +3,11 @@
 
 _rnntool_subcommands() {  # the subcommands of command path $1
     case "$1" in
-        'rnntool') _rnntool_ret='classify completions evaluate generate models tag tokenize train translate' ;;
-        'rnntool evaluate') _rnntool_ret='bleu classification perplexity tags' ;;
-        'rnntool models') _rnntool_ret='alias average export gc import list path rm show verify' ;;
+        'rnntool') _rnntool_ret='classify completions embed evaluate generate models neighbors tag tokenize train translate' ;;
+        'rnntool evaluate') _rnntool_ret='analogies bleu classification perplexity tags word-pairs' ;;
+        'rnntool models') _rnntool_ret='alias average export gc import list path rm show vectors verify' ;;
         'rnntool tokenize') _rnntool_ret='decode encode train vocab' ;;
-        'rnntool train') _rnntool_ret='classify lm tag translate' ;;
+        'rnntool train') _rnntool_ret='classify lm tag translate word2vec' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -17,11 +17,14 @@ _rnntool_options() {  # the options of command path $1
         'rnntool') _rnntool_ret='-h --help --debug --version' ;;
         'rnntool classify') _rnntool_ret='-h --help -m --model -k --top --prob --threshold --format --text-column --batch-size --json --device --threads -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool completions') _rnntool_ret='-h --help' ;;
+        'rnntool embed') _rnntool_ret='-h --help -m --model --pool --normalize --json --npy --batch-size --device --threads -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate') _rnntool_ret='-h --help' ;;
+        'rnntool evaluate analogies') _rnntool_ret='-h --help -m --model --restrict-vocab --case-sensitive --score-oov --side --json --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate bleu') _rnntool_ret='-h --help --ref -r --metrics --tokenize --lowercase --confidence --sentence --score-only --paired-bootstrap --samples --seed --significance --json --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate classification') _rnntool_ret='-h --help -m --model --ref -r --format --text-column --label-column --key --samples --seed --plot --json --device --threads --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --per-token --log10 --batch-size --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool evaluate tags') _rnntool_ret='-h --help -m --model --format --tag-column --scheme --batch-size --samples --seed --json --device --threads --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool evaluate word-pairs') _rnntool_ret='-h --help -m --model --restrict-vocab --case-sensitive --score-oov --delimiter --side --json --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --lines --temperature --top-k --top-p --greedy --beam -b --seed --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool models') _rnntool_ret='-h --help' ;;
         'rnntool models alias') _rnntool_ret='-h --help --rm --registry -q --quiet' ;;
@@ -33,7 +36,9 @@ _rnntool_options() {  # the options of command path $1
         'rnntool models path') _rnntool_ret='-h --help --registry -q --quiet' ;;
         'rnntool models rm') _rnntool_ret='-h --help --force -f --all --json --registry -q --quiet' ;;
         'rnntool models show') _rnntool_ret='-h --help --plot --json --registry -q --quiet' ;;
+        'rnntool models vectors') _rnntool_ret='-h --help -o --output --side --registry -q --quiet' ;;
         'rnntool models verify') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
+        'rnntool neighbors') _rnntool_ret='-h --help -m --model -k --top --analogy --restrict-vocab --side --json --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tag') _rnntool_ret='-h --help -m --model --format --tag-column --max-len --on-long --batch-size --json --device --threads -o --output --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool tokenize') _rnntool_ret='-h --help' ;;
         'rnntool tokenize decode') _rnntool_ret='-h --help -m --model --input-format --side -o --output --registry --on-bad-utf8 -q --quiet' ;;
@@ -41,10 +46,11 @@ _rnntool_options() {  # the options of command path $1
         'rnntool tokenize train') _rnntool_ret='-h --help --name --vocab-size --model-type --character-coverage --byte-fallback --no-byte-fallback --user-symbols --normalization --split-digits --max-line-bytes --sample-lines --threads --seed -o --output --registry --on-bad-utf8 --json -q --quiet' ;;
         'rnntool tokenize vocab') _rnntool_ret='-h --help -m --model --side -o --output --registry -q --quiet' ;;
         'rnntool train') _rnntool_ret='-h --help' ;;
-        'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
-        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --no-tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
-        'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
-        'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --sample-alpha --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard' ;;
+        'rnntool train classify') _rnntool_ret='-h --help --valid --valid-fraction --format --text-column --label-column --name -o --output -t --tokenizer --vocab-size --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --pooling --dropout --mlp-dim --max-len --batch-size --class-weights --threshold --select --pretrained-lr-scale --unfreeze-every --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
+        'rnntool train lm') _rnntool_ret='-h --help --name -o --output -t --tokenizer --vocab-size --model-type --mode --cell --layers --embed-dim --hidden-dim --dropout --embed-dropout --hidden-dropout --output-dropout --weight-drop --tie-embeddings --no-tie-embeddings --batch-size --bptt --valid --valid-fraction --cache-dir --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
+        'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
+        'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --sample-alpha --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
+        'rnntool train word2vec') _rnntool_ret='-h --help --name -o --output --algorithm --embed-dim --window --negative --min-count --subsample --lowercase --json --registry --on-bad-utf8 --lr --epochs --seed --threads -q --quiet --if-changed --wait --log-file' ;;
         'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
     esac
@@ -63,6 +69,20 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool classify|-o'|'rnntool classify|--output') _rnntool_ret='file' ;;
         'rnntool classify|--registry') _rnntool_ret='file' ;;
         'rnntool classify|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool embed|-m'|'rnntool embed|--model') _rnntool_ret='model' ;;
+        'rnntool embed|--pool') _rnntool_ret='choice last mean max' ;;
+        'rnntool embed|--npy') _rnntool_ret='file' ;;
+        'rnntool embed|--batch-size') _rnntool_ret='text' ;;
+        'rnntool embed|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool embed|--threads') _rnntool_ret='text' ;;
+        'rnntool embed|-o'|'rnntool embed|--output') _rnntool_ret='file' ;;
+        'rnntool embed|--registry') _rnntool_ret='file' ;;
+        'rnntool embed|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool evaluate analogies|-m'|'rnntool evaluate analogies|--model') _rnntool_ret='model lm translation classifier tagger word2vec' ;;
+        'rnntool evaluate analogies|--restrict-vocab') _rnntool_ret='text' ;;
+        'rnntool evaluate analogies|--side') _rnntool_ret='choice src tgt' ;;
+        'rnntool evaluate analogies|--registry') _rnntool_ret='file' ;;
+        'rnntool evaluate analogies|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool evaluate bleu|--ref'|'rnntool evaluate bleu|-r') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--metrics') _rnntool_ret='text' ;;
         'rnntool evaluate bleu|--tokenize') _rnntool_ret='choice 13a intl none char zh' ;;
@@ -102,6 +122,12 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool evaluate tags|--threads') _rnntool_ret='text' ;;
         'rnntool evaluate tags|--registry') _rnntool_ret='file' ;;
         'rnntool evaluate tags|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool evaluate word-pairs|-m'|'rnntool evaluate word-pairs|--model') _rnntool_ret='model lm translation classifier tagger word2vec' ;;
+        'rnntool evaluate word-pairs|--restrict-vocab') _rnntool_ret='text' ;;
+        'rnntool evaluate word-pairs|--delimiter') _rnntool_ret='text' ;;
+        'rnntool evaluate word-pairs|--side') _rnntool_ret='choice src tgt' ;;
+        'rnntool evaluate word-pairs|--registry') _rnntool_ret='file' ;;
+        'rnntool evaluate word-pairs|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool generate|-m'|'rnntool generate|--model') _rnntool_ret='model lm' ;;
         'rnntool generate|--prompt') _rnntool_ret='text' ;;
         'rnntool generate|--max-tokens') _rnntool_ret='text' ;;
@@ -125,13 +151,22 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool models gc|--registry') _rnntool_ret='file' ;;
         'rnntool models import|--name') _rnntool_ret='text' ;;
         'rnntool models import|--registry') _rnntool_ret='file' ;;
-        'rnntool models list|--kind') _rnntool_ret='choice tokenizer lm translation classifier tagger' ;;
+        'rnntool models list|--kind') _rnntool_ret='choice tokenizer lm translation classifier tagger word2vec' ;;
         'rnntool models list|--registry') _rnntool_ret='file' ;;
         'rnntool models path|--registry') _rnntool_ret='file' ;;
         'rnntool models rm|--registry') _rnntool_ret='file' ;;
         'rnntool models show|--plot') _rnntool_ret='file' ;;
         'rnntool models show|--registry') _rnntool_ret='file' ;;
+        'rnntool models vectors|-o'|'rnntool models vectors|--output') _rnntool_ret='file' ;;
+        'rnntool models vectors|--side') _rnntool_ret='choice src tgt' ;;
+        'rnntool models vectors|--registry') _rnntool_ret='file' ;;
         'rnntool models verify|--registry') _rnntool_ret='file' ;;
+        'rnntool neighbors|-m'|'rnntool neighbors|--model') _rnntool_ret='model lm translation classifier tagger word2vec' ;;
+        'rnntool neighbors|-k'|'rnntool neighbors|--top') _rnntool_ret='text' ;;
+        'rnntool neighbors|--restrict-vocab') _rnntool_ret='text' ;;
+        'rnntool neighbors|--side') _rnntool_ret='choice src tgt' ;;
+        'rnntool neighbors|--registry') _rnntool_ret='file' ;;
+        'rnntool neighbors|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
         'rnntool tag|-m'|'rnntool tag|--model') _rnntool_ret='model tagger' ;;
         'rnntool tag|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
         'rnntool tag|--tag-column') _rnntool_ret='text' ;;
@@ -226,6 +261,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train classify|--init-from') _rnntool_ret='text' ;;
         'rnntool train classify|--log-file') _rnntool_ret='file' ;;
         'rnntool train classify|--tensorboard') _rnntool_ret='file' ;;
+        'rnntool train classify|--init-embeddings') _rnntool_ret='file' ;;
         'rnntool train lm|--name') _rnntool_ret='text' ;;
         'rnntool train lm|-o'|'rnntool train lm|--output') _rnntool_ret='file' ;;
         'rnntool train lm|-t'|'rnntool train lm|--tokenizer') _rnntool_ret='text' ;;
@@ -273,6 +309,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--init-from') _rnntool_ret='text' ;;
         'rnntool train lm|--log-file') _rnntool_ret='file' ;;
         'rnntool train lm|--tensorboard') _rnntool_ret='file' ;;
+        'rnntool train lm|--init-embeddings') _rnntool_ret='file' ;;
         'rnntool train tag|--valid') _rnntool_ret='file' ;;
         'rnntool train tag|--valid-fraction') _rnntool_ret='text' ;;
         'rnntool train tag|--format') _rnntool_ret='choice auto lines fasttext tsv csv tab conll conllu' ;;
@@ -318,6 +355,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train tag|--init-from') _rnntool_ret='text' ;;
         'rnntool train tag|--log-file') _rnntool_ret='file' ;;
         'rnntool train tag|--tensorboard') _rnntool_ret='file' ;;
+        'rnntool train tag|--init-embeddings') _rnntool_ret='file' ;;
         'rnntool train translate|--src') _rnntool_ret='file' ;;
         'rnntool train translate|--tgt') _rnntool_ret='file' ;;
         'rnntool train translate|--tsv') _rnntool_ret='text' ;;
@@ -370,6 +408,22 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--init-from') _rnntool_ret='text' ;;
         'rnntool train translate|--log-file') _rnntool_ret='file' ;;
         'rnntool train translate|--tensorboard') _rnntool_ret='file' ;;
+        'rnntool train translate|--init-embeddings') _rnntool_ret='file' ;;
+        'rnntool train word2vec|--name') _rnntool_ret='text' ;;
+        'rnntool train word2vec|-o'|'rnntool train word2vec|--output') _rnntool_ret='file' ;;
+        'rnntool train word2vec|--algorithm') _rnntool_ret='choice skipgram cbow' ;;
+        'rnntool train word2vec|--embed-dim') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--window') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--negative') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--min-count') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--subsample') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--registry') _rnntool_ret='file' ;;
+        'rnntool train word2vec|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool train word2vec|--lr') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--epochs') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--seed') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--threads') _rnntool_ret='text' ;;
+        'rnntool train word2vec|--log-file') _rnntool_ret='file' ;;
         'rnntool translate|-m'|'rnntool translate|--model') _rnntool_ret='model translation' ;;
         'rnntool translate|--beam'|'rnntool translate|-b') _rnntool_ret='text' ;;
         'rnntool translate|--length-penalty') _rnntool_ret='text' ;;
@@ -395,7 +449,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool classify'|'rnntool completions'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool models alias'|'rnntool models average'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models verify'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool translate') return 0 ;;
+        'rnntool classify'|'rnntool completions'|'rnntool embed'|'rnntool evaluate analogies'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool evaluate word-pairs'|'rnntool models alias'|'rnntool models average'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models vectors'|'rnntool models verify'|'rnntool neighbors'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool train word2vec'|'rnntool translate') return 0 ;;
     esac
     return 1
 }
@@ -408,6 +462,7 @@ _rnntool_argument_models() {  # 'model KIND...' when the arguments of command pa
         'rnntool models path') _rnntool_ret='model' ;;
         'rnntool models rm') _rnntool_ret='model' ;;
         'rnntool models show') _rnntool_ret='model' ;;
+        'rnntool models vectors') _rnntool_ret='model lm translation classifier tagger word2vec' ;;
         'rnntool models verify') _rnntool_ret='model' ;;
         *) _rnntool_ret='' ;;
     esac

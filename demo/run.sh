@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo pipeline, on data the project generates (demo/make_data.py): tokenize, train a language
 # model, a text classifier started from it, a tagger and an English→German translator; score,
-# generate, classify, tag and translate. About 3½ minutes on 2 CPU cores (bench/RESULTS.md).
+# generate, embed, classify, tag and translate. About 3½ minutes on 2 CPU cores (bench/RESULTS.md).
 # Everything goes to demo-out/, with its own registry; running it again starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,12 @@ run rnntool train classify "$d/clf.train.tsv" --valid "$d/clf.valid.tsv" --name 
     --init-from demo-lm --pooling max --epochs 3
 printf 'The old man sees a small bird.\nThe dog likes the girl.\n' | run rnntool classify -m demo-object -k 2 --prob
 run rnntool evaluate classification -m demo-object "$d/clf.test.tsv"
+
+# vectors: sentences from the language model's states, its input embeddings as word vectors
+printf 'The old man sees a small bird.\nThe dog likes the girl.\n' \
+    | run rnntool embed -m demo-lm --pool mean --normalize | cut -c1-72
+run rnntool models vectors demo-lm -o "$out/demo-lm.vec"
+run rnntool neighbors -m "$out/demo-lm.vec" -k 3 ▁bird ▁man
 
 # subjects and objects as BIO spans (CoNLL in, CoNLL out: conlleval's input; a CRF output layer)
 run rnntool train tag "$d/tag.train.conll" --valid "$d/tag.valid.conll" --name demo-roles \

@@ -32,6 +32,14 @@ class BadInput(RnnToolError):
     """Input data is unusable: invalid UTF-8, empty file, mismatched parallel files, ..."""
 
 
+class UnknownWord(BadInput):
+    """A word asked about is not in a vectors' vocabulary (`rnntool neighbors`); ``word`` names it."""
+
+    def __init__(self, message: str, *, word: str) -> None:
+        super().__init__(message)
+        self.word = word
+
+
 class RegistryError(RnnToolError):
     """Anything wrong with the model registry or a bundle."""
 

@@ -8,7 +8,6 @@ exception) and memory running out (MemoryError, torch's allocator). Anything els
 ``internal error``.
 """
 
-from __future__ import annotations
 
 import errno
 import os
@@ -27,6 +26,7 @@ from rnntool.cli import (  # noqa: F401,E402
     bleu,
     classify,
     completions_command,
+    embed,
     generate,
     models,
     perplexity,
@@ -35,8 +35,10 @@ from rnntool.cli import (  # noqa: F401,E402
     train_classify,
     train_lm,
     train_tag,
+    train_word2vec,
     train_translate,
     translate,
+    vectors,
 )
 
 __all__ = ["app", "main"]

@@ -4,8 +4,8 @@ Command modules must not import torch (or modules that do) at import time: `rnnt
 tab completion stay fast only if heavy imports happen inside the command functions.
 """
 
-from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -41,7 +41,8 @@ app = typer.Typer(
 models_app = _typer("Inspect and manage the model registry (a plain directory).")
 tokenize_app = _typer("Train SentencePiece tokenizers; encode and decode text with them.")
 train_app = _typer("Train a model and publish it to the registry.")
-evaluate_app = _typer("Score models and outputs: perplexity, BLEU/chrF/TER, classification and tagging reports.")
+evaluate_app = _typer("Score models and outputs: perplexity, BLEU/chrF/TER, classification and tagging reports, "
+                       "word vectors (word pairs, analogies).")
 
 app.add_typer(models_app, name="models")
 app.add_typer(tokenize_app, name="tokenize")
@@ -80,7 +81,19 @@ def build_command():
     return cmd
 
 
+def _unwrap(text: str) -> str:
+    """A docstring's paragraphs as single lines (rich wraps them to the terminal; kept as written, every
+    source line break would also break the help), but indented lines (examples) as they are."""
+    paragraphs = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        lines = para.splitlines()
+        paragraphs.append(para if any(line.startswith(" ") for line in lines) else " ".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _tidy_help(cmd) -> None:
+    if getattr(cmd, "help", None):
+        cmd.help = _unwrap(cmd.help)
     render = cmd.format_help
 
     def format_help(ctx, formatter):

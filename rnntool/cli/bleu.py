@@ -1,6 +1,5 @@
 """`rnntool evaluate bleu`: sacreBLEU's BLEU / chrF / TER, with signatures, and the paired bootstrap test."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional

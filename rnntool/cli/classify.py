@@ -2,7 +2,6 @@
 `rnntool evaluate classification`: accuracy, F1s, per-class scores and a confusion matrix, of a model
 on a labelled file or of predictions against gold labels."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

@@ -5,7 +5,6 @@ skipping option values, then offers subcommands, options, an option's choices, m
 the registry directory, or files. Everything is static: no Python runs at tab time.
 """
 
-from __future__ import annotations
 
 from rnntool.cli.completions import HEADER, PROG, CommandSpec
 

@@ -16,7 +16,6 @@ mechanism (typer's own ``--install-completion``, which runs Python on every TAB,
 This module imports the CLI modules (which do not import torch at module level), never torch.
 """
 
-from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
@@ -66,6 +65,9 @@ def model_kinds() -> dict[str, list[str]]:
            "evaluate classification": "classifier", "tag": "tagger", "evaluate tags": "tagger"}
     out = {f"{PROG} {path}": [kind] for path, kind in one.items()}
     out.update({f"{PROG} tokenize {c}": holders for c in ("encode", "decode", "vocab")})
+    out[f"{PROG} models vectors"] = [name for name, e in CATALOG.items() if e.input_embeddings]
+    for path in ("neighbors", "evaluate word-pairs", "evaluate analogies"):  # -m: those models, or a vectors file
+        out[f"{PROG} {path}"] = out[f"{PROG} models vectors"]
     return out
 
 

@@ -1,6 +1,5 @@
 """`rnntool completions SHELL`: print a static completion script (rnntool/cli/completions.py makes them)."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Literal

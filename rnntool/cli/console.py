@@ -8,7 +8,6 @@
 - ``NO_COLOR`` (any value) turns colour off; ``--log-file`` also appends every message, timestamped.
 """
 
-from __future__ import annotations
 
 import contextlib
 import datetime as _dt

@@ -1,6 +1,5 @@
 """`rnntool generate`."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Optional

@@ -1,4 +1,4 @@
-"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import.
+"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import, average, vectors.
 
     rnntool models list --kind lm
     rnntool models show shakespeare             # every version: metrics, data, parents, aliases
@@ -7,9 +7,9 @@
     rnntool models verify                       # all checksums of all versions; exit 1 naming a bad file
     rnntool models gc --runs -n                 # also list finished/abandoned run directories
     cp -r "$(rnntool models path shakespeare@prod)" /backup/
+    rnntool models vectors shakespeare -o words.vec.gz   # its input embedding table, word2vec text
 """
 
-from __future__ import annotations
 
 import datetime as _dt
 import json
@@ -21,7 +21,7 @@ import typer
 from rnntool.registry import history
 from rnntool.cli.app import models_app
 from rnntool.cli.console import console
-from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt, open_registry
+from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt, open_registry, side_option
 from rnntool.errors import InvalidName, UsageError
 from rnntool.registry.store import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
 from rnntool.registry.run_gc import DEFAULT_RUNS_OLDER_THAN, RunDir
@@ -391,3 +391,37 @@ def models_average(
         console.emit_json(_version_json(b, reg.aliases_of))
     else:
         console.emit(b.ref)
+
+
+VectorsOutputOpt = Annotated[Optional[Path], typer.Option(
+    "-o", "--output", metavar="FILE", show_default=False,
+    help="Write to this file (atomically; gzipped when its name ends in .gz) instead of stdout.")]
+EmbeddingSideOpt = side_option("Which table of a translation model: the encoder's (src) or the decoder's (tgt) "
+                               "(default: src).")
+
+
+@models_app.command("vectors")
+def models_vectors(
+    ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION, NAME@ALIAS or a bundle directory, of a "
+                                            "kind with an input embedding table; or a vectors file to rewrite.")],
+    output: VectorsOutputOpt = None,
+    side: EmbeddingSideOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a model's input embedding table as word vectors: word2vec's text format (a 'count dim' header,
+    then 'word v1 ... vD' per row), every piece or word in id order, specials included. A vectors file
+    (GloVe's, gzipped) comes out as word2vec text."""
+    from rnntool.textio import display_name, is_stdin
+    from rnntool.vectors.io import load_vectors, writable_rows, write_vectors
+
+    reg = _open(registry, quiet)
+    vectors = load_vectors(ref, reg, side.value if side else None)
+    vectors, dropped = writable_rows(vectors)
+    if dropped:
+        console.warn(f"left out {len(dropped)} piece{'s' if len(dropped) > 1 else ''} that word2vec's text format "
+                     f"cannot hold (whitespace or empty: {', '.join(repr(w) for w in dropped[:5])})")
+    dest = None if output is None or is_stdin(str(output)) else output
+    write_vectors(vectors, dest)
+    where = "stdout" if dest is None else display_name(dest)
+    console.log(f"wrote {len(vectors)} vectors of dimension {vectors.dim} to {where}")

@@ -1,14 +1,15 @@
 """Option types shared by several commands (same flag, same help, everywhere)."""
 
-from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
 from rnntool.errors import UsageError
+from rnntool.kinds.catalog import SIDE_FILES
 from rnntool.runtime import DEVICES
 
 if TYPE_CHECKING:
@@ -58,6 +59,15 @@ ModelRefOpt = Annotated[
     str,
     typer.Option("-m", "--model", metavar="MODEL", help="Model: NAME, NAME@VERSION, NAME@ALIAS or a bundle directory."),
 ]
+
+
+# A translation model's two sides (src, tgt): one set of choices for --side wherever a command takes it.
+Side = Enum("Side", {side: side for side in SIDE_FILES}, type=str)
+
+
+def side_option(help: str):
+    """``--side src|tgt``, with what the side chooses in this command."""
+    return Annotated[Optional[Side], typer.Option("--side", help=help, show_default=False)]
 
 
 def stdin_is_tty() -> bool:

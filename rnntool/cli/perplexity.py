@@ -1,6 +1,5 @@
 """`rnntool evaluate perplexity`."""
 
-from __future__ import annotations
 
 import math
 from typing import Annotated, Literal, Optional

@@ -8,7 +8,6 @@ matplotlib is imported only when a plot is drawn, and only its Agg canvas is use
 GUI, no global backend switch). Files are written atomically; the format follows the suffix.
 """
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

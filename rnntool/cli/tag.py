@@ -9,7 +9,6 @@ tags as the last two columns).
     rnntool tag -m ner test.conll | rnntool evaluate tags  # the same, from conlleval input
 """
 
-from __future__ import annotations
 
 import json
 import re

@@ -4,7 +4,6 @@
     printf 'a b\\nc\\n' | rnntool tokenize encode -m spm | rnntool tokenize decode -m spm
 """
 
-from __future__ import annotations
 
 import sys
 from enum import Enum
@@ -24,6 +23,7 @@ from rnntool.cli.options import (
     QuietOpt,
     RegistryOpt,
     open_registry,
+    side_option,
 )
 from rnntool.errors import BadInput, DiskFull, UsageError
 
@@ -48,21 +48,13 @@ class TokenFormat(str, Enum):  # spm_encode --output_format / spm_decode --input
     id = "id"
 
 
-class Side(str, Enum):
-    src = "src"
-    tgt = "tgt"
-
-
 OutputFormatOpt = Annotated[
     TokenFormat, typer.Option("--output-format", help="Write each line's tokens as space-separated pieces or ids "
                                                       "(spm_encode's --output_format).")]
 InputFormatOpt = Annotated[
     TokenFormat, typer.Option("--input-format", help="Each line holds space-separated pieces or ids (spm_decode's "
                                                      "--input_format; what encode's --output-format wrote).")]
-SideOpt = Annotated[
-    Optional[Side],
-    typer.Option("--side", help="Which tokenizer of a translation model: source or target."),
-]
+SideOpt = side_option("Which tokenizer of a translation model: source or target.")
 
 
 # -- train ---------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """`rnntool train classify`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Optional

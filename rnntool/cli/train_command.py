@@ -11,7 +11,6 @@ and the time budget, the run directory, progress on stderr, the driver (rnntool/
 and the one summary line (or ``--json``). Must not import torch at import time.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +44,11 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
         spec = kind.spec_from_run(saved)
     else:
         spec = new_spec()
+        if train.init_embeddings is not None:
+            from rnntool.vectors.pretrained import with_pretrained_embeddings
+
+            spec = with_pretrained_embeddings(spec, str(train.init_embeddings), train.freeze_embeddings,
+                                              _given("embed_dim"))
         kind.check_model(spec)  # before the run directory is made or any data read
     overrides = {} if saved or config_overrides is None else config_overrides(spec)
     cfg = train.config(base=saved["train"] if saved else None, **overrides)
@@ -80,6 +84,17 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
     report_result(summary, line, json_out, budget)
+
+
+def _given(parameter: str):
+    """The value of this command's option ``parameter`` when the user gave it, else None."""
+    from rnntool.cli.train_options import ParameterSource, get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None or ctx.get_parameter_source(parameter) in (None, ParameterSource.DEFAULT,
+                                                              ParameterSource.DEFAULT_MAP):
+        return None
+    return ctx.params.get(parameter)
 
 
 __all__ = ["train_command"]

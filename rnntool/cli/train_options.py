@@ -34,7 +34,6 @@ This module must not import torch (``rnntool --help`` stays fast); ``rnntool.tra
 torch-free, so importing TrainConfig/parse_duration from it here is fine.
 """
 
-from __future__ import annotations
 
 import contextlib
 import dataclasses
@@ -174,6 +173,13 @@ TensorBoardOpt = Annotated[Optional[Path], typer.Option(
     help="Also write TensorBoard event files to DIR: training loss, learning rate, tokens/s and every "
          "validation metric by step (needs: pip install 'rnntool\\[tensorboard]').")]
 
+InitEmbeddingsOpt = Annotated[Optional[Path], typer.Option(
+    "--init-embeddings", metavar="FILE", show_default=False,
+    help="Start the input embeddings from these word vectors: word2vec text (a 'count dim' header) or GloVe "
+         "text, .gz too. Sets --embed-dim; the coverage of the vocabulary is logged and recorded.")]
+FreezeEmbeddingsOpt = Annotated[bool, typer.Option(
+    "--freeze-embeddings", help="With --init-embeddings: keep the loaded embeddings fixed during training.")]
+
 # (parameter name, annotation, default, TrainConfig field or None)
 _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("optimizer", OptimizerOpt, _D.optimizer, "optimizer"),
@@ -204,6 +210,8 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("wait", WaitOpt, False, None),
     ("log_file", LogFileOpt, None, None),
     ("tensorboard", TensorBoardOpt, None, None),
+    ("init_embeddings", InitEmbeddingsOpt, None, None),
+    ("freeze_embeddings", FreezeEmbeddingsOpt, False, None),
 ]
 OPTION_NAMES = tuple(name for name, *_ in _SPECS)
 
@@ -240,6 +248,8 @@ class TrainOptions:
     wait: bool = False
     log_file: Path | None = None
     tensorboard: Path | None = None
+    init_embeddings: Path | None = None
+    freeze_embeddings: bool = False
     explicit: frozenset[str] = field(default_factory=frozenset)
     budget: TimeBudget = field(default_factory=lambda: TimeBudget(start=command_start()))
 
@@ -249,8 +259,14 @@ class TrainOptions:
         ``saved_train``: its training settings (a resume that raises them trains a published run on)."""
         from rnntool.training.retrain import RetrainOptions
 
-        if self.resuming and (self.if_changed or self.init_from):
-            raise ConfigError("--resume continues a run as it was; drop --if-changed and --init-from")
+        if self.resuming and (self.if_changed or self.init_from or self.init_embeddings):
+            raise ConfigError("--resume continues a run as it was; drop --if-changed, --init-from and "
+                              "--init-embeddings")
+        if self.init_from and self.init_embeddings:
+            raise ConfigError("--init-from continues a published model, --init-embeddings starts a new one "
+                              "from word vectors: give one")
+        if self.freeze_embeddings and not self.init_embeddings:
+            raise ConfigError("--freeze-embeddings goes with --init-embeddings FILE")
         if self.min_delta < 0:
             raise ConfigError(f"--min-delta must be 0 or more (got {self.min_delta})")
         promote, min_delta = self.promote, self.min_delta
@@ -335,21 +351,26 @@ def _explicit_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def train_options(func):
-    """Decorator: add the shared training options to a typer command (see the module docstring)."""
+def train_options(func=None, *, only: tuple[str, ...] | None = None):
+    """Decorator: add the shared training options to a typer command (see the module docstring);
+    ``only``: just these of them (a kind that trains itself: `train word2vec`)."""
+    if func is None:
+        return functools.partial(train_options, only=only)
+    specs = [s for s in _SPECS if only is None or s[0] in only]
+    names = tuple(name for name, *_ in specs)
     sig = inspect.signature(func, eval_str=True)
     if "train" not in sig.parameters:
         raise TypeError(f"{func.__name__} must take a keyword parameter 'train: TrainOptions'")
-    clash = set(OPTION_NAMES) & set(sig.parameters)
+    clash = set(names) & set(sig.parameters)
     if clash:
         raise TypeError(f"{func.__name__} declares {sorted(clash)}, which @train_options already adds")
     own = [p for p in sig.parameters.values() if p.name != "train"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annot)
-             for name, annot, default, _ in _SPECS]
+             for name, annot, default, _ in specs]
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        values = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
+        values = {name: kwargs.pop(name) for name in names if name in kwargs}
         opts = TrainOptions(**values, explicit=_explicit_names())
         if opts.quiet or not is_main_process():
             console.quiet = True

@@ -9,7 +9,6 @@
 Must not import torch (``rnntool --help`` stays fast).
 """
 
-from __future__ import annotations
 
 import contextlib
 import math

@@ -1,6 +1,5 @@
 """`rnntool train translate`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Optional

@@ -1,6 +1,5 @@
 """`rnntool translate`: beam search (or greedy) translation, one output line per input line, streamed."""
 
-from __future__ import annotations
 
 import time
 from typing import Annotated, Optional

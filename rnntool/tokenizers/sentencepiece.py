@@ -173,6 +173,10 @@ class Tokenizer:
         """Ids of one segmentation drawn at random per line (see ``sampler``)."""
         return self.sampler(alpha, seed).sample_batch(lines)
 
+    def pieces(self) -> list[str]:
+        """Every piece, in id order."""
+        return [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+
     def vocabulary(self) -> list[tuple[str, float]]:
         """Every piece with its score, in id order (spm_export_vocab)."""
         return [(self._sp.id_to_piece(i), float(self._sp.get_score(i))) for i in range(self.vocab_size)]

@@ -85,9 +85,16 @@ def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
         if run.skip is not None:
             return TrainOutcome(None, run.skip, skipped=run.skip_reason)
         trainee = kind.build(run.spec, train_cfg, ctx, run.work_dir, run.parent)
-        result = train(trainee.task, train_cfg, run_dir=ctx.run_dir, resume=ctx.resume, callbacks=ctx.callbacks,
-                       model_config=trainee.model_config, run_meta=dataclasses.asdict(trainee.spec),
-                       budget=run.budget)
+        if getattr(trainee.spec, "init_embeddings", None):  # a resume too: the checkpoint's weights follow
+            from rnntool.vectors.pretrained import coverage_line, initialize_tables
+
+            report = initialize_tables(kind.input_tables(trainee), trainee.spec.init_embeddings,
+                                       trainee.spec.freeze_embeddings)
+            trainee.data_config["init_embeddings"] = report
+            ctx.log(coverage_line(report))
+        result = kind.fit(trainee, train_cfg, ctx) or train(
+            trainee.task, train_cfg, run_dir=ctx.run_dir, resume=ctx.resume, callbacks=ctx.callbacks,
+            model_config=trainee.model_config, run_meta=dataclasses.asdict(trainee.spec), budget=run.budget)
         if not result.is_main:
             return TrainOutcome(result, None, trainee.details)
         parents = kind.publish_parents(trainee, ctx.registry, run.work_dir)
@@ -185,6 +192,11 @@ def training_run(kind, spec, train_cfg, ctx: RunContext) -> Iterator[TrainingRun
         else:  # a resume does what the original command asked: --promote is part of the run
             spec = dataclasses.replace(kind.prepare_inputs(spec, work_dir, log), run_id=uuid.uuid4().hex,
                                        promote=retrain.promote, min_delta=retrain.min_delta)
+            if getattr(spec, "init_embeddings", None):  # the vectors are data: in the key, checked on resume
+                from rnntool.textio import fingerprint_file
+
+                spec = dataclasses.replace(spec, fingerprints=[
+                    *spec.fingerprints, {**fingerprint_file(spec.init_embeddings), "role": "init-embeddings"}])
         if spec.name is not None and is_main_process():
             stack.enter_context(training_lock(registry, spec.name, retrain, log))
         parent = None

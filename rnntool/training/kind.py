@@ -85,6 +85,16 @@ class ModelKind:
         the fly); the manifest's ``parents`` (``{"tokenizer": "news-tokenizer@2"}``)."""
         return {}
 
+    def fit(self, trainee: Trainee, train_cfg, ctx):
+        """A kind that trains itself (word2vec: gensim) returns its TrainResult here; None (the default):
+        the one training loop trains ``trainee.task``."""
+        return None
+
+    def input_tables(self, trainee: Trainee) -> list[tuple[str, Any, list[str]]]:
+        """The model's input embedding tables for ``--init-embeddings`` (rnntool/vectors/pretrained.py):
+        ``(label, nn.Embedding, the word or piece of each row)``; none by default."""
+        return []
+
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
         """Write the bundle's files (the catalog's ``files`` but the training log) into ``stage``."""
         raise NotImplementedError

@@ -78,8 +78,8 @@ def model_settings(kind: str, spec, train_cfg, registry, parent, *, tokenizer_fi
     typed, "spm" or "spm@2"), the training config, the tokenizer files themselves (their sha256) and
     the warm-start parent. ``added_later``: spec fields added after keys were first recorded, with
     their defaults; left out while at the default, so that an upgrade alone does not retrain."""
-    dropped = set(runtime_fields) | set(tokenizer_fields)
-    later = added_later or {}
+    dropped = set(runtime_fields) | set(tokenizer_fields) | {"init_embeddings"}  # its fingerprint is in the key
+    later = {"freeze_embeddings": False, **(added_later or {})}
     spec_settings = {k: v for k, v in asdict(spec).items()
                      if k not in dropped and not (k in later and v == later[k])}
     settings = {"kind": kind, "spec": spec_settings, "train": train_cfg.to_dict()}

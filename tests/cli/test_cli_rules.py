@@ -73,3 +73,12 @@ def test_format_names_one_set_of_data_formats_and_each_command_refuses_the_other
     assert r.exit_code == 2 and "--format fasttext: this command reads auto, conll, conllu" in r.stderr, r.stderr
     r = invoke("train", "classify", data, "--select", "span-f1", "-o", tmp_path / "m")
     assert r.exit_code == 2 and "--select span-f1: this model kind offers accuracy, macro-f1" in r.stderr, r.stderr
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source_lines():
+    from conftest import invoke
+
+    out = invoke("classify", "--help").stdout
+    assert "every label at or above its threshold, space-separated" in " ".join(out.split())
+    lines = [line.strip() for line in out.splitlines()]
+    assert any("at or above its threshold, space-separated" in line for line in lines)  # not broken after "its"

@@ -20,11 +20,14 @@ WORDS = ["cat", "dog", "sees", "likes", "the", "a", "red", "house", "river", "sm
 
 @dataclass
 class Recipe:
-    """``command`` (("train", "lm")), ``data(dir) -> args`` for the data, and ``tiny`` options."""
+    """``command`` (("train", "lm")), ``data(dir) -> args`` for the data, ``tiny`` options, ``steps(n)``:
+    the options of a run of about n steps, and whether rnntool's loop trains it (``loop``)."""
 
     command: tuple[str, ...]
     data: Callable[[Path], list[str]]
     tiny: tuple[str, ...]
+    steps: Callable[[int], list[str]] = lambda n: ["--max-steps", str(n)]  # a short run
+    loop: bool = True  # trained by rnntool's loop: checkpoints, --resume, torchrun (word2vec: gensim's)
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:

@@ -76,13 +76,18 @@ class Classifier:
 
 def open_classifier(ref: str, registry=None, device: str = "auto") -> Classifier:
     """Load a ``classifier`` bundle (a registry reference or a bundle directory), verified."""
-    from rnntool.kinds.classifier.model import ClassifierConfig, RNNClassifier
-    from rnntool.layers.weights import build_model, load_weights
     from rnntool.registry.store import Registry
     from rnntool.runtime import prepare_device
+
+    return classifier_from_bundle(Registry.open(registry).load(ref, kind="classifier"), prepare_device(device))
+
+
+def classifier_from_bundle(bundle, device) -> Classifier:
+    """A loaded, verified ``classifier`` bundle -> the classifier (eval mode, on ``device``)."""
+    from rnntool.kinds.classifier.model import ClassifierConfig, RNNClassifier
+    from rnntool.layers.weights import build_model, load_weights
     from rnntool.tokenizers.sentencepiece import Tokenizer
 
-    bundle = Registry.open(registry).load(ref, kind="classifier")
     cfg = ClassifierConfig.from_dict(bundle.config.get("model") or {})
     data = bundle.config.get("data") or {}
     labels = data.get("labels")
@@ -91,7 +96,7 @@ def open_classifier(ref: str, registry=None, device: str = "auto") -> Classifier
                             "outputs; re-train the model")
     path = bundle.file(WEIGHTS_FILE)
     model = build_model(lambda: RNNClassifier(cfg), weights=path)
-    model = load_weights(model, path, prepare_device(device)).eval()
+    model = load_weights(model, path, device).eval()
     tokenizer = Tokenizer.from_bundle(bundle)
     if tokenizer.vocab_size != cfg.vocab_size:
         raise CorruptBundle(f"{bundle.ref}: the tokenizer has {tokenizer.vocab_size} pieces but the model "

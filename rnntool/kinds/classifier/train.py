@@ -67,6 +67,8 @@ class ClassifyRunSpec(TrainValidFiles):
     run_id: str | None = None
     promote: str | None = None
     min_delta: float = 0.0
+    init_embeddings: str | None = None  # --init-embeddings FILE (rnntool/vectors/pretrained.py)
+    freeze_embeddings: bool = False
 
     VALID_MAX = 5000
 
@@ -338,6 +340,9 @@ class ClassifierKind(ModelKind):
                                                   ("labels", "multi_label", "train_examples", "valid_examples")}}
         return Trainee(spec, model, task, cfg.to_dict(), data_config, details,
                        state={"tokenizer": tok, "valid_texts": splits.valid_texts, "valid_gold": splits.valid_gold})
+
+    def input_tables(self, trainee: Trainee) -> list:
+        return [("input", trainee.model.encoder.embedding, trainee.state["tokenizer"].pieces())]
 
     def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
         return publish_run_tokenizer(trainee, registry, work_dir)

@@ -257,13 +257,18 @@ class LoadedLM:
 def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "auto") -> LoadedLM:
     """Load a language-model bundle (a registry reference or a bundle directory), verified."""
     from rnntool.registry.store import Registry
-    from rnntool.tokenizers.sentencepiece import Tokenizer
     from rnntool.runtime import prepare_device
 
-    bundle = Registry.open(registry).load(ref, kind="lm")
+    return lm_from_bundle(Registry.open(registry).load(ref, kind="lm"), prepare_device(device))
+
+
+def lm_from_bundle(bundle: "Bundle", device) -> LoadedLM:
+    """A loaded, verified ``lm`` bundle -> the model (eval mode, on ``device``) and its tokenizer."""
+    from rnntool.tokenizers.sentencepiece import Tokenizer
+
     if "model" not in bundle.config:
         raise CorruptBundle(f"{bundle.ref}: the manifest has no model config; re-publish the model")
-    model = load_lm(bundle.config["model"], bundle.file(WEIGHTS_FILE), prepare_device(device))
+    model = load_lm(bundle.config["model"], bundle.file(WEIGHTS_FILE), device)
     tokenizer = Tokenizer.from_bundle(bundle)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise CorruptBundle(

@@ -56,6 +56,8 @@ class LMRunSpec:
     run_id: str | None = None  # set when the run starts; recorded in what it publishes
     promote: str | None = None  # --promote/--min-delta, so that --resume does them too
     min_delta: float = 0.0
+    init_embeddings: str | None = None  # --init-embeddings FILE (rnntool/vectors/pretrained.py)
+    freeze_embeddings: bool = False
 
     def check(self) -> "LMRunSpec":
         check_destination(self.name, self.output)
@@ -185,6 +187,9 @@ class LanguageModelKind(ModelKind):
                        "train_data": corpus_summary(corpora[0]), "valid_data": corpus_summary(corpora[1])}
         return Trainee(spec, model, task, model_cfg.to_dict(), data_config, {"tokenizer": tok_ref},
                        state={"tokenizer": tok})
+
+    def input_tables(self, trainee: Trainee) -> list:
+        return [("input", trainee.model.embedding, trainee.state["tokenizer"].pieces())]
 
     def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
         return publish_run_tokenizer(trainee, registry, work_dir)

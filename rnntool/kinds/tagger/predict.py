@@ -54,13 +54,18 @@ class Tagger:
 
 def open_tagger(ref: str, registry=None, device: str = "auto") -> Tagger:
     """Load a ``tagger`` bundle (a registry reference or a bundle directory), verified."""
-    from rnntool.kinds.tagger.model import RNNTagger, TaggerConfig
-    from rnntool.kinds.tagger.task import Vocabulary
-    from rnntool.layers.weights import build_model, load_weights
     from rnntool.registry.store import Registry
     from rnntool.runtime import prepare_device
 
-    bundle = Registry.open(registry).load(ref, kind="tagger")
+    return tagger_from_bundle(Registry.open(registry).load(ref, kind="tagger"), prepare_device(device))
+
+
+def tagger_from_bundle(bundle, device) -> Tagger:
+    """A loaded, verified ``tagger`` bundle -> the tagger (eval mode, on ``device``)."""
+    from rnntool.kinds.tagger.model import RNNTagger, TaggerConfig
+    from rnntool.kinds.tagger.task import Vocabulary
+    from rnntool.layers.weights import build_model, load_weights
+
     cfg = TaggerConfig.from_dict(bundle.config.get("model") or {})
     try:
         vocab = Vocabulary.from_dict(json.loads(bundle.file(VOCAB_FILE).read_text(encoding="utf-8")))
@@ -71,8 +76,8 @@ def open_tagger(ref: str, registry=None, device: str = "auto") -> Tagger:
         raise CorruptBundle(f"{bundle.ref}: {VOCAB_FILE} does not fit the model's sizes; re-train the model")
     path = bundle.file(WEIGHTS_FILE)
     model = build_model(lambda: RNNTagger(cfg, vocab.tags), weights=path)
-    model = load_weights(model, path, prepare_device(device)).eval()
+    model = load_weights(model, path, device).eval()
     return Tagger(model, vocab, scheme=(bundle.config.get("data") or {}).get("scheme"), ref=bundle.ref)
 
 
-__all__ = ["TaggedSentence", "Tagger", "open_tagger"]
+__all__ = ["TaggedSentence", "Tagger", "open_tagger", "tagger_from_bundle"]

@@ -55,6 +55,8 @@ class TagRunSpec(TrainValidFiles):
     run_id: str | None = None
     promote: str | None = None
     min_delta: float = 0.0
+    init_embeddings: str | None = None  # --init-embeddings FILE (rnntool/vectors/pretrained.py)
+    freeze_embeddings: bool = False
 
     def check(self) -> "TagRunSpec":
         from rnntool.kinds.tagger.data import FORMATS, ON_LONG
@@ -231,6 +233,9 @@ class TaggerKind(ModelKind):
         details = {"data": {k: data_config[k] for k in ("tags", "scheme", "train_sentences", "valid_sentences")}}
         return Trainee(spec, model, task, cfg.to_dict(), data_config, details,
                        state={"vocab": vocab, "valid": valid, "scheme": scheme})
+
+    def input_tables(self, trainee: Trainee) -> list:
+        return [("word", trainee.model.word_embedding, ["<pad>", "<unk>", *trainee.state["vocab"].words])]
 
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
         from rnntool.layers.weights import save_weights

@@ -69,6 +69,8 @@ class TranslationRunSpec:
     run_id: str | None = None  # set when the run starts; recorded in what it publishes
     promote: str | None = None  # --promote/--min-delta, so that --resume does them too
     min_delta: float = 0.0
+    init_embeddings: str | None = None  # --init-embeddings FILE (rnntool/vectors/pretrained.py)
+    freeze_embeddings: bool = False
 
     VALID_MAX_LINES = 1000
 
@@ -321,6 +323,12 @@ class TranslationKind(ModelKind):
         return Trainee(spec, model, task, cfg.to_dict(), data_summary,
                        {"tokenizers": refs, "data": data_summary},
                        state={"src": src_tok, "tgt": tgt_tok, "corpora": corpora})
+
+    def input_tables(self, trainee: Trainee) -> list:
+        model, src, tgt = trainee.model, trainee.state["src"], trainee.state["tgt"]
+        if model.cfg.share_embeddings:  # one table for both sides
+            return [("shared", model.encoder.embedding, src.pieces())]
+        return [("source", model.encoder.embedding, src.pieces()), ("target", model.decoder.embedding, tgt.pieces())]
 
     def publish_parents(self, trainee: Trainee, registry, work_dir: Path) -> dict:
         refs = publish_tokenizers(trainee.spec, registry, work_dir, trainee.details["tokenizers"])
