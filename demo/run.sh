@@ -32,7 +32,7 @@ run rnntool evaluate classification -m demo-object "$d/clf.test.tsv"
 printf 'The old man sees a small bird.\nThe dog likes the girl.\n' \
     | run rnntool embed -m demo-lm --pool mean --normalize | cut -c1-72
 run rnntool models vectors demo-lm -o "$out/demo-lm.vec"
-run rnntool neighbors -m "$out/demo-lm.vec" -k 3 ▁bird ▁man
+run rnntool neighbors -m "$out/demo-lm.vec" -k 3 ▁dog ▁sees
 
 # subjects and objects as BIO spans (CoNLL in, CoNLL out: conlleval's input; a CRF output layer)
 run rnntool train tag "$d/tag.train.conll" --valid "$d/tag.valid.conll" --name demo-roles \
