@@ -62,6 +62,7 @@ def english_corpus(args, work: Path, datasets: dict) -> Path:
     parts = [datasets[n]["lm_texts"] for n in ("sst2", "trec") if n in datasets]
     parts += [args.data / "multi30k" / "train.en", args.data / "tinyshakespeare" / "input.txt"]
     out = work / "data" / "english.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
         for p in parts:
             lines = Path(p).read_text(encoding="utf-8").splitlines()
