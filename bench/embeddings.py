@@ -7,7 +7,7 @@
    classifier and the EWT tagger (words only) within the same budget;
 3. speed: `rnntool embed` lines/s, batched (64) against one line at a time.
 
-    .venv/bin/python bench/embeddings.py                                  # everything, 3m budgets: ~45 minutes
+    .venv/bin/python bench/embeddings.py                                  # everything, 3m budgets: ~31 minutes
     .venv/bin/python bench/embeddings.py --stages features --budget 2m
     .venv/bin/python bench/embeddings.py --limit 2000 --budget 20s        # a smoke run, a few minutes
 

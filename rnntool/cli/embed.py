@@ -69,13 +69,15 @@ def embed(
     print-sentence-vectors). A blank line gets the zero vector."""
     import time
 
-    from rnntool.textio import atomic_write_bytes, line_writer, open_output, read_lines
+    from rnntool.textio import atomic_write_bytes, finite_json, line_writer, open_output, read_lines
     from rnntool.vectors.sentences import embed_lines, open_sentence_encoder
 
     console.quiet = quiet
     set_threads(threads)
     if npy is not None and (json_output or output is not None):
         raise UsageError("--npy writes the vectors to its own file; drop --json and -o")
+    if npy is not None and str(npy) == "-":
+        raise UsageError("--npy needs a file name (the matrix is binary); for text on stdout drop --npy")
     encoder = open_sentence_encoder(model, registry, device)
     console.log(f"embedding with {encoder.ref}: {encoder.dim} dimensions, --pool {pool}"
                 f"{', normalized' if normalize else ''}")
@@ -106,7 +108,7 @@ def embed(
             for vector in vectors:
                 count += 1
                 if json_output:
-                    write(json.dumps({"vector": _floats(vector)}))
+                    write(json.dumps(finite_json({"vector": _floats(vector)}), allow_nan=False))
                 else:
                     write(" ".join(f"{x:.6g}" for x in vector.tolist()))
     elapsed = time.perf_counter() - started

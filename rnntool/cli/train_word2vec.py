@@ -52,8 +52,8 @@ def train_word2vec(
     train: TrainOptions,
 ) -> None:
     """Train word vectors (gensim's word2vec: skip-gram or CBOW with negative sampling); publish them
-    (--name) or write them (-o DIR). Repeatable with --seed and --threads 1. Needs gensim: pip install
-    'rnntool[word2vec]'."""
+    (--name) or write them (-o DIR). The same --seed with --threads 1 gives the same vectors; more threads
+    are faster but not repeatable. Needs gensim: pip install 'rnntool[word2vec]'."""
     from rnntool.kinds.word2vec.train import Word2VecRunSpec
 
     if "lr" not in train.explicit:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rnntool.errors import BadInput, DiskFull, LockHeld, RegistryError, UsageError
+from rnntool.training.inputs import INIT_EMBEDDINGS_ROLE, data_fingerprints
 from rnntool.training.retrain import RetrainOptions, retrain_key, training_lock, unchanged
 from rnntool.training.time_budget import TimeBudget
 
@@ -192,11 +193,11 @@ def training_run(kind, spec, train_cfg, ctx: RunContext) -> Iterator[TrainingRun
         else:  # a resume does what the original command asked: --promote is part of the run
             spec = dataclasses.replace(kind.prepare_inputs(spec, work_dir, log), run_id=uuid.uuid4().hex,
                                        promote=retrain.promote, min_delta=retrain.min_delta)
-            if getattr(spec, "init_embeddings", None):  # the vectors are data: in the key, checked on resume
+            if getattr(spec, "init_embeddings", None):  # the vectors: in the key, checked on resume
                 from rnntool.textio import fingerprint_file
 
                 spec = dataclasses.replace(spec, fingerprints=[
-                    *spec.fingerprints, {**fingerprint_file(spec.init_embeddings), "role": "init-embeddings"}])
+                    *spec.fingerprints, {**fingerprint_file(spec.init_embeddings), "role": INIT_EMBEDDINGS_ROLE}])
         if spec.name is not None and is_main_process():
             stack.enter_context(training_lock(registry, spec.name, retrain, log))
         parent = None
@@ -312,7 +313,7 @@ def publish_run_tokenizer(trainee, registry, work_dir: Path) -> dict:
 
     spec, tok_ref = trainee.spec, trainee.details["tokenizer"]
     if tok_ref is None and spec.name is not None:
-        tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, spec.fingerprints)
+        tok_ref = publish_tokenizer(registry, spec.name, work_dir / TOKENIZER_FILE, data_fingerprints(spec))
         trainee.details["tokenizer"] = tok_ref
     return {"tokenizer": tok_ref} if tok_ref is not None else {}
 

@@ -52,4 +52,12 @@ def prepare_train_valid(spec, work_dir: Path, log: Callable[[str], None], *, wha
                                                    for p, role in zip(spec.input_files, ("train", "valid"))])
 
 
-__all__ = ["prepare_train_valid"]
+INIT_EMBEDDINGS_ROLE = "init-embeddings"  # a fingerprint of --init-embeddings' file: in the key, not training data
+
+
+def data_fingerprints(spec) -> list[dict]:
+    """The fingerprints of the files a run learns from (the word vectors it starts from left out)."""
+    return [fp for fp in spec.fingerprints if fp.get("role") != INIT_EMBEDDINGS_ROLE]
+
+
+__all__ = ["INIT_EMBEDDINGS_ROLE", "data_fingerprints", "prepare_train_valid"]

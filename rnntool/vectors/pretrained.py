@@ -9,7 +9,9 @@ Each row of a model's table takes the vector of the first of these the file has:
 for a SentencePiece piece that starts a word (``▁the``), the word without its marker (``the``); the
 lowercased forms of both. Rows the file lacks keep their random initialisation; the padding row stays
 zero. The coverage (rows found / rows) is logged and recorded in the bundle's data config.
-``freeze`` keeps the tables as loaded (an output layer tied to a frozen table is frozen with it).
+``freeze`` keeps the loaded rows as they are (their gradient is zeroed, also the part an output layer
+tied to the table sends); rows the file lacks learn as usual. (With --weight-decay and adamw, decay
+still shrinks them.)
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _first_line(path: str | os.PathLike) -> str:
         gz = f.read(2) == b"\x1f\x8b"
     opener = gzip.open if gz else open
     try:
-        with opener(p, "rt", encoding="utf-8") as f:
+        with opener(p, "rt", encoding="utf-8-sig") as f:
             return f.readline()
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: not a word-vectors text file ({e}); give word2vec or GloVe text "
@@ -42,7 +44,7 @@ def vectors_file_dim(path: str | os.PathLike) -> int:
     """The dimension of a word-vectors text file, from its first line (a ``count dim`` header, or
     a GloVe row: a word and its numbers)."""
     fields = _first_line(path).split()
-    if len(fields) == 2 and all(f.isdigit() for f in fields):
+    if len(fields) == 2 and all(f.isascii() and f.isdigit() for f in fields):
         return int(fields[1])
     if len(fields) < 2:
         raise BadInput(f"{path}:1: neither a 'count dim' header nor 'word v1 v2 ...'; give word2vec or GloVe "
@@ -110,8 +112,10 @@ def initialize_tables(tables, path: str, freeze: bool = False) -> dict:
         with torch.no_grad():
             if rows:
                 weight[torch.tensor(rows)] = torch.from_numpy(vectors.matrix[sources]).to(weight.dtype)
-        if freeze:
-            weight.requires_grad_(False)
+        if freeze and rows:  # the loaded rows only: the rest (BOS, EOS, pieces the file lacks) still learn
+            found = torch.zeros(weight.shape[0], 1, dtype=torch.bool, device=weight.device)  # (V, 1)
+            found[torch.tensor(rows)] = True
+            weight.register_hook(lambda grad, found=found: grad.masked_fill(found.to(grad.device), 0.0))
         report["tables"][label] = {"rows": len(words), "found": len(rows)}
     return report
 

@@ -83,8 +83,11 @@ class SimilarityIndex:
         return int(self.matrix.shape[1])
 
     def row(self, word: str) -> int:
-        """The row of ``word``; UnknownWord (naming it, and a case variant the vocabulary has) if none."""
+        """The row of ``word`` (in a SentencePiece model's table, else of its word-start piece ``▁word``);
+        UnknownWord (naming it, and a case variant the vocabulary has) if none."""
         i = self.index.get(word)
+        if i is None:
+            i = self.index.get("\u2581" + word)
         if i is None:
             where = f" of {self.name}" if self.name else ""
             raise UnknownWord(f"{word!r} is not in the vocabulary{where}{self._case_hint(word)}", word=word)

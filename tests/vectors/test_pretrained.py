@@ -111,3 +111,23 @@ def test_new_vectors_are_new_data_for_if_changed(tmp_path, registry):
     write_vec(tmp_path / "words.vec", word_vectors(seed=1))
     changed = invoke(*args)
     assert changed.exit_code == 0 and "skipped" not in changed.stdout
+
+
+def test_freezing_keeps_the_loaded_rows_and_trains_the_others(tmp_path):
+    import torch
+
+    from rnntool.vectors.pretrained import initialize_tables
+
+    write_vec(tmp_path / "w.vec", {w: v for w, v in word_vectors().items() if w in ("cat", "dog")})
+    table = torch.nn.Embedding(4, DIM, padding_idx=0)
+    report = initialize_tables([("input", table, ["<pad>", "\u2581cat", "dog", "zebra"])], str(tmp_path / "w.vec"),
+                               freeze=True)
+    assert report["tables"]["input"] == {"rows": 4, "found": 2}
+    before = table.weight.detach().clone()
+    optimizer = torch.optim.SGD(table.parameters(), lr=1.0)
+    table(torch.tensor([1, 2, 3])).sum().backward()
+    optimizer.step()
+    after = table.weight.detach()
+    assert torch.equal(after[1:3], before[1:3])  # loaded: fixed
+    assert not torch.equal(after[3], before[3])  # not in the file: learns
+    assert torch.equal(after[1], torch.from_numpy(word_vectors()["cat"]))

@@ -27,6 +27,7 @@ from rnntool.textio import fingerprint_file, is_stdin, spool_stdin
 from rnntool.tokenizers.sentencepiece import TOKENIZER_FILE, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
 from rnntool.training.driver import publish_run_tokenizer
+from rnntool.training.inputs import data_fingerprints
 from rnntool.training.kind import ModelKind, Trainee
 from rnntool.training.publishing import check_destination
 
@@ -135,7 +136,7 @@ def resolve_tokenizer(spec: LMRunSpec, registry, work_dir: Path, resume: bool, l
 
 def load_corpora(spec: LMRunSpec, tok: Tokenizer, cache_dir: Path, log: Log) -> tuple[Corpus, Corpus]:
     n_inputs = len(spec.inputs)
-    shas = [fp["sha256"] for fp in spec.fingerprints]
+    shas = [fp["sha256"] for fp in data_fingerprints(spec)]
     data, hit = build_token_cache(spec.inputs, shas[:n_inputs], tok, cache_dir, on_bad_utf8=spec.on_bad_utf8)
     log(f"{'token cache hit' if hit else 'tokenized'}: {data.n_lines} lines, {data.n_tokens} tokens")
     if spec.valid is None:

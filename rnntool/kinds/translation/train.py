@@ -31,6 +31,7 @@ from rnntool.kinds.translation.retrain import translation_promotion, translation
 from rnntool.tokenizers.sentencepiece import SIDE_FILES, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
 from rnntool.training.driver import publish_tokenizer
+from rnntool.training.inputs import data_fingerprints
 from rnntool.training.kind import ModelKind, Trainee
 from rnntool.training.publishing import check_destination
 
@@ -229,9 +230,9 @@ def publish_tokenizers(spec: TranslationRunSpec, registry, work_dir: Path, refs:
         return refs
     if spec.shared_tokenizer:
         return {"tokenizer": publish_tokenizer(registry, spec.name, work_dir / JOINT_TOKENIZER_FILE,
-                                               spec.fingerprints)}
+                                               data_fingerprints(spec))}
     return {f"{side}_tokenizer": publish_tokenizer(registry, f"{spec.name}-{side}", work_dir / SIDE_FILES[side],
-                                                   spec.fingerprints, trained_for=spec.name)
+                                                   data_fingerprints(spec), trained_for=spec.name)
             for side in ("src", "tgt")}
 
 

@@ -8,15 +8,14 @@ gensim's own model files are not kept.
 
 It follows the kind contract (rnntool/training/kind.py) but trains itself (``fit``): gensim runs the
 epochs, not rnntool's loop. Words are the corpus's whitespace-separated tokens (lowercased with
-``lowercase``), as in the original word2vec tool. ``--seed`` with one thread (``--threads 1``) repeats
-exactly in any process: the initial vectors are seeded through a fixed hash of each word (gensim's
-default, Python's ``hash``, changes with every interpreter); more threads are faster, not repeatable.
+``lowercase``), as in the original word2vec tool; a line longer than gensim's 10,000-word limit is fed
+in slices (gensim would silently drop the rest). ``--seed`` with one thread (``--threads 1``) repeats
+exactly in any process (tested); more threads are faster, and not repeatable.
 Needs gensim: ``pip install 'rnntool[word2vec]'``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -33,6 +32,7 @@ from rnntool.training.publishing import check_destination
 
 Log = Callable[[str], None]
 INSTALL_HINT = "train word2vec needs gensim: pip install 'rnntool[word2vec]'"
+MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: its trainer stops reading a sentence there
 DEFAULTS = {"algorithm": "skipgram", "embed_dim": 100, "window": 5, "negative": 5, "min_count": 5,
             "subsample": 1e-3, "lowercase": False}
 
@@ -82,13 +82,8 @@ class CorpusSentences:
 
         for line in read_lines(self.path, on_bad_utf8=self.on_bad_utf8):
             tokens = (line.lower() if self.lowercase else line).split()
-            if tokens:
-                yield tokens
-
-
-def stable_hash(text: str) -> int:
-    """gensim's ``hashfxn`` for the initial vectors: the same in every process (Python's ``hash`` is not)."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "little")
+            for start in range(0, len(tokens), MAX_SENTENCE_WORDS):  # gensim reads no further in one
+                yield tokens[start:start + MAX_SENTENCE_WORDS]
 
 
 class Word2VecKind(ModelKind):
@@ -151,7 +146,7 @@ class Word2VecKind(ModelKind):
         model = Word2Vec(vector_size=int(m["embed_dim"]), window=int(m["window"]), min_count=int(m["min_count"]),
                          sg=1 if m["algorithm"] == "skipgram" else 0, hs=0, negative=int(m["negative"]),
                          sample=float(m["subsample"]), alpha=train_cfg.lr, seed=train_cfg.seed, workers=threads,
-                         hashfxn=stable_hash, compute_loss=True)
+                         compute_loss=True)
         model.build_vocab(trainee.state["sentences"])
         words = list(model.wv.index_to_key)
         if not words:
@@ -199,4 +194,4 @@ class Word2VecKind(ModelKind):
 KIND = Word2VecKind()
 
 
-__all__ = ["DEFAULTS", "KIND", "Word2VecRunSpec", "stable_hash"]
+__all__ = ["DEFAULTS", "KIND", "Word2VecRunSpec"]

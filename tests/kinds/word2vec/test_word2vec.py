@@ -35,13 +35,12 @@ def test_one_thread_repeats_exactly_in_another_process(corpus, tmp_path):
 
 def test_the_vectors_are_gensims(corpus, tmp_path):
     gensim = pytest.importorskip("gensim")
-    from rnntool.kinds.word2vec.train import stable_hash
 
     r = invoke("train", "word2vec", corpus, "-o", tmp_path / "m", "--algorithm", "cbow", *ARGS)
     assert r.exit_code == 0, r.output
     lines = [line.split() for line in corpus.read_text(encoding="utf-8").splitlines()]
     theirs = gensim.models.Word2Vec(lines, vector_size=12, min_count=2, workers=1, seed=7, epochs=3, sg=0,
-                                    negative=5, hs=0, window=5, sample=1e-3, alpha=0.025, hashfxn=stable_hash)
+                                    negative=5, hs=0, window=5, sample=1e-3, alpha=0.025)
     vocab = json.loads((tmp_path / "m" / VOCAB_FILE).read_text(encoding="utf-8"))
     assert vocab["words"] == list(theirs.wv.index_to_key)
     assert vocab["counts"] == [theirs.wv.get_vecattr(w, "count") for w in vocab["words"]]
@@ -81,3 +80,13 @@ def test_bad_settings_are_usage_errors(corpus, tmp_path):
                           (["--algorithm", "glove"], "'--algorithm': 'glove' is not one of")):
         r = invoke("train", "word2vec", corpus, "-o", tmp_path / "m", *args)
         assert r.exit_code == 2 and message in r.stderr, r.stderr
+
+
+def test_a_line_longer_than_gensims_limit_is_read_whole(tmp_path):
+    from rnntool.kinds.word2vec.train import MAX_SENTENCE_WORDS, CorpusSentences
+
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(["w"] * (2 * MAX_SENTENCE_WORDS + 5)) + "\nA b\n\n", encoding="utf-8")
+    assert [len(s) for s in CorpusSentences(str(path), lowercase=True, on_bad_utf8="strict")] == \
+        [MAX_SENTENCE_WORDS, MAX_SENTENCE_WORDS, 5, 2]
+    assert list(CorpusSentences(str(path), lowercase=True, on_bad_utf8="strict"))[-1] == ["a", "b"]
