@@ -193,15 +193,9 @@ def evaluate_word_pairs(
                     f"({'scored 0' if score_oov else 'left out'}): {named}")
     if scores.invalid:
         console.warn(f"{display_name(input)}: {scores.invalid} line(s) skipped: not WORD1 WORD2 SCORE")
-    signature = _settings(model, restrict_vocab, case_sensitive, score_oov)
-    if json_output:
-        console.emit_json({"vectors": model, "file": display_name(input), **scores.to_json(),
-                           "restrict_vocab": restrict_vocab, "case_insensitive": not case_sensitive,
-                           "signature": signature})
-        return
-    console.emit(f"spearman {scores.spearman:.4f}  pearson {scores.pearson:.4f}  pairs {scores.pairs}  "
-                 f"oov {scores.oov} ({scores.oov_ratio:.1f}%)")
-    console.emit(signature)
+    _report(model, input, scores, restrict_vocab, case_sensitive, score_oov, json_output,
+            f"spearman {scores.spearman:.4f}  pearson {scores.pearson:.4f}  pairs {scores.pairs}  "
+            f"oov {scores.oov} ({scores.oov_ratio:.1f}%)")
 
 
 # -- evaluate analogies ---------------------------------------------------------------------------------
@@ -236,13 +230,21 @@ def evaluate_analogies(
                                                 on_bad_utf8=on_bad_utf8)
     if scores.invalid:
         console.warn(f"{display_name(input)}: {scores.invalid} line(s) skipped: not four words A B C D")
+    _report(model, input, scores, restrict_vocab, case_sensitive, score_oov, json_output, _analogy_table(scores))
+
+
+def _report(model: str, input, scores, restrict_vocab, case_sensitive: bool, score_oov: bool, json_output: bool,
+            text: str) -> None:
+    """An evaluation's result: ``text`` and the settings line, or everything as JSON."""
+    from rnntool.textio import display_name
+
     signature = _settings(model, restrict_vocab, case_sensitive, score_oov)
     if json_output:
         console.emit_json({"vectors": model, "file": display_name(input), **scores.to_json(),
                            "restrict_vocab": restrict_vocab, "case_insensitive": not case_sensitive,
                            "signature": signature})
         return
-    console.emit(_analogy_table(scores))
+    console.emit(text)
     console.emit(signature)
 
 
