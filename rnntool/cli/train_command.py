@@ -17,7 +17,7 @@ from typing import Any
 
 from rnntool.cli.console import console
 from rnntool.cli.options import open_registry
-from rnntool.cli.train_options import TrainOptions, run_directory
+from rnntool.cli.train_options import TrainOptions, explicit_names, run_directory
 from rnntool.training.distributed import is_main_process
 from rnntool.cli.train_report import ConsoleProgress, report_result, report_skipped
 from rnntool.errors import UsageError
@@ -47,8 +47,9 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
         if train.init_embeddings is not None:
             from rnntool.vectors.pretrained import with_pretrained_embeddings
 
+            given = "embed_dim" in explicit_names(("embed_dim",))
             spec = with_pretrained_embeddings(spec, str(train.init_embeddings), train.freeze_embeddings,
-                                              _given("embed_dim"))
+                                              spec.model.get("embed_dim") if given else None)
         kind.check_model(spec)  # before the run directory is made or any data read
     overrides = {} if saved or config_overrides is None else config_overrides(spec)
     cfg = train.config(base=saved["train"] if saved else None, **overrides)
@@ -84,17 +85,6 @@ def train_command(kind_name: str, train: TrainOptions, registry, json_out: bool,
     if outcome.promotion is not None:
         line += f"; {outcome.promotion.summary()}"
     report_result(summary, line, json_out, budget)
-
-
-def _given(parameter: str):
-    """The value of this command's option ``parameter`` when the user gave it, else None."""
-    from rnntool.cli.train_options import ParameterSource, get_current_context
-
-    ctx = get_current_context(silent=True)
-    if ctx is None or ctx.get_parameter_source(parameter) in (None, ParameterSource.DEFAULT,
-                                                              ParameterSource.DEFAULT_MAP):
-        return None
-    return ctx.params.get(parameter)
 
 
 __all__ = ["train_command"]

@@ -339,16 +339,14 @@ class TrainOptions:
         return TrainConfig.from_dict(values).validate()
 
 
-def _explicit_names() -> frozenset[str]:
+def explicit_names(names=OPTION_NAMES) -> frozenset[str]:
+    """Which of ``names`` the user gave on this command's line (not defaults)."""
     ctx = get_current_context(silent=True)
     if ctx is None:
         return frozenset()
-    names = set()
-    for name in OPTION_NAMES:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-            names.add(name)
-    return frozenset(names)
+    return frozenset(name for name in names
+                     if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT,
+                                                               ParameterSource.DEFAULT_MAP))
 
 
 def train_options(func=None, *, only: tuple[str, ...] | None = None):
@@ -371,7 +369,7 @@ def train_options(func=None, *, only: tuple[str, ...] | None = None):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         values = {name: kwargs.pop(name) for name in names if name in kwargs}
-        opts = TrainOptions(**values, explicit=_explicit_names())
+        opts = TrainOptions(**values, explicit=explicit_names())
         if opts.quiet or not is_main_process():
             console.quiet = True
         if opts.log_file is not None and is_main_process():

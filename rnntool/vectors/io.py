@@ -192,6 +192,23 @@ def read_vectors(path: str | os.PathLike | None) -> WordVectors:
         return _parse(_lines(stream, name, isinstance(stream, gzip.GzipFile)), name)
 
 
+def vectors_dim(path: str | os.PathLike) -> int:
+    """The dimension of a vectors file from its first line alone (the ``count dim`` header, or a GloVe
+    row's numbers), read as ``read_vectors`` reads it: BOM, gzip and errors alike."""
+    name = display_name(path)
+    if is_stdin(path):
+        raise BadInput("--init-embeddings needs a file (its dimension is read before training starts)")
+    with _open_input(path, name) as stream:
+        first = next(_lines(stream, name, isinstance(stream, gzip.GzipFile)), b"")
+    text = _decode(first, name, 1, after_header=False)
+    if _HEADER.fullmatch(text):
+        return int(text.split()[1])
+    word, _, rest = text.partition(" ")
+    if not rest.split():
+        raise BadInput(f"{name}:1: neither a 'count dim' header nor 'word v1 v2 ...'; give {FORMAT_HINT}")
+    return len(rest.split())
+
+
 def _parse_block(rows: list[tuple[int, str, str]], dim: int, name: str, dim_from: str) -> np.ndarray:
     """The numbers of ``rows`` (line, word, numbers' text) as (n, D) float32: all at once, and line by
     line only when something is wrong, to say which line."""

@@ -16,40 +16,19 @@ still shrinks them.)
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
-from rnntool.errors import BadInput, ConfigError
+from rnntool.errors import ConfigError
 
 WORD_START = "\u2581"  # SentencePiece's word-start marker
 
 
-def _first_line(path: str | os.PathLike) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{path}: no such file (--init-embeddings)")
-    with open(p, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gz else open
-    try:
-        with opener(p, "rt", encoding="utf-8-sig") as f:
-            return f.readline()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{path}: not a word-vectors text file ({e}); give word2vec or GloVe text "
-                       "(optionally .gz)") from None
-
-
 def vectors_file_dim(path: str | os.PathLike) -> int:
-    """The dimension of a word-vectors text file, from its first line (a ``count dim`` header, or
-    a GloVe row: a word and its numbers)."""
-    fields = _first_line(path).split()
-    if len(fields) == 2 and all(f.isascii() and f.isdigit() for f in fields):
-        return int(fields[1])
-    if len(fields) < 2:
-        raise BadInput(f"{path}:1: neither a 'count dim' header nor 'word v1 v2 ...'; give word2vec or GloVe "
-                       "text (optionally .gz)")
-    return len(fields) - 1
+    """The dimension of a word-vectors text file, from its first line (rnntool/vectors/io.py)."""
+    from rnntool.vectors.io import vectors_dim
+
+    return vectors_dim(path)
 
 
 def embedding_size(given: int | None, path: str | None, default: int, option: str = "--embed-dim") -> int:

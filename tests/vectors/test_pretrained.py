@@ -47,6 +47,9 @@ def test_dimension_comes_from_word2vec_glove_and_gzip_files(tmp_path):
     for name, header, gz in (("a.vec", True, False), ("glove.txt", False, False), ("b.vec.gz", True, True)):
         write_vec(tmp_path / name, vectors, header, gz)
         assert vectors_file_dim(tmp_path / name) == DIM
+    bom = tmp_path / "bom.vec"
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "a.vec").read_bytes())
+    assert vectors_file_dim(bom) == DIM  # the header, not a one-number GloVe row
     assert embedding_size(None, str(tmp_path / "a.vec"), 256) == DIM
     assert embedding_size(None, None, 256) == 256 and embedding_size(64, None, 256) == 64
     with pytest.raises(ConfigError, match=f"--embed-dim 64 does not match the {DIM}-dimensional"):
