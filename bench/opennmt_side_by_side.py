@@ -5,7 +5,8 @@ source file: sentences/s by each tool's own timer and by wall time with start-up
 each output (`rnntool evaluate bleu`, the same scorer for both).
 
     .venv/bin/python bench/opennmt_side_by_side.py                       # 4 minutes of training each, beam 5
-    .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --test test2016.en --ref test2016.de
+    .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --best      # and rnntool's `best` recipe
+    .venv/bin/python bench/opennmt_side_by_side.py --decode-only             # decode again with the last models
 
 OpenNMT-py is installed and run with the scripts in ../shared/peers/opennmt/ (its own virtualenv under
 --peer-dir, outside the tracked files; its SentencePiece BPE-8k joint model). rnntool trains
@@ -62,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref", type=Path, default=None, help="its references (with --test)")
     ap.add_argument("--peer-dir", type=Path, default=OUT / "opennmt")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--best", action="store_true",
+                    help="also train bench/multi30k.py's `best` recipe for the same time (quality against the peer)")
+    ap.add_argument("--decode-only", action="store_true",
+                    help="reuse the models of the last run (bench/out/peers/side_by_side) and only decode")
     args = ap.parse_args(argv)
     for line in machine_info(args.threads):
         print(line)
     print(f"$ python bench/opennmt_side_by_side.py {shlex.join(argv if argv is not None else sys.argv[1:])}\n",
           flush=True)
     work = OUT / "side_by_side"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if not args.decode_only:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     if args.test is not None:
         src, ref = args.test, args.ref
     else:
@@ -83,49 +89,111 @@ def main(argv: list[str] | None = None) -> int:
         sh(["bash", str(PEER / "install.sh"), str(args.peer_dir)], work / "install.log")
     seconds = int(args.minutes * 60)
     env = {"OMP_NUM_THREADS": str(args.threads)}
+    rnntool_env = {**env, "RNNTOOL_HOME": str(work / "registry")}
+    model = work / "rnntool-model"
 
     # -- training, one after the other -----------------------------------------------------------------
-    out, _ = sh(["bash", str(PEER / "train.sh"), str(args.peer_dir), str(seconds), "1024"], work / "onmt_train.log", env)
-    checkpoint = out.strip().splitlines()[-1]
-    model = work / "rnntool-model"
-    sh([sys.executable, "-m", "rnntool", "train", "translate", "--src", str(DATA / "train.en"), "--tgt",
-        str(DATA / "train.de"), "--valid-src", str(DATA / "val.en"), "--valid-tgt", str(DATA / "val.de"),
-        "-o", str(model), "--max-time", f"{seconds}s", "--threads", str(args.threads), "--seed", "1",
-        *RECIPES["opennmt"]], work / "rnntool_train.log", {**env, "RNNTOOL_HOME": str(work / "registry")})
+    if args.decode_only:
+        checkpoint = (work / "checkpoint.txt").read_text().strip()
+    else:
+        out, _ = sh(["bash", str(PEER / "train.sh"), str(args.peer_dir), str(seconds), "1024"],
+                    work / "onmt_train.log", env)
+        checkpoint = out.strip().splitlines()[-1]
+        (work / "checkpoint.txt").write_text(checkpoint + "\n")
+        sh([sys.executable, "-m", "rnntool", "train", "translate", "--src", str(DATA / "train.en"), "--tgt",
+            str(DATA / "train.de"), "--valid-src", str(DATA / "val.en"), "--valid-tgt", str(DATA / "val.de"),
+            "-o", str(model), "--max-time", f"{seconds}s", "--threads", str(args.threads), "--seed", "1",
+            *RECIPES["opennmt"]], work / "rnntool_train.log", rnntool_env)
+        if args.best:
+            sh([sys.executable, "-m", "rnntool", "train", "translate", "--src", str(DATA / "train.en"), "--tgt",
+                str(DATA / "train.de"), "--valid-src", str(DATA / "val.en"), "--valid-tgt", str(DATA / "val.de"),
+                "-o", str(work / "rnntool-best"), "--max-time", f"{seconds}s", "--threads", str(args.threads),
+                "--seed", "1", *RECIPES["best"]], work / "rnntool_best_train.log", rnntool_env)
+    training_speed(Path(checkpoint).parent / "train.log", work / "rnntool_train.log")
 
     # -- decoding the same file ------------------------------------------------------------------------
+    beam = args.beam
+    # OpenNMT-py: its own script (batches of 30 sentences), and the same run with batches of 4,096 tokens
+    # (its translator sorts by length within them, as rnntool's reading ahead does): the peer at its best too.
+    big_batch = work / "translate_big_batch.sh"
+    big_batch.write_text((PEER / "translate.sh").read_text().replace(
+        "-batch_size 30 -batch_type sents", "-batch_size 4096 -batch_type tokens"))
+    onmt = [("OpenNMT-py, batch 30 (its script)", PEER / "translate.sh"), ("OpenNMT-py, batch 4096 tokens", big_batch)]
+    # rnntool: `rnntool translate` as a user runs it on a file (1,000 lines read ahead, 4,096-token batches),
+    # the same with 32-line batches, and the faster settings: int8, bf16, --early-stop
+    ours = [("fp32", ["--beam", str(beam)]), ("fp32, --batch-size 32", ["--beam", str(beam), "--batch-size", "32"]),
+            ("int8", ["--beam", str(beam), "--precision", "int8"]),
+            ("int8, --early-stop", ["--beam", str(beam), "--precision", "int8", "--early-stop"]),
+            ("fp32, --early-stop", ["--beam", str(beam), "--early-stop"]),
+            ("bf16", ["--beam", str(beam), "--precision", "bf16"]),
+            ("fp32 greedy", ["--greedy"]), ("int8 greedy", ["--greedy", "--precision", "int8"])]
     rows = []
-    for beam in sorted({args.beam, 1}, reverse=True):
-        hyp = work / f"onmt.beam{beam}.de"
-        out, wall = sh(["bash", str(PEER / "translate.sh"), str(args.peer_dir), checkpoint, str(src), str(hyp),
-                        str(beam)], work / f"onmt_translate{beam}.log", env)
-        own = re.search(r"Total translation time \(s\): ([\d.]+)", out)
-        rows.append({"tool": "OpenNMT-py 3.5.1", "beam": beam, "own_s": float(own.group(1)) if own else None,
-                     "wall_s": wall, "bleu": bleu(hyp, ref, work / f"onmt_bleu{beam}.log"),
-                     "words": sum(len(line.split()) for line in hyp.read_text(encoding="utf-8").splitlines())})
-        hyp = work / f"rnntool.beam{beam}.de"
-        decode = ["--greedy"] if beam == 1 else ["--beam", str(beam)]
+    for label, script in onmt:
+        for b in (beam, 1):
+            hyp = work / f"onmt.{len(rows)}.de"
+            out, wall = sh(["bash", str(script), str(args.peer_dir), checkpoint, str(src), str(hyp), str(b)],
+                           work / f"onmt_translate{len(rows)}.log", env)
+            own = re.search(r"Total translation time \(s\): ([\d.]+)", out)
+            rows.append(row(f"{label}", b, float(own.group(1)) if own else None, wall, hyp, ref, work))
+    for label, options in ours:
+        hyp = work / f"rnntool.{len(rows)}.de"
+        log = work / f"rnntool_translate{len(rows)}.log"
         out, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(model), str(src), "-o", str(hyp),
-                        *decode], work / f"rnntool_translate{beam}.log", {**env, "RNNTOOL_HOME": str(work / "registry")})
-        logged = (work / f"rnntool_translate{beam}.log").read_text()
-        own = re.search(r"translated \d+ lines in ([\d.]+)s", logged)
-        rows.append({"tool": "rnntool", "beam": beam, "own_s": float(own.group(1)) if own else None, "wall_s": wall,
-                     "bleu": bleu(hyp, ref, work / f"rnntool_bleu{beam}.log"),
-                     "words": sum(len(line.split()) for line in hyp.read_text(encoding="utf-8").splitlines())})
+                        "--threads", str(args.threads), *options], log, rnntool_env)
+        own = re.search(r"translated \d+ lines in ([\d.]+)s", log.read_text())
+        rows.append(row(f"rnntool {label}", 1 if "--greedy" in options else beam,
+                        float(own.group(1)) if own else None, wall, hyp, ref, work))
+    if args.best and (work / "rnntool-best").is_dir():  # quality: rnntool's own recipe against the peer's
+        for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),
+                               ("int8, --early-stop", ["--precision", "int8", "--early-stop"])]:
+            hyp = work / f"rnntool.{len(rows)}.de"
+            log = work / f"rnntool_translate{len(rows)}.log"
+            _, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(work / "rnntool-best"), str(src),
+                          "-o", str(hyp), "--threads", str(args.threads), "--beam", str(beam), *options], log, rnntool_env)
+            own = re.search(r"translated \d+ lines in ([\d.]+)s", log.read_text())
+            rows.append(row(f"rnntool `best` recipe (2x512, no input feeding) {label}", beam,
+                            float(own.group(1)) if own else None, wall, hyp, ref, work))
     print(f"\ndecoding {n} lines ({src}); training {args.minutes:g} minutes each\n")
     print("| tool | beam | sentences/s (own timer) | sentences/s (wall, with start-up) | BLEU | words out |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         own = f"{n / r['own_s']:.1f}" if r["own_s"] else "-"
         print(f"| {r['tool']} | {r['beam']} | {own} | {n / r['wall_s']:.1f} | {r['bleu']:.2f} | {r['words']} |")
-    for beam in sorted({args.beam, 1}, reverse=True):
-        ours = next(r for r in rows if r["tool"] == "rnntool" and r["beam"] == beam)
-        theirs = next(r for r in rows if r["tool"] != "rnntool" and r["beam"] == beam)
-        if ours["own_s"] and theirs["own_s"]:
-            print(f"beam {beam}: rnntool / OpenNMT-py sentences/s, own timers: {theirs['own_s'] / ours['own_s']:.2f}x; "
-                  f"wall: {theirs['wall_s'] / ours['wall_s']:.2f}x")
+    print()
+    base = {b: next(r for r in rows if r["tool"] == "rnntool fp32" and r["beam"] == b) for b in (beam,)}
+    for r in rows:
+        if not r["tool"].startswith("rnntool") or not r["own_s"] or "best" in r["tool"]:
+            continue
+        for peer in [p for p in rows if p["tool"].startswith("OpenNMT") and p["beam"] == r["beam"] and p["own_s"]]:
+            print(f"{r['tool']} (beam {r['beam']}) / {peer['tool']}: {peer['own_s'] / r['own_s']:.2f}x by own "
+                  f"timers, {peer['wall_s'] / r['wall_s']:.2f}x by wall time")
+        if r["beam"] == beam and r is not base[beam]:
+            print(f"  BLEU against rnntool fp32 beam {beam} (today's decoder): {r['bleu'] - base[beam]['bleu']:+.2f}")
     (work / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+def row(tool: str, beam: int, own_s: float | None, wall_s: float, hyp: Path, ref: Path, work: Path) -> dict:
+    return {"tool": tool, "beam": beam, "own_s": own_s, "wall_s": wall_s,
+            "bleu": bleu(hyp, ref, work / f"{hyp.name}.bleu.log"),
+            "words": sum(len(line.split()) for line in hyp.read_text(encoding="utf-8").splitlines())}
+
+
+def training_speed(onmt_log: Path, rnntool_log: Path) -> None:
+    """Target tokens/s of both trainings, each by its own log: OpenNMT-py's per-report figures averaged
+    (real target tokens), rnntool's summary (real target tokens over training time)."""
+    reports = [float(m.group(1)) for m in re.finditer(r"\d+/ *(\d+) tok/s", onmt_log.read_text())] \
+        if onmt_log.exists() else []
+    summary = re.search(r"\((\d+) steps, (\d+) tok/s", rnntool_log.read_text()) if rnntool_log.exists() else None
+    steps = re.findall(r"Step (\d+)/", onmt_log.read_text()) if onmt_log.exists() else []
+    if not reports or not summary:
+        print("training speed: a log is missing")
+        return
+    onmt_tps = sum(reports) / len(reports)
+    ours = float(summary.group(2))
+    print(f"\ntraining, target tokens/s: OpenNMT-py {onmt_tps:,.0f} (mean of its {len(reports)} reports, "
+          f"{steps[-1] if steps else '?'} steps), rnntool {ours:,.0f} ({summary.group(1)} steps): "
+          f"rnntool / OpenNMT-py = {ours / onmt_tps:.2f}x\n")
 
 
 if __name__ == "__main__":

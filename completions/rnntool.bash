@@ -25,7 +25,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool evaluate perplexity') _rnntool_ret='-h --help -m --model --mode --per-line --per-token --log10 --batch-size --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool evaluate tags') _rnntool_ret='-h --help -m --model --format --tag-column --scheme --batch-size --samples --seed --json --device --threads --registry --on-bad-utf8 -q --quiet' ;;
         'rnntool evaluate word-pairs') _rnntool_ret='-h --help -m --model --restrict-vocab --case-sensitive --score-oov --delimiter --side --json --registry --on-bad-utf8 -q --quiet' ;;
-        'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --lines --temperature --top-k --top-p --greedy --beam -b --seed --device --threads --json --registry -q --quiet --on-bad-utf8' ;;
+        'rnntool generate') _rnntool_ret='-h --help -m --model --prompt --max-tokens -n --num-samples --lines --temperature --top-k --top-p --greedy --beam -b --seed --device --precision --threads --json --registry -q --quiet --on-bad-utf8' ;;
         'rnntool models') _rnntool_ret='-h --help' ;;
         'rnntool models alias') _rnntool_ret='-h --help --rm --registry -q --quiet' ;;
         'rnntool models average') _rnntool_ret='-h --help --name --json --registry -q --quiet' ;;
@@ -51,7 +51,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
         'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --sample-alpha --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
         'rnntool train word2vec') _rnntool_ret='-h --help --name -o --output --algorithm --embed-dim --window --negative --min-count --subsample --lowercase --json --registry --on-bad-utf8 --lr --epochs --seed --threads -q --quiet --if-changed --wait --log-file' ;;
-        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --early-stop --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --precision --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -139,6 +139,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool generate|--beam'|'rnntool generate|-b') _rnntool_ret='text' ;;
         'rnntool generate|--seed') _rnntool_ret='text' ;;
         'rnntool generate|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool generate|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool generate|--threads') _rnntool_ret='text' ;;
         'rnntool generate|--registry') _rnntool_ret='file' ;;
         'rnntool generate|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
@@ -251,7 +252,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train classify|--seed') _rnntool_ret='text' ;;
         'rnntool train classify|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train classify|--threads') _rnntool_ret='text' ;;
-        'rnntool train classify|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train classify|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool train classify|--accumulate') _rnntool_ret='text' ;;
         'rnntool train classify|--save-every') _rnntool_ret='text' ;;
         'rnntool train classify|--run-dir') _rnntool_ret='file' ;;
@@ -299,7 +300,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train lm|--seed') _rnntool_ret='text' ;;
         'rnntool train lm|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train lm|--threads') _rnntool_ret='text' ;;
-        'rnntool train lm|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train lm|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool train lm|--accumulate') _rnntool_ret='text' ;;
         'rnntool train lm|--save-every') _rnntool_ret='text' ;;
         'rnntool train lm|--run-dir') _rnntool_ret='file' ;;
@@ -345,7 +346,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train tag|--seed') _rnntool_ret='text' ;;
         'rnntool train tag|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train tag|--threads') _rnntool_ret='text' ;;
-        'rnntool train tag|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train tag|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool train tag|--accumulate') _rnntool_ret='text' ;;
         'rnntool train tag|--save-every') _rnntool_ret='text' ;;
         'rnntool train tag|--run-dir') _rnntool_ret='file' ;;
@@ -398,7 +399,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool train translate|--seed') _rnntool_ret='text' ;;
         'rnntool train translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
         'rnntool train translate|--threads') _rnntool_ret='text' ;;
-        'rnntool train translate|--precision') _rnntool_ret='choice fp32 bf16' ;;
+        'rnntool train translate|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool train translate|--accumulate') _rnntool_ret='text' ;;
         'rnntool train translate|--save-every') _rnntool_ret='text' ;;
         'rnntool train translate|--run-dir') _rnntool_ret='file' ;;
@@ -439,6 +440,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool translate|--batch-size') _rnntool_ret='text' ;;
         'rnntool translate|--batch-tokens') _rnntool_ret='text' ;;
         'rnntool translate|--device') _rnntool_ret='choice auto cpu cuda' ;;
+        'rnntool translate|--precision') _rnntool_ret='choice fp32 bf16 fp16 int8' ;;
         'rnntool translate|--threads') _rnntool_ret='text' ;;
         'rnntool translate|-o'|'rnntool translate|--output') _rnntool_ret='file' ;;
         'rnntool translate|--registry') _rnntool_ret='file' ;;

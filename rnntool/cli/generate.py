@@ -10,6 +10,7 @@ from rnntool.cli.app import app
 from rnntool.cli.console import console
 from rnntool.cli.options import (
     DeviceOpt,
+    InferencePrecisionOpt,
     OnBadUtf8Opt,
     QuietOpt,
     RegistryOpt,
@@ -49,6 +50,7 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling: the same seed repeats exactly.",
                                                 show_default=False)] = None,
     device: DeviceOpt = "auto",
+    precision: InferencePrecisionOpt = "fp32",
     threads: ThreadsOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per output (JSON Lines) with "
                                            "token ids and log-probs.")] = False,
@@ -73,7 +75,7 @@ def generate(
     set_threads(threads)
     settings = GenerateSettings(max_tokens=max_tokens, num_samples=num_samples, greedy=greedy, beam=beam or 0,
                                 lines=lines, temperature=temperature, top_k=top_k, top_p=top_p).validate()
-    lm = open_ensemble(model, registry, device)
+    lm = open_ensemble(model, registry, device, precision)
     generator = torch.Generator(device=model_device(lm.model))
     if seed is None:
         generator.seed()

@@ -10,6 +10,7 @@ import typer
 
 from rnntool.errors import UsageError
 from rnntool.kinds.catalog import SIDE_FILES
+from rnntool.layers.precision import INFERENCE_PRECISIONS, PRECISIONS
 from rnntool.runtime import DEVICES
 
 if TYPE_CHECKING:
@@ -125,6 +126,13 @@ def check_offered(option: str, value: str, offers: tuple[str, ...], what: str = 
     if value not in offers:
         raise UsageError(f"{option} {value}: {what} {', '.join(offers)}")
     return value
+
+
+InferencePrecisionOpt = subset_option(
+    "--precision", PRECISIONS, INFERENCE_PRECISIONS,
+    "Number format to run the model in: fp32 (as trained); bf16; fp16 (GPU only); int8 (dynamic "
+    "quantization of the linear and LSTM/GRU layers, CPU only). Not bit-for-bit fp32: "
+    "bench/RESULTS.md gives each one's speed and BLEU.", "P")
 
 
 # Every reader of labelled or tagged data names its formats from this one list.

@@ -55,6 +55,7 @@ from rnntool.training.time_budget import TimeBudget, command_start
 from rnntool.training.config import (
     OPTIMIZERS,
     PRECISIONS,
+    TRAIN_PRECISIONS,
     SCHEDULES,
     TrainConfig,
     parse_duration,
@@ -123,10 +124,8 @@ PatienceOpt = Annotated[
     Optional[int], typer.Option("--patience", help="Stop after N validations without improvement (default: off).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result on CPU).")]
-PrecisionOpt = Annotated[
-    Literal[PRECISIONS], typer.Option("--precision", help="bf16: autocast, faster on recent GPUs and on CPUs with "
-                                                          "bf16 instructions.")
-]
+PrecisionOpt = subset_option("--precision", PRECISIONS, TRAIN_PRECISIONS,
+                             "bf16: autocast, faster on recent GPUs and on CPUs with bf16 instructions.", "P")
 RunDirOpt = Annotated[
     Optional[Path],
     typer.Option("--run-dir", help="Directory for checkpoints and metrics.jsonl of this run.", show_default=False),
@@ -327,6 +326,7 @@ class TrainOptions:
                 continue
             if base is None or name in self.explicit:
                 values[cfg_field] = getattr(self, name)
+        check_offered("--precision", self.precision, TRAIN_PRECISIONS, "training takes")
         if base is None or "max_time" in self.explicit:
             values["max_time"] = parse_duration(self.max_time, option="--max-time")
         if "epochs" not in self.explicit and self.epochs is None:

@@ -10,6 +10,7 @@ from rnntool.cli.app import app
 from rnntool.cli.console import console
 from rnntool.cli.options import (
     DeviceOpt,
+    InferencePrecisionOpt,
     InputArg,
     OnBadUtf8Opt,
     OutputOpt,
@@ -27,7 +28,10 @@ from rnntool.errors import UsageError
 
 DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.kinds.translation.translate.DEFAULT_LENGTH_PENALTY (not imported here: torch)
 DEFAULT_BEAM = 5
-BATCH_SIZE = 32
+# Lines read ahead when the input is not a terminal: sorted by length, they fill model batches of
+# --batch-tokens with little padding (Marian's maxi-batch). 1,000 against 32: 1.5x the sentences/s at
+# beam 5 and 2.6x greedy (bench/translate_throughput.py --chunks, bench/RESULTS.md).
+BATCH_SIZE = 1000
 BatchSizeOpt = batch_size_option("Lines read and translated", BATCH_SIZE)
 
 
@@ -66,6 +70,10 @@ def translate(
         help="GNMT's coverage penalty: BETA x sum over source subwords of log(min(attention received, 1)) "
              "is added to each finished hypothesis' score, so translations that skip source words rank "
              "lower; 0: off.")] = 0.0,
+    early_stop: Annotated[bool, typer.Option(
+        "--early-stop", help="Beam search stops a sentence as soon as its best candidate ends, as OpenNMT-py "
+                             "does, instead of when K hypotheses have ended: faster; with a length penalty a "
+                             "longer translation could have ranked higher (without one, always on: exact).")] = False,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Draw each token from the model's distribution instead of searching (back-translation, "
                          "as fairseq's --sampling); see --temperature, --top-k, --top-p, --seed.")] = False,
@@ -84,6 +92,7 @@ def translate(
         int, typer.Option("--batch-tokens", help="Most padded source subwords per model batch.")
     ] = 4096,
     device: DeviceOpt = "auto",
+    precision: InferencePrecisionOpt = "fp32",
     threads: ThreadsOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per line (JSON Lines): index, source, translation and "
@@ -126,14 +135,14 @@ def translate(
         min_len=min_len,
         nbest=1 if nbest is None else nbest,
         alignments=alignments,
-        no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty,
+        no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty, early_stop=early_stop,
         sample=sample, temperature=temperature, top_k=top_k, top_p=top_p,
     )
-    translator = open_translator(model, registry, device, settings)
+    translator = open_translator(model, registry, device, settings, precision)
     if sample:
         translator.seed_sampling(seed)
     how = "greedy" if greedy else "sampling" if sample else f"beam {settings.beam}"
-    console.log(f"translating with {translator.ref} ({how}, device {translator.device})")
+    console.log(f"translating with {translator.ref} ({how}, device {translator.device}, {precision})")
     lines = read_lines(input, on_bad_utf8=on_bad_utf8, allow_empty=True)
     started, count = time.perf_counter(), 0
     with open_output(output) as out:

@@ -136,6 +136,7 @@ def beam_search(
     no_repeat_ngram: int = 0,
     coverage_penalty: float = 0.0,
     source_mask: Tensor | None = None,
+    early_stop: bool = False,
 ) -> list[list[Hypothesis]]:
     """Beam search for a batch of ``batch_size`` inputs; per input its n-best list, best first.
 
@@ -151,6 +152,11 @@ def beam_search(
     (Wu et al., 2016): translations that leave source words unattended rank lower. Needs attention;
     source_mask (B, S), True on real source positions, keeps padding out of the sum (without it, a
     position that got no attention at all counts as padding).
+    early_stop: a sentence also stops as soon as its best candidate of a step ends in EOS and ``nbest``
+    hypotheses have finished (OpenNMT-py's rule), instead of waiting for K. With the length penalty a
+    longer hypothesis could still have ranked higher; ranking by log-prob alone (no length penalty,
+    normalisation or coverage penalty) with nbest 1 it cannot (every extension only lowers a score), so
+    there the rule is always applied: the same output, fewer steps.
     """
     if beam < 1:
         raise ConfigError(f"beam size must be >= 1, got {beam}")
@@ -161,6 +167,8 @@ def beam_search(
     if no_repeat_ngram < 0 or coverage_penalty < 0:
         raise ConfigError("the n-gram size and the coverage penalty must be >= 0")
     _check_lengths(max_len, min_len)
+    exact_early_stop = nbest == 1 and not (length_penalty or normalize or coverage_penalty)
+    early_stop = early_stop or exact_early_stop
     K, B = beam, batch_size
     device = _device_of(bos, device)
     row_max_len = _as_row_tensor(max_len, B, device, "max_len")  # (A,)
@@ -168,7 +176,7 @@ def beam_search(
     pool = _Pool(B, K, T, device)
 
     sent = torch.arange(B, device=device)  # (A,) original index of each sentence still searching
-    state = model.reorder_state(state, sent.repeat_interleave(K))  # B rows -> B*K rows
+    state = model.repeat_state(state, K)  # B rows -> B*K rows, each input's K beams together
     inputs = _as_row_tensor(bos, B, device, "bos").repeat_interleave(K)  # (A*K,)
     alive_score = torch.full((B, K), NEG_INF, device=device)  # (A, K) raw log-prob sums
     alive_score[:, 0] = 0.0  # at first only one live beam per sentence
@@ -180,6 +188,9 @@ def beam_search(
     with torch.no_grad():
         for t in range(T):
             A = sent.numel()
+            C = 2 * K
+            # In two stages, the same C best of a sentence's K*V candidates: each of them is among the C best
+            # tokens of its own beam (fewer than C candidates rank above it). Cheaper than one top-k over K*V.
             with step_kernels(inputs.numel()):
                 log_probs, state, attention = model.step(inputs, state)  # (A*K, V), state, (A*K, S)
             V = log_probs.size(-1)
@@ -191,13 +202,13 @@ def beam_search(
                 log_probs[:, eos] = NEG_INF
             if no_repeat_ngram and t >= no_repeat_ngram - 1:
                 log_probs = _block_repeats(log_probs.clone(), alive_tokens[:, :, :t], no_repeat_ngram, K)
-            flat_lps = log_probs.view(A, K * V)  # (A, K*V)
-            cand_all = (alive_score.unsqueeze(2) + log_probs.view(A, K, V)).view(A, K * V)  # (A, K*V)
-            C = 2 * K
-            cand_score, cand_idx = cand_all.topk(C, dim=1)  # (A, C), best first
-            parent = cand_idx // V  # (A, C) beam each candidate extends
-            token = cand_idx % V  # (A, C)
-            token_lp = flat_lps.gather(1, cand_idx)  # (A, C)
+            row_lp, row_token = log_probs.topk(min(C, V), dim=1)  # (A*K, W), W = min(C, V); K*W >= C as V >= 2
+            W = row_lp.size(1)
+            cand_all = (alive_score.unsqueeze(2) + row_lp.view(A, K, W)).view(A, K * W)  # (A, K*W)
+            cand_score, pick = cand_all.topk(C, dim=1)  # (A, C), best first
+            parent = pick // W  # (A, C) beam each candidate extends
+            token = row_token.view(A, K * W).gather(1, pick)  # (A, C)
+            token_lp = row_lp.view(A, K * W).gather(1, pick)  # (A, C)
 
             cand_tokens = _gather_rows(alive_tokens, parent)  # (A, C, T)
             cand_tokens[:, :, t] = token
@@ -247,7 +258,10 @@ def beam_search(
                 new["attention"] = cand_attn
             pool.merge(sent, new)
 
-            done = capped | (pool.count(sent) >= K) | ~torch.isfinite(next_score).any(dim=1)  # (A,)
+            finished = pool.count(sent)  # (A,)
+            done = capped | (finished >= K) | ~torch.isfinite(next_score).any(dim=1)  # (A,)
+            if early_stop:  # the step's best candidate ended in EOS
+                done = done | (finishes[:, 0] & (finished >= nbest))
             keep = (~done).nonzero().squeeze(1)  # (A',)
             if keep.numel() == 0:
                 break

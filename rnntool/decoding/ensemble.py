@@ -3,7 +3,7 @@
 
 Each step's next-token distribution is the mean of the members' distributions (the log of the mean
 probability, as fairseq), and attention the mean of theirs. An Ensemble has the step-model interface of
-rnntool/decoding/search.py (``step``, ``reorder_state``) and each member's way of starting: ``encode``
+rnntool/decoding/search.py (``step``, ``reorder_state``, ``repeat_state``) and each member's way of starting: ``encode``
 (translation models) or ``prompt_state`` (language models); its state is the list of the members' states.
 """
 
@@ -45,6 +45,9 @@ class Ensemble(nn.Module):
 
     def reorder_state(self, states: list, index: torch.Tensor) -> list:
         return [m.reorder_state(s, index) for m, s in zip(self.members, states)]
+
+    def repeat_state(self, states: list, times: int) -> list:
+        return [m.repeat_state(s, times) for m, s in zip(self.members, states)]
 
 
 __all__ = ["Ensemble"]

@@ -15,7 +15,7 @@ from rnntool.runtime import DEVICES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "cosine")
-PRECISIONS = ("fp32", "bf16")
+from rnntool.layers.precision import PRECISIONS, TRAIN_PRECISIONS  # noqa: F401 (PRECISIONS re-exported)
 BEST_MODES = ("min", "max")
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ class TrainConfig:
         choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("schedule", self.schedule, SCHEDULES)
         choice("device", self.device, DEVICES)
-        choice("precision", self.precision, PRECISIONS)
+        choice("precision", self.precision, TRAIN_PRECISIONS)
         choice("best_mode", self.best_mode, BEST_MODES)
         positive("lr", self.lr, allow_none=False)
         positive("momentum", self.momentum, allow_zero=True)
@@ -168,4 +168,4 @@ def format_duration(seconds: float) -> str:
     return out
 
 
-__all__ = ["BEST_MODES", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "TrainConfig", "format_duration", "parse_duration"]
+__all__ = ["BEST_MODES", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "TRAIN_PRECISIONS", "TrainConfig", "format_duration", "parse_duration"]

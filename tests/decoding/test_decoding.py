@@ -53,6 +53,9 @@ class TableModel:
     def reorder_state(self, state, index):
         return state[index]
 
+    def repeat_state(self, state, times):
+        return state.repeat_interleave(times, dim=0)
+
     def score(self, prompt: int, tokens: list[int], finished: bool) -> float:
         """Log-probability of one output (EOS included when finished), step by step."""
         state, prev, total = self.start([prompt]), torch.tensor([BOS]), 0.0
@@ -408,3 +411,40 @@ def test_coverage_penalty_with_a_source_mask_charges_an_unattended_word_and_not_
     for word, pad in zip(as_word, as_pad):
         assert [h.tokens for h in word] == [h.tokens for h in pad]  # the same constant for every hypothesis
         assert [h.score for h in word] == pytest.approx([h.score + math.log(1e-9) for h in pad], abs=1e-3)
+
+
+# -- early stopping ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eos_bias", [-1.0, 0.0, 1.5])
+def test_exact_early_stop_gives_the_same_best_hypothesis_in_fewer_steps(eos_bias):
+    """Ranking by log-prob alone with nbest 1, a sentence stops once its best candidate ends: nothing live can
+    overtake it later (each extension only lowers a score). The same outputs as waiting for K, fewer rows."""
+    caps = torch.tensor([3, 8, 8, 5, 8, 2, 8, 7])
+    model = TableModel(vocab=9, eos_bias=eos_bias)
+    fast = run_beam(model, PROMPTS, beam=4, max_len=caps)
+    fast_rows = model.rows
+    model.rows = 0
+    slow = run_beam(model, PROMPTS, beam=4, max_len=caps, length_penalty=1e-12)  # waits for K finished
+    assert [h[0].tokens for h in fast] == [h[0].tokens for h in slow]
+    assert [h[0].finished for h in fast] == [h[0].finished for h in slow]
+    assert [h[0].log_prob for h in fast] == pytest.approx([h[0].log_prob for h in slow], abs=1e-5)
+    assert fast_rows <= model.rows
+    if eos_bias > 0:  # outputs end early on this model: stopping sooner saves steps
+        assert fast_rows < model.rows
+
+
+def test_early_stop_with_a_length_penalty_stops_at_the_first_best_eos():
+    """--early-stop (OpenNMT-py's rule) with a length penalty: fewer steps; each output is a finished
+    hypothesis, scored by the model, and beam 1 is still greedy."""
+    model = TableModel(vocab=9)
+    full = run_beam(model, PROMPTS, beam=4, max_len=10, length_penalty=0.6)
+    full_rows, model.rows = model.rows, 0
+    early = run_beam(model, PROMPTS, beam=4, max_len=10, length_penalty=0.6, early_stop=True)
+    assert model.rows < full_rows
+    for prompt, nbest in zip(PROMPTS, early):
+        h = nbest[0]
+        assert h.log_prob == pytest.approx(model.score(prompt, h.tokens, h.finished), abs=1e-4)
+    greedy_out = run_greedy(model, PROMPTS, max_len=10)
+    beam1 = run_beam(model, PROMPTS, beam=1, max_len=10, length_penalty=0.6, early_stop=True)
+    assert [g[0].tokens for g in beam1] == [w.tokens for w in greedy_out]

@@ -10,6 +10,7 @@ The model is also a *step model* for rnntool.decoding.search:
     state, last = model.prompt_state(prompt_ids)        # (N, T) prompt -> state before its last token
     logprobs, state, _ = model.step(last, state)        # tokens (N,) -> log-probs (N, V)
     state = model.reorder_state(state, index)           # pick/repeat rows (beams, samples)
+    state = model.repeat_state(state, k)                # each row k times in a row (beam search)
 
 The state is the fused RNN's hidden state: ``h`` (L, N, H) for rnn-tanh/rnn-relu/gru, and
 ``(h, c)`` for lstm. Weight tying reuses the embedding matrix in the output projection (no shared
@@ -116,6 +117,8 @@ class RNNLM(nn.Module):
     # -- training / scoring ----------------------------------------------------------------------
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states (..., H) -> logits (..., V)."""
+        if not self.config.tie_embeddings:
+            return self.output(self.output_inputs(hidden))  # the module: also when int8 quantized
         weight, bias = self.output_layer()
         return F.linear(self.output_inputs(hidden), weight, bias)
 
@@ -190,6 +193,11 @@ class RNNLM(nn.Module):
         """Select/repeat rows of the state: index (M,) into the batch dimension (dim 1)."""
         return map_state(state, lambda s: s.index_select(1, index))
 
+    @staticmethod
+    def repeat_state(state: State, times: int) -> State:
+        """Each row ``times`` times in a row (beam search's beams)."""
+        return map_state(state, lambda s: s.repeat_interleave(times, dim=1))
+
 
 def detach_state(state: State | None) -> State | None:
     """Cut the graph between BPTT segments, keeping the values (repackage_hidden)."""
@@ -254,12 +262,18 @@ class LoadedLM:
         return EOS_ID if self.mode == "stream" else BOS_ID
 
 
-def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "auto") -> LoadedLM:
-    """Load a language-model bundle (a registry reference or a bundle directory), verified."""
+def open_lm(ref: str, registry: str | os.PathLike | None = None, device: str = "auto",
+            precision: str = "fp32") -> LoadedLM:
+    """Load a language-model bundle (a registry reference or a bundle directory), verified, to run in
+    ``precision`` (rnntool/layers/precision.py)."""
+    from rnntool.layers.precision import for_inference
     from rnntool.registry.store import Registry
     from rnntool.runtime import prepare_device
 
-    return lm_from_bundle(Registry.open(registry).load(ref, kind="lm"), prepare_device(device))
+    where = prepare_device(device)
+    lm = lm_from_bundle(Registry.open(registry).load(ref, kind="lm"), where)
+    lm.model = for_inference(lm.model, precision, where)
+    return lm
 
 
 def lm_from_bundle(bundle: "Bundle", device) -> LoadedLM:
@@ -278,13 +292,14 @@ def lm_from_bundle(bundle: "Bundle", device) -> LoadedLM:
     return LoadedLM(model, tokenizer, bundle)
 
 
-def open_ensemble(refs: list[str], registry: str | os.PathLike | None = None, device: str = "auto") -> LoadedLM:
+def open_ensemble(refs: list[str], registry: str | os.PathLike | None = None, device: str = "auto",
+                  precision: str = "fp32") -> LoadedLM:
     """Several language models as one (`generate -m A -m B`): the same tokenizer and data mode, the mean of
     their next-token distributions (rnntool/decoding/ensemble.py). One reference: ``open_lm``'s model."""
     from rnntool.decoding.ensemble import Ensemble
     from rnntool.errors import UsageError
 
-    lms = [open_lm(ref, registry, device) for ref in refs]
+    lms = [open_lm(ref, registry, device, precision) for ref in refs]
     if len(lms) == 1:
         return lms[0]
     first = lms[0]

@@ -28,28 +28,57 @@ from rnntool.tokenizers.sentencepiece import PAD_ID
 
 @dataclass
 class DecoderState:
-    """Everything one decoding step needs; every tensor has the batch (or beam) rows first, except
-    the RNN state, which is (L, N, H) like torch's."""
+    """Everything one decoding step needs. The per-step tensors (``rnn``, ``feed``) have one row per
+    hypothesis (N); the encoder's (``memory``, ``keys``, ``mask``, ``summary``) one row per source (M),
+    and hypothesis row ``r`` reads source row ``r // beams`` (N = M * beams). Beam search sets ``beams``
+    (``repeat``), so a step's attention runs over each source's memory once for all its beams and
+    reordering beams never copies the memory. The RNN state is (L, N, H) like torch's."""
 
     rnn: RnnState  # (L, N, H) or (h, c)
     feed: torch.Tensor | None  # (N, H) previous attentional vector; None without input feeding
-    memory: torch.Tensor  # (N, S, Hm) encoder outputs
-    keys: torch.Tensor | None  # (N, S, A) attention keys, precomputed once; None for "none"
-    mask: torch.Tensor  # (N, S) bool, True on real source tokens
-    summary: torch.Tensor  # (N, Hm) the encoder's final top-layer state
+    memory: torch.Tensor  # (M, S, Hm) encoder outputs
+    keys: torch.Tensor | None  # (M, S, A) attention keys, precomputed once; None for "none"
+    mask: torch.Tensor  # (M, S) bool, True on real source tokens
+    summary: torch.Tensor  # (M, Hm) the encoder's final top-layer state
+    beams: int = 1  # hypothesis rows per source row
 
-    def select(self, index: torch.Tensor) -> "DecoderState":
-        """Rows ``index`` (N',) of every tensor: beam reordering, dropping finished sentences."""
-        out = {}
+    _PER_SOURCE = ("memory", "keys", "mask", "summary")
+
+    def _replace(self, rows, per_source, beams: int) -> "DecoderState":
+        """``rows(tensor, dim)`` for the per-hypothesis tensors, ``per_source(tensor)`` for the rest."""
+        out = {"beams": beams}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "beams":
+                continue
             if value is None:
                 out[f.name] = None
             elif f.name == "rnn":
-                out[f.name] = map_state(value, lambda h: h.index_select(1, index))
+                out[f.name] = map_state(value, lambda h: rows(h, 1))
+            elif f.name in self._PER_SOURCE:
+                out[f.name] = per_source(value)
             else:
-                out[f.name] = value.index_select(0, index)
+                out[f.name] = rows(value, 0)
         return DecoderState(**out)
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """Hypothesis rows ``index`` (N',): beam reordering, dropping finished sentences.
+
+        With ``beams`` > 1 (beam search), each consecutive group of ``beams`` entries of ``index``
+        must come from one source, and sources may only be dropped, never reordered: a group's source
+        is its first row's, and an index as long as before keeps every source."""
+        if self.beams == 1:
+            sources = index
+        else:
+            kept = index.numel() // self.beams
+            sources = None if kept == self.memory.size(0) else index[:: self.beams] // self.beams  # (M',)
+        return self._replace(lambda t, dim: t.index_select(dim, index),
+                             (lambda t: t) if sources is None else (lambda t: t.index_select(0, sources)),
+                             self.beams)
+
+    def repeat(self, times: int) -> "DecoderState":
+        """Each hypothesis row ``times`` times in a row (the beams of beam search); the memory is not copied."""
+        return self._replace(lambda t, dim: t.repeat_interleave(times, dim=dim), lambda t: t, self.beams * times)
 
 
 class Decoder(nn.Module):
@@ -83,12 +112,18 @@ class Decoder(nn.Module):
         if self.input_feeding:
             parts.append(state.feed[:, None, :])  # (B, 1, H): only valid for T = 1
         if self.attention is None:
-            summary = state.summary[:, None, :].expand(batch, steps, -1)  # (B, T, Hm)
+            rows = state.summary.repeat_interleave(state.beams, dim=0) if state.beams > 1 else state.summary  # (B, Hm)
+            summary = rows[:, None, :].expand(batch, steps, -1)  # (B, T, Hm)
             parts.append(summary)
         rnn_in = torch.cat(parts, dim=-1) if len(parts) > 1 else embedded
         out, rnn_state = self.rnn(rnn_in, state.rnn)  # (B, T, H)
         if self.attention is None:
             context, weights = summary, None
+        elif state.beams > 1:  # one step (T = 1) of B = M * beams hypotheses: each source's beams as its queries
+            grouped = out.reshape(-1, state.beams, out.shape[-1])  # (M, beams, H)
+            context, weights = self.attention(grouped, state.memory, state.keys, state.mask)  # (M, beams, Hm)
+            context = context.reshape(batch, 1, -1)  # (B, 1, Hm)
+            weights = weights.reshape(batch, 1, -1)  # (B, 1, S)
         else:
             context, weights = self.attention(out, state.memory, state.keys, state.mask)  # (B, T, Hm)
         attentional = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))  # (B, T, H)
@@ -103,7 +138,7 @@ class Decoder(nn.Module):
         outputs = []
         rnn_state, feed = state.rnn, state.feed
         for t in range(tgt_in.shape[1]):
-            step_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary)
+            step_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
             attentional, _, rnn_state = self._run(embedded[:, t:t + 1], step_state)  # (B, 1, H)
             feed = attentional[:, 0]
             outputs.append(attentional)
@@ -113,12 +148,18 @@ class Decoder(nn.Module):
         """(..., H) -> (..., V)."""
         return self.output(self.pre_output(attentional))
 
+    def advance(self, tokens: torch.Tensor, state: DecoderState
+                ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One decoding step up to the output layer: tokens (N,) -> attentional vectors (N, H), the next
+        state, attention weights (N, S) | None."""
+        embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
+        attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
+        feed = attentional[:, 0] if self.input_feeding else None
+        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
+        return attentional[:, 0], new_state, None if weights is None else weights[:, 0]
+
     def step(self, tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """tokens (N,) -> log-probs (N, V), the next state, attention weights (N, S) | None."""
-        embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
-        attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
-        logprobs = torch.log_softmax(self.logits(attentional[:, 0]).float(), dim=-1)  # (N, V)
-        feed = attentional[:, 0] if self.input_feeding else None
-        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary)
-        return logprobs, new_state, None if weights is None else weights[:, 0]
+        attentional, new_state, weights = self.advance(tokens, state)  # (N, H)
+        return torch.log_softmax(self.logits(attentional).float(), dim=-1), new_state, weights  # (N, V)

@@ -5,6 +5,7 @@
     state = model.encode(src, src_lengths)                                   # decoding (rnntool/decoding/search.py)
     logprobs, state, attention = model.step(tokens, state)
     state = model.reorder_state(state, index)
+    state = model.repeat_state(state, k)                                     # beam search: k rows per source
 
 Sequences follow one convention: source = pieces + EOS; decoder input = BOS + pieces; decoder output
 = pieces + EOS; PAD (0) fills batches. ``source_batch`` builds the source tensors for a list of lines.
@@ -135,6 +136,9 @@ class Seq2Seq(nn.Module):
 
     def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
         return state.select(index)
+
+    def repeat_state(self, state: DecoderState, times: int) -> DecoderState:
+        return state.repeat(times)
 
 
 def source_batch(sequences: list[list[int]], device: str | torch.device = "cpu",

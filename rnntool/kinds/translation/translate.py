@@ -50,6 +50,7 @@ class DecodeSettings:
     alignments: bool = False
     no_repeat_ngram: int = 0  # > 0: no hypothesis repeats an n-gram of this size (beam search)
     coverage_penalty: float = 0.0  # GNMT's beta (beam search)
+    early_stop: bool = False  # beam search: stop a sentence when its best candidate ends (OpenNMT-py's rule)
     sample: bool = False  # draw each token (back-translation); temperature, top_k, top_p as `generate`'s
     temperature: float = 1.0
     top_k: int = 0
@@ -81,6 +82,8 @@ class DecodeSettings:
                             or self.no_repeat_ngram or self.coverage_penalty):
             raise ConfigError("--sample draws one translation per line; drop --greedy, --nbest, --length-penalty, "
                               "--normalize, --no-repeat-ngram and --coverage-penalty")
+        if self.early_stop and (self.greedy or self.sample):
+            raise ConfigError("--early-stop is a rule of beam search; drop --greedy / --sample")
         if self.no_repeat_ngram < 0 or self.coverage_penalty < 0:
             raise ConfigError("--no-repeat-ngram and --coverage-penalty must be >= 0")
         if not self.sample and (self.temperature != 1.0 or self.top_k or self.top_p != 1.0):
@@ -261,16 +264,17 @@ def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, de
     return beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
                        beam=1 if s.greedy else s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
                        nbest=s.nbest, keep_attention=s.alignments, device=device,
-                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty,
+                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty, early_stop=s.early_stop,
                        source_mask=(state[0] if isinstance(state, list) else state).mask)  # an ensemble: its members'
 
 
 def open_translator(ref: str | list[str], registry=None, device: str = "auto",
-                    settings: DecodeSettings | None = None) -> Translator:
+                    settings: DecodeSettings | None = None, precision: str = "fp32") -> Translator:
     """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory), or several as
-    an ensemble (they must share their tokenizers)."""
+    an ensemble (they must share their tokenizers), to run in ``precision`` (rnntool/layers/precision.py)."""
     from rnntool.registry.store import Registry
     from rnntool.kinds.translation.model import load_translation
+    from rnntool.layers.precision import for_inference
 
     settings = settings or DecodeSettings()
     refs = [ref] if isinstance(ref, str) else list(ref)
@@ -278,7 +282,9 @@ def open_translator(ref: str | list[str], registry=None, device: str = "auto",
     loaded = []
     for r in refs:
         bundle = reg.load(r, kind="translation")
-        model, src_tok, tgt_tok = load_translation(bundle, prepare_device(device))
+        where = prepare_device(device)
+        model, src_tok, tgt_tok = load_translation(bundle, where)
+        model = for_inference(model, precision, where)
         for t in (src_tok, tgt_tok):
             t.require_rnntool_ids()
         loaded.append((bundle, model, src_tok, tgt_tok))

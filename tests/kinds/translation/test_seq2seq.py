@@ -182,3 +182,58 @@ def test_config_from_dict_rejects_unknown_keys():
     assert Seq2SeqConfig.from_dict(d).to_dict() == d
     with pytest.raises(CorruptBundle, match="unknown keys"):
         Seq2SeqConfig.from_dict({**d, "transformer": True})
+
+
+class _RowsPerHypothesis:
+    """The model with beam search's K beams as plain repeated rows (each beam its own copy of the memory),
+    as before the decoder grouped them: the reference for the grouped state."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def step(self, tokens, state):
+        return self.model.step(tokens, state)
+
+    def reorder_state(self, state, index):
+        return self.model.reorder_state(state, index)
+
+    def repeat_state(self, state, times):
+        return state.select(torch.arange(state.memory.size(0)).repeat_interleave(times))
+
+
+@pytest.mark.parametrize("attention,input_feeding,cell", [("general", True, "lstm"), ("mlp", False, "gru"),
+                                                          ("dot", True, "lstm"), ("none", True, "lstm")])
+def test_beam_search_over_grouped_beams_equals_one_memory_row_per_beam(attention, input_feeding, cell):
+    """Beams share their source's memory (one attention call over each source's beams, no copies when beams
+    are reordered): the same hypotheses and scores as with a copy of the memory per beam, also as sentences
+    finish and leave the batch."""
+    from rnntool.decoding.beam_search import beam_search
+
+    model = small_model(attention=attention, input_feeding=input_feeding, cell=cell, bidirectional=cell != "gru")
+    src, lengths = source_batch(SOURCES)
+    max_len = torch.tensor([3, 9, 6])  # sentences stop at different steps
+    with torch.no_grad():
+        for kw in ({}, {"length_penalty": 0.6, "nbest": 3}, {"coverage_penalty": 0.2, "keep_attention": True}):
+            if attention == "none" and "coverage_penalty" in kw:
+                continue
+            grouped = beam_search(model, model.encode(src, lengths), 3, BOS_ID, EOS_ID, max_len, beam=4, **kw)
+            per_row = beam_search(_RowsPerHypothesis(model), model.encode(src, lengths), 3, BOS_ID, EOS_ID, max_len,
+                                  beam=4, **kw)
+            for g, p in zip(grouped, per_row):
+                assert [h.tokens for h in g] == [h.tokens for h in p]
+                assert [h.score for h in g] == pytest.approx([h.score for h in p], abs=1e-5)
+                for a, b in zip(g, p):
+                    if a.attention is not None:
+                        torch.testing.assert_close(a.attention, b.attention)
+
+
+def test_a_grouped_state_keeps_the_memory_once_per_source():
+    model = small_model(attention="general")
+    src, lengths = source_batch(SOURCES)
+    state = model.repeat_state(model.encode(src, lengths), 4)
+    assert state.beams == 4 and state.memory.size(0) == 3 and state.rnn[0].size(1) == 12
+    same_sources = state.select(torch.tensor([3, 1, 1, 0, 4, 4, 5, 7, 11, 8, 8, 8]))  # beams reordered within each
+    assert same_sources.memory is state.memory  # nothing copied
+    dropped = state.select(torch.tensor([9, 9, 8, 10]))  # only source 2's beams are left
+    torch.testing.assert_close(dropped.memory, state.memory[2:3])
+    torch.testing.assert_close(dropped.mask, state.mask[2:3])

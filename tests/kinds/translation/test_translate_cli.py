@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke, rnntool_cmd
+from conftest import fails, invoke, rnntool_cmd
 
 LEXICON = {"a": "eine", "cat": "katze", "dog": "hund", "sees": "sieht", "likes": "mag", "house": "haus",
            "river": "fluss", "red": "rote", "old": "alte", "man": "mann", "child": "kind", "small": "kleine",
@@ -356,3 +356,19 @@ def test_hypotheses_never_contain_line_breaks():
     assert one_line("a\rb\nc\u2028d\x85e\x0bf") == "a b c d e f"
     for text in ("a\rb", "x\u2029y\x1cz", "tab\tstays"):
         assert len(one_line(text).splitlines()) == 1
+
+
+def test_precision_and_early_stop(model_dir, test_set):
+    """--precision int8/bf16 translate every line (close to fp32: most lines the same); --early-stop without a
+    length penalty is the search's own exact rule (the same output); both refuse what they cannot do."""
+    src, _, lines = test_set
+    fp32 = translate(model_dir, src).splitlines()
+    for precision in ("int8", "bf16"):
+        out = translate(model_dir, "--precision", precision, src).splitlines()
+        assert len(out) == len(lines) and all(out)
+        assert sum(a == b for a, b in zip(out, fp32)) >= len(lines) // 2, precision
+    assert translate(model_dir, "--length-penalty", "0", "--early-stop", src) == \
+        translate(model_dir, "--length-penalty", "0", src)
+    assert len(translate(model_dir, "--early-stop", src).splitlines()) == len(lines)
+    fails(invoke("translate", "-m", model_dir, "--greedy", "--early-stop", src), 2, "--early-stop")
+    fails(invoke("translate", "-m", model_dir, "--precision", "fp16", "--device", "cpu", src), 2, "fp16 needs a GPU")
