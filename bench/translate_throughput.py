@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32, help="lines per batch in the batched rows")
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded source subwords per model batch")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 (GPU) or int8 (CPU): translate --precision")
+    ap.add_argument("--early-stop", action="store_true", help="beam rows with translate --early-stop")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--registry", default=None, help="registry directory (default: $RNNTOOL_HOME)")
     args = ap.parse_args(argv)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     lines = [line for _, line in zip(range(args.lines), read_lines(args.input))]
-    translator = open_translator(args.model, args.registry, args.device)
+    translator = open_translator(args.model, args.registry, args.device, precision=args.precision)
     for line in machine_info(torch.get_num_threads(), str(translator.device)):
         print(line)
     print(f"model: {translator.ref}; input: {args.input}, {len(lines)} lines")
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     for how, batch_size in configs:
         greedy = how == "greedy"
         translator.settings = DecodeSettings(beam=1 if greedy else args.beam, greedy=greedy,
-                                             length_penalty=0.0 if greedy else 0.6).validate()
+                                             length_penalty=0.0 if greedy else 0.6,
+                                             early_stop=args.early_stop and not greedy).validate()
         list(translator.stream(lines[:batch_size], batch_size, args.batch_tokens))  # warm-up
         if translator.device.type == "cuda":
             torch.cuda.synchronize()
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if translator.device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - started
-        flags = "--greedy" if greedy else f"--beam {args.beam}"
+        flags = "--greedy" if greedy else f"--beam {args.beam}" + (" --early-stop" if args.early_stop else "")
+        flags += f" --precision {args.precision}"
         command = (f"rnntool translate -m {args.model} {flags} --batch-size {batch_size} "
                    f"--batch-tokens {args.batch_tokens} --device {args.device} {args.input}")
         rows.append((how, batch_size, len(outputs) / elapsed, elapsed, command))

@@ -2,7 +2,8 @@
 
 ``prepare_device(name)`` is what every command that builds or loads a model calls: it checks the
 ``--device`` choice and, once per process, tunes glibc's malloc (``tune_allocator``).
-``step_kernels()`` picks the RNN kernels for one-token decoding steps.
+``step_kernels()`` picks the RNN kernels for one-token decoding steps; ``to_device`` moves batches
+(through pinned memory to a GPU).
 
 Why the allocator: glibc serves large blocks with ``mmap`` (above a threshold that adapts but stops
 at 32 MB) and hands the top of the heap back to the OS whenever more than a trim threshold is free.
@@ -71,6 +72,18 @@ def step_kernels(rows: int):
         yield
     finally:
         torch.backends.mkldnn.enabled = previous
+
+
+def to_device(tensor, device):
+    """A batch's host tensor on ``device``. To a GPU through pinned (page-locked) memory and an asynchronous
+    copy, so the host goes on with the next step's work while the batch travels; elsewhere ``tensor.to``
+    (no copy when it is there already)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def tune_allocator(environ=os.environ) -> bool:

@@ -88,3 +88,18 @@ def test_one_token_steps_give_the_same_result_on_either_kernel():
         with runtime.step_kernels(3):
             native, _ = lstm(x, state)
     torch.testing.assert_close(native, onednn, rtol=1e-5, atol=1e-6)
+
+
+def test_to_device_moves_batches_and_leaves_cpu_tensors_in_place():
+    """Batches go through to_device: on the CPU the same tensor (no copy); to a GPU through pinned memory
+    (run where one is lent: bench/gpu.py)."""
+    import torch
+
+    from rnntool.runtime import to_device
+
+    t = torch.arange(6).view(2, 3)
+    assert to_device(t, "cpu") is t
+    assert to_device(t, torch.device("cpu")) is t
+    if torch.cuda.is_available():
+        moved = to_device(t, "cuda")
+        assert moved.device.type == "cuda" and torch.equal(moved.cpu(), t)

@@ -29,8 +29,8 @@ from rnntool.errors import UsageError
 DEFAULT_LENGTH_PENALTY = 0.6  # = rnntool.kinds.translation.translate.DEFAULT_LENGTH_PENALTY (not imported here: torch)
 DEFAULT_BEAM = 5
 # Lines read ahead when the input is not a terminal: sorted by length, they fill model batches of
-# --batch-tokens with little padding (Marian's maxi-batch). 1,000 against 32: 1.5x the sentences/s at
-# beam 5 and 2.6x greedy (bench/translate_throughput.py --chunks, bench/RESULTS.md).
+# --batch-tokens with little padding (Marian's maxi-batch). 1,000 against 32 lines: 1.5x the sentences/s
+# at beam 5 (bench/opennmt_side_by_side.py, bench/RESULTS.md).
 BATCH_SIZE = 1000
 BatchSizeOpt = batch_size_option("Lines read and translated", BATCH_SIZE)
 
@@ -73,7 +73,8 @@ def translate(
     early_stop: Annotated[bool, typer.Option(
         "--early-stop", help="Beam search stops a sentence as soon as its best candidate ends, as OpenNMT-py "
                              "does, instead of when K hypotheses have ended: faster; with a length penalty a "
-                             "longer translation could have ranked higher (without one, always on: exact).")] = False,
+                             "longer translation could have ranked higher (with --nbest 1 and no --length-penalty, "
+                             "--normalize or --coverage-penalty it is exact, and always on).")] = False,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Draw each token from the model's distribution instead of searching (back-translation, "
                          "as fairseq's --sampling); see --temperature, --top-k, --top-p, --seed.")] = False,

@@ -176,7 +176,10 @@ def beam_search(
     pool = _Pool(B, K, T, device)
 
     sent = torch.arange(B, device=device)  # (A,) original index of each sentence still searching
-    state = model.repeat_state(state, K)  # B rows -> B*K rows, each input's K beams together
+    if hasattr(model, "repeat_state"):
+        state = model.repeat_state(state, K)  # B rows -> B*K rows, each input's K beams together
+    else:  # a step model without it: each row's index K times
+        state = model.reorder_state(state, torch.arange(B, device=device).repeat_interleave(K))
     inputs = _as_row_tensor(bos, B, device, "bos").repeat_interleave(K)  # (A*K,)
     alive_score = torch.full((B, K), NEG_INF, device=device)  # (A, K) raw log-prob sums
     alive_score[:, 0] = 0.0  # at first only one live beam per sentence

@@ -6,8 +6,9 @@ A step model (the language model, the translation decoder) implements::
         '''tokens (N,) -> log-probs (N, V), new state, attention weights (N, S) or None'''
     def reorder_state(self, state, index: LongTensor) -> State:
         '''rows of the new state = rows ``index`` of ``state`` (select / repeat rows)'''
-    def repeat_state(self, state, times: int) -> State:
-        '''each row ``times`` times in a row: beam search's K beams per input. Afterwards beam search
+    def repeat_state(self, state, times: int) -> State:   # optional
+        '''each row ``times`` times in a row: beam search's K beams per input (without it, beam search
+        calls ``reorder_state`` with each row's index repeated). Afterwards beam search
         only reorders beams within their input and drops whole inputs, so a model may keep what is the
         same for all beams (the translation model's encoder memory) once per input.'''
 

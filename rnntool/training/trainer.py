@@ -266,8 +266,10 @@ def move_to(obj: Any, device) -> Any:
     """Move tensors — alone, in tuples/lists/dicts, or objects with ``.to(device)`` — to ``device``."""
     import torch
 
+    from rnntool.runtime import to_device
+
     if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
+        return to_device(obj, device)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
         return type(obj)(*(move_to(x, device) for x in obj))
     if isinstance(obj, (list, tuple)):

@@ -62,15 +62,20 @@ def test_int8_quantizes_the_linear_and_recurrent_layers():
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_an_int8_language_model_steps_like_the_fp32_one(tied):
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_a_language_model_steps_like_the_fp32_one(tied, precision):
+    """`generate --precision`: the prompt's state and each step in the model's format, close to fp32."""
     torch.manual_seed(0)
     cfg = LMConfig(vocab_size=60, embed_dim=16, hidden_dim=16, layers=2, tie_embeddings=tied)
     fp32 = RNNLM(cfg).eval()
-    int8 = for_inference(copy.deepcopy(fp32), "int8", "cpu")
-    tokens = torch.tensor([3, 4, 5])
+    other = for_inference(copy.deepcopy(fp32), precision, "cpu")
+    prompt = torch.tensor([[1, 7, 8, 9], [1, 10, 11, 3]])
     with torch.no_grad():
-        want, _, _ = fp32.step(tokens, fp32.initial_state(3))
-        got, _, _ = int8.step(tokens, int8.initial_state(3))
+        want_state, last = fp32.prompt_state(prompt)
+        want, _, _ = fp32.step(last, want_state)
+        got_state, last = other.prompt_state(prompt)
+        got, _, _ = other.step(last, got_state)
+    assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, atol=0.05, rtol=0)
 
 

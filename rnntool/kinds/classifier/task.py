@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnntool.runtime import to_device
 from rnntool.kinds.classifier.model import RNNClassifier, token_batch
 from rnntool.training.batching import length_batches
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID
@@ -71,7 +72,7 @@ class ClassifierBatch:
 
     def to(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tokens, lengths = token_batch([self.data.ids[r] for r in self.rows], device)  # (B, T), (B,)
-        targets = torch.from_numpy(self.data.targets[self.rows]).to(device)  # (B,) or (B, C)
+        targets = to_device(torch.from_numpy(self.data.targets[self.rows]), device)  # (B,) or (B, C)
         return tokens, lengths, targets
 
 

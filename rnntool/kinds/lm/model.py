@@ -177,7 +177,9 @@ class RNNLM(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zeros: the state before the first token (explicit, so decoding can reorder it)."""
         device = device if device is not None else model_device(self)
-        zeros = lambda: torch.zeros(self.config.layers, batch_size, self.config.hidden_dim, device=device)  # noqa: E731
+        dtype = self.embedding.weight.dtype  # bf16/fp16 when the model runs in one (rnntool/layers/precision.py)
+        zeros = lambda: torch.zeros(self.config.layers, batch_size, self.config.hidden_dim, device=device,  # noqa: E731
+                                    dtype=dtype)
         return (zeros(), zeros()) if self.config.cell == "lstm" else zeros()  # (L, N, H)
 
     def prompt_state(self, prompt: torch.Tensor) -> tuple[State, torch.Tensor]:

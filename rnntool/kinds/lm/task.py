@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rnntool.runtime import to_device
 from rnntool.kinds.lm.model import RNNLM, State, detach_state, move_state, state_from_tensors, state_tensors
 from rnntool.kinds.lm.data import Corpus, SentenceBatches, StreamBatches, check_mode
 from rnntool.kinds.lm.scoring import score_corpus
@@ -43,8 +44,8 @@ class LMBatch:
         batch = self.source.batch(self.key)
         n_targets = batch.targets.size if isinstance(self.source, StreamBatches) else batch.n_targets
         return LMTensors(
-            torch.from_numpy(batch.inputs).to(device, non_blocking=True),
-            torch.from_numpy(batch.targets).to(device, non_blocking=True),
+            to_device(torch.from_numpy(batch.inputs), device),
+            to_device(torch.from_numpy(batch.targets), device),
             int(n_targets),
             self.reset,
         )

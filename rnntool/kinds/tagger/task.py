@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rnntool.runtime import to_device
 from rnntool.kinds.tagger.model import PAD, UNK, RNNTagger
 from rnntool.training.batching import length_batches
 
@@ -95,7 +96,7 @@ def sentence_batch(vocab: Vocabulary, sentences: Sequence[Sequence[str]], device
         words[row, : len(tokens)] = torch.tensor(vocab.word_ids(tokens), dtype=torch.long)
         for col, c in enumerate(cs):
             char_tensor[row, col, : len(c)] = torch.tensor(c, dtype=torch.long)
-    return words.to(device), char_tensor.to(device), lengths.to(device)
+    return to_device(words, device), to_device(char_tensor, device), to_device(lengths, device)
 
 
 def length_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rnntool.runtime import to_device
 from rnntool.errors import BadInput, UsageError
 from rnntool.textio import display_name, read_lines
 from rnntool.tokenizers.sentencepiece import BOS_ID, EOS_ID, PAD_ID
@@ -67,8 +68,8 @@ class Batch:
     n_src_tokens: int
 
     def to(self, device) -> "Batch":
-        return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
-                     self.tgt_out.to(device), self.n_tokens, self.n_src_tokens)
+        return Batch(to_device(self.src, device), to_device(self.src_lengths, device), to_device(self.tgt_in, device),
+                     to_device(self.tgt_out, device), self.n_tokens, self.n_src_tokens)
 
 
 class ParallelData:
