@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         lm = open_lm(args.model, args.registry, args.device, precision)
         lines = 0 if lm.mode == "stream" else 1  # a stream-mode model goes on across line ends
         for how, extra in modes:
-            settings = GenerateSettings(max_tokens=args.tokens, lines=lines, **extra).validate()
-            list(generate(lm, "", GenerateSettings(max_tokens=20, lines=lines, **extra).validate(),
+            extra = {**extra, "lines": 1 if "beam" in extra else lines}  # beam search gives whole outputs
+            settings = GenerateSettings(max_tokens=args.tokens, **extra).validate()
+            list(generate(lm, "", GenerateSettings(max_tokens=20, **extra).validate(),
                           generator=torch.Generator().manual_seed(0)))  # warm-up
             runs = args.samples if how == "greedy" else 1  # greedy gives one output per prompt
             started, tokens = time.perf_counter(), 0
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - started
             flags = {"sampling": f"-n {args.samples}", "greedy": "--greedy"}.get(how, f"--beam {args.beam}")
             rows.append((precision, how, tokens, elapsed,
-                         f"rnntool generate -m {args.model} {flags} --max-tokens {args.tokens} --lines {lines} "
+                         f"rnntool generate -m {args.model} {flags} --max-tokens {args.tokens} --lines {extra['lines']} "
                          f"--precision {precision} --seed 1 < /dev/null"))
     base = rows[0][2] / rows[0][3]
     print(f"{'precision':<9} {'decoding':<9} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'x fp32 sampling':>15}")
