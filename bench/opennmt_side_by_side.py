@@ -135,24 +135,20 @@ def main(argv: list[str] | None = None) -> int:
                            work / f"onmt_translate{len(rows)}.log", env)
             own = re.search(r"Total translation time \(s\): ([\d.]+)", out)
             rows.append(row(f"{label}", b, float(own.group(1)) if own else None, wall, hyp, ref, work))
-    for label, options in ours:
+    runs = [(f"rnntool {label}", model, options) for label, options in ours]
+    if args.best and (work / "rnntool-best").is_dir():  # quality: rnntool's own recipe against the peer's
+        runs += [(f"rnntool `best` recipe (2x512, no input feeding) {label}", work / "rnntool-best",
+                  ["--beam", str(beam), *options])
+                 for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),
+                                        ("int8, --early-stop", ["--precision", "int8", "--early-stop"])]]
+    for label, bundle, options in runs:
         hyp = work / f"rnntool.{len(rows)}.de"
         log = work / f"rnntool_translate{len(rows)}.log"
-        out, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(model), str(src), "-o", str(hyp),
-                        "--threads", str(args.threads), *options], log, rnntool_env)
+        _, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(bundle), str(src), "-o", str(hyp),
+                      "--threads", str(args.threads), *options], log, rnntool_env)
         own = re.search(r"translated \d+ lines in ([\d.]+)s", log.read_text())
-        rows.append(row(f"rnntool {label}", 1 if "--greedy" in options else beam,
-                        float(own.group(1)) if own else None, wall, hyp, ref, work))
-    if args.best and (work / "rnntool-best").is_dir():  # quality: rnntool's own recipe against the peer's
-        for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),
-                               ("int8, --early-stop", ["--precision", "int8", "--early-stop"])]:
-            hyp = work / f"rnntool.{len(rows)}.de"
-            log = work / f"rnntool_translate{len(rows)}.log"
-            _, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(work / "rnntool-best"), str(src),
-                          "-o", str(hyp), "--threads", str(args.threads), "--beam", str(beam), *options], log, rnntool_env)
-            own = re.search(r"translated \d+ lines in ([\d.]+)s", log.read_text())
-            rows.append(row(f"rnntool `best` recipe (2x512, no input feeding) {label}", beam,
-                            float(own.group(1)) if own else None, wall, hyp, ref, work))
+        rows.append(row(label, 1 if "--greedy" in options else beam, float(own.group(1)) if own else None,
+                        wall, hyp, ref, work))
     print(f"\ndecoding {n} lines ({src}); training {args.minutes:g} minutes each\n")
     print("| tool | beam | sentences/s (own timer) | sentences/s (wall, with start-up) | BLEU | words out |")
     print("|---|---|---|---|---|---|")

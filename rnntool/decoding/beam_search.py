@@ -167,9 +167,9 @@ def beam_search(
     if no_repeat_ngram < 0 or coverage_penalty < 0:
         raise ConfigError("the n-gram size and the coverage penalty must be >= 0")
     _check_lengths(max_len, min_len)
-    exact_early_stop = nbest == 1 and not (length_penalty or normalize or coverage_penalty)
-    early_stop = early_stop or exact_early_stop
+    early_stop = early_stop or (nbest == 1 and not (length_penalty or normalize or coverage_penalty))  # exact there
     K, B = beam, batch_size
+    C = 2 * K  # candidates kept per sentence and step
     device = _device_of(bos, device)
     row_max_len = _as_row_tensor(max_len, B, device, "max_len")  # (A,)
     T = int(row_max_len.max())
@@ -191,9 +191,6 @@ def beam_search(
     with torch.no_grad():
         for t in range(T):
             A = sent.numel()
-            C = 2 * K
-            # In two stages, the same C best of a sentence's K*V candidates: each of them is among the C best
-            # tokens of its own beam (fewer than C candidates rank above it). Cheaper than one top-k over K*V.
             with step_kernels(inputs.numel()):
                 log_probs, state, attention = model.step(inputs, state)  # (A*K, V), state, (A*K, S)
             V = log_probs.size(-1)
@@ -205,6 +202,8 @@ def beam_search(
                 log_probs[:, eos] = NEG_INF
             if no_repeat_ngram and t >= no_repeat_ngram - 1:
                 log_probs = _block_repeats(log_probs.clone(), alive_tokens[:, :, :t], no_repeat_ngram, K)
+            # In two stages, the same C best of a sentence's K*V candidates: each of them is among the C best
+            # tokens of its own beam (fewer than C candidates rank above it). Cheaper than one top-k over K*V.
             row_lp, row_token = log_probs.topk(min(C, V), dim=1)  # (A*K, W), W = min(C, V); K*W >= C as V >= 2
             W = row_lp.size(1)
             cand_all = (alive_score.unsqueeze(2) + row_lp.view(A, K, W)).view(A, K * W)  # (A, K*W)

@@ -148,18 +148,12 @@ class Decoder(nn.Module):
         """(..., H) -> (..., V)."""
         return self.output(self.pre_output(attentional))
 
-    def advance(self, tokens: torch.Tensor, state: DecoderState
-                ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """One decoding step up to the output layer: tokens (N,) -> attentional vectors (N, H), the next
-        state, attention weights (N, S) | None."""
-        embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
-        attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
-        feed = attentional[:, 0] if self.input_feeding else None
-        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
-        return attentional[:, 0], new_state, None if weights is None else weights[:, 0]
-
     def step(self, tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """tokens (N,) -> log-probs (N, V), the next state, attention weights (N, S) | None."""
-        attentional, new_state, weights = self.advance(tokens, state)  # (N, H)
-        return torch.log_softmax(self.logits(attentional).float(), dim=-1), new_state, weights  # (N, V)
+        embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
+        attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
+        logprobs = torch.log_softmax(self.logits(attentional[:, 0]).float(), dim=-1)  # (N, V)
+        feed = attentional[:, 0] if self.input_feeding else None
+        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
+        return logprobs, new_state, None if weights is None else weights[:, 0]

@@ -280,9 +280,9 @@ def open_translator(ref: str | list[str], registry=None, device: str = "auto",
     refs = [ref] if isinstance(ref, str) else list(ref)
     reg = Registry.open(registry)
     loaded = []
+    where = prepare_device(device)
     for r in refs:
         bundle = reg.load(r, kind="translation")
-        where = prepare_device(device)
         model, src_tok, tgt_tok = load_translation(bundle, where)
         model = for_inference(model, precision, where)
         for t in (src_tok, tgt_tok):
