@@ -125,7 +125,8 @@ PatienceOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result on CPU).")]
 PrecisionOpt = subset_option("--precision", PRECISIONS, TRAIN_PRECISIONS,
-                             "bf16: autocast, faster on recent GPUs and on CPUs with bf16 instructions.", "P")
+                             "bf16: autocast, faster on recent GPUs and on CPUs with bf16 instructions. fp16: autocast "
+                             "with a dynamic loss scale, GPU only.", "P")
 RunDirOpt = Annotated[
     Optional[Path],
     typer.Option("--run-dir", help="Directory for checkpoints and metrics.jsonl of this run.", show_default=False),
@@ -147,6 +148,10 @@ AccumulateOpt = Annotated[int, typer.Option(
     help="Each optimizer step adds up the gradients of N batches: an N times larger effective batch in the "
          "memory of one (fairseq's --update-freq, OpenNMT-py's accum_count). --max-steps, --eval-every and "
          "--save-every count steps.")]
+InitRangeOpt = Annotated[float, typer.Option(
+    "--init-range", min=0.0, metavar="R",
+    help="Start every weight of a new model uniform in [-R, R] (OpenNMT-py's param_init; 0.1 there). "
+         "0: torch's own initialisation of each layer.")]
 SaveEveryOpt = Annotated[
     Optional[int],
     typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
@@ -198,6 +203,7 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("threads", ThreadsOpt, _D.threads, "threads"),
     ("precision", PrecisionOpt, _D.precision, "precision"),
     ("accumulate", AccumulateOpt, _D.accumulate, "accumulate"),
+    ("init_range", InitRangeOpt, _D.init_range, "init_range"),
     ("save_every", SaveEveryOpt, _D.save_every, "save_every"),
     ("run_dir", RunDirOpt, None, None),
     ("resume", ResumeOpt, None, None),
@@ -236,6 +242,7 @@ class TrainOptions:
     threads: int | None = _D.threads
     precision: str = _D.precision
     accumulate: int = _D.accumulate
+    init_range: float = _D.init_range
     save_every: int | None = _D.save_every
     run_dir: Path | None = None
     resume: Path | None = None
@@ -264,6 +271,9 @@ class TrainOptions:
         if self.init_from and self.init_embeddings:
             raise ConfigError("--init-from continues a published model, --init-embeddings starts a new one "
                               "from word vectors: give one")
+        if self.init_from and self.init_range:
+            raise ConfigError("--init-from continues a published model's weights, --init-range starts new ones: "
+                              "give one")
         if self.freeze_embeddings and not self.init_embeddings:
             raise ConfigError("--freeze-embeddings goes with --init-embeddings FILE")
         if self.min_delta < 0:
@@ -327,6 +337,8 @@ class TrainOptions:
             if base is None or name in self.explicit:
                 values[cfg_field] = getattr(self, name)
         check_offered("--precision", self.precision, TRAIN_PRECISIONS, "training takes")
+        if self.precision == "fp16" and self.device == "cpu":  # --device auto is checked once resolved
+            raise ConfigError("--precision fp16 trains on a GPU only (--device cuda); on a CPU use --precision bf16")
         if base is None or "max_time" in self.explicit:
             values["max_time"] = parse_duration(self.max_time, option="--max-time")
         if "epochs" not in self.explicit and self.epochs is None:

@@ -11,8 +11,9 @@
   summed in int32 (VNNI on x86). CPU only. Embeddings, attention scores and the softmax stay fp32.
 
 None of them is bit-for-bit the fp32 model: bench/opennmt_side_by_side.py reports each one's speed and
-BLEU against fp32 on the same model. Training has its own ``--precision`` (bf16 autocast), a part of
-the same set of choices (one set of choices per option name).
+BLEU against fp32 on the same model. Training has its own ``--precision`` (bf16 or fp16 autocast, the
+weights kept in fp32; fp16 on a GPU with a loss scale), a part of the same set of choices (one set of
+choices per option name).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import warnings
 from rnntool.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # every command's --precision draws from these
-TRAIN_PRECISIONS = ("fp32", "bf16")
+TRAIN_PRECISIONS = ("fp32", "bf16", "fp16")  # fp16: GPU only, with a dynamic loss scale
 INFERENCE_PRECISIONS = PRECISIONS
 
 

@@ -49,7 +49,8 @@ class TrainConfig:
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch.set_num_threads
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 on a GPU, with a loss scale)
+    init_range: float = 0.0  # > 0: every weight of a new model uniform in [-init_range, init_range]
     max_bad_steps: int = 5  # consecutive non-finite steps before giving up
     best_metric: str = "loss"
     best_mode: str = "min"  # min | max
@@ -97,6 +98,7 @@ class TrainConfig:
         positive("keep_checkpoints", self.keep_checkpoints, allow_none=False)
         positive("log_every", self.log_every, allow_none=False)
         positive("accumulate", self.accumulate, allow_none=False)
+        positive("init_range", self.init_range, allow_zero=True)
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"--plateau-factor must be between 0 and 1 (got {self.plateau_factor})")
         positive("plateau_patience", self.plateau_patience, allow_zero=True)
@@ -112,8 +114,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["accumulate"] == 1:  # off: the config reads as before the setting existed (retrain keys)
-            del d["accumulate"]
+        for name, off in (("accumulate", 1), ("init_range", 0.0)):
+            if d[name] == off:  # off: the config reads as before the setting existed (retrain keys)
+                del d[name]
         return d
 
     @classmethod

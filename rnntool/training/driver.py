@@ -86,6 +86,10 @@ def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
         if run.skip is not None:
             return TrainOutcome(None, run.skip, skipped=run.skip_reason)
         trainee = kind.build(run.spec, train_cfg, ctx, run.work_dir, run.parent)
+        if train_cfg.init_range and run.parent is None and not ctx.resume:  # a resume's weights follow
+            from rnntool.layers.initialization import init_uniform
+
+            init_uniform(trainee.model, train_cfg.init_range)
         if getattr(trainee.spec, "init_embeddings", None):  # a resume too: the checkpoint's weights follow
             from rnntool.vectors.pretrained import coverage_line, initialize_tables
 

@@ -1,8 +1,9 @@
 """The body of ``rnntool.training.trainer.train`` (see there for the contract).
 
-Per step: forward under optional bf16 autocast -> backward of nll_sum / n_tokens -> one total
-gradient norm -> ONE host sync of (loss, norm) [+ tokens and rank 0's clock under DDP, in one
-all-reduce] -> skip the update if either is non-finite, else clip, set the scheduled lr, step.
+Per step: forward under optional bf16/fp16 autocast -> backward of nll_sum / n_tokens (times fp16's
+loss scale, rnntool/training/loss_scale.py) -> one total gradient norm -> ONE host sync of (loss, norm)
+[+ tokens and rank 0's clock under DDP, in one all-reduce] -> skip the update if either is non-finite
+(fp16: an overflow halves the scale), else unscale, clip, set the scheduled lr, step.
 Evaluations, checkpoints and metrics lines happen at their own intervals, never per step.
 """
 
@@ -23,6 +24,7 @@ from rnntool.training import distributed as dist_utils
 from rnntool.kinds.catalog import METRICS_FILE
 from rnntool.training.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
+from rnntool.training.loss_scale import DynamicLossScale
 from rnntool.training.optim import LRSchedule, build_optimizer, drop_frozen_grads, has_group_schedule, set_lr
 from rnntool.runtime import prepare_device
 from rnntool.training.state_codec import restore_rng
@@ -50,11 +52,16 @@ from rnntool.training.state import (
 _END = object()
 RESERVE_SECONDS, RESERVE_FRACTION = 1.0, 0.02  # the budget's margin: process exit (~0.4 s), logging, timing noise
 DIVERGENCE_FACTOR = 10.0  # a validation loss this many times a uniform guess's means the run diverged
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --precision -> autocast dtype
+FP16_DEVICES = ("cuda",)  # fp16 autocast trains here (CPUs lack fp16 RNN kernels: bf16 is theirs)
 
 
 def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_config, run_meta,
                  budget=None) -> TrainResult:
     device = prepare_device(cfg.device)
+    if cfg.precision == "fp16" and device.type not in FP16_DEVICES:
+        raise ConfigError(f"--precision fp16 trains on a GPU only (--device cuda), not on {device.type}; "
+                          "on a CPU use --precision bf16")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if resume and run_dir is None:
@@ -90,10 +97,12 @@ class _Loop:
         groups = task.param_groups(self.model) if hasattr(task, "param_groups") else None
         self.optimizer = build_optimizer(groups or self.params, cfg)
         self.grouped = has_group_schedule(self.optimizer)  # rates change per group: set them every step
+        dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.autocast = (
-            (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
-            if cfg.precision == "bf16" else contextlib.nullcontext
+            (lambda: torch.autocast(device_type=device.type, dtype=dtype)) if dtype is not None
+            else contextlib.nullcontext
         )
+        self.scaler: DynamicLossScale | None = None  # fp16: set from the (restored) state when the loop starts
         self.writer = CheckpointWriter(run_dir, keep=cfg.keep_checkpoints) if run_dir and self.is_main else None
         self.metrics = MetricsLog(run_dir / METRICS_FILE if run_dir and self.is_main else None)
         self.s = LoopState()  # position, counters, best-so-far: everything resumable that is JSON
@@ -235,6 +244,9 @@ class _Loop:
     def _run(self) -> TrainResult:
         cfg = self.cfg
         self.t0 = time.monotonic()
+        if cfg.precision == "fp16":
+            self.scaler = DynamicLossScale.from_dict(self.s.loss_scale)
+            self.s.loss_scale = self.scaler.to_dict()
         note = "; ".join(n for n in (self.start_note, self._start_budget()) if n) or None
         self.s.stopped_by = None  # this command's stop is recorded anew (an interrupt records none)
         self.model.train()
@@ -376,9 +388,10 @@ class _Loop:
         """Validate once by half-time when no validation was timed yet (its cost sets the reserve)."""
         return stop is None and self.eval_cost is None and self.probe_at is not None and elapsed >= self.probe_at
 
-    def _accumulate(self, batches: list):
+    def _accumulate(self, batches: list, scale: float):
         """The gradients of several batches' summed loss, divided by all their tokens (one batch of them
-        all, in the memory of one): returns (summed NLL, tokens). DDP syncs gradients on the last only."""
+        all, in the memory of one), times ``scale`` (fp16's loss scale, else 1): returns (summed NLL,
+        tokens). DDP syncs gradients on the last only."""
         nll_total, n_total = None, 0
         for i, batch in enumerate(batches):
             batch = move_to(batch, self.device)
@@ -391,7 +404,7 @@ class _Loop:
                 n_total += int(n_tokens)
                 nll_total = nll_sum.detach() if nll_total is None else nll_total + nll_sum.detach()
                 if not last:
-                    nll_sum.backward()  # summed; normalised with all the tokens below
+                    (nll_sum * scale if scale != 1.0 else nll_sum).backward()  # normalised below
                     continue
                 # every token is counted now: normalise what the earlier batches left, then the last
                 # batch's backward (under DDP the one that averages gradients across processes, so each
@@ -399,20 +412,21 @@ class _Loop:
                 for p in self.params:
                     if p.grad is not None:
                         p.grad.div_(max(n_total, 1))
-                (nll_sum / max(n_total, 1)).backward()
+                (nll_sum * (scale / max(n_total, 1))).backward()
         return nll_total, n_total
 
     def _train_step(self, batches: list) -> float:
         """One step over ``batches`` (one, or --accumulate's): forward, backward, guard, update. Returns the
         (rank-0-synced) elapsed time."""
+        scale = self.scaler.scale if self.scaler is not None else 1.0
         if len(batches) == 1:
             batch = move_to(batches[0], self.device)
             with self.autocast():
                 nll_sum, n_tokens = self.task.loss(self.train_model, batch)
             n_tokens = int(n_tokens)
-            (nll_sum / max(n_tokens, 1)).backward()
+            (nll_sum * (scale / max(n_tokens, 1))).backward()
         else:
-            nll_sum, n_tokens = self._accumulate(batches)
+            nll_sum, n_tokens = self._accumulate(batches, scale)
         if self.grouped:
             drop_frozen_grads(self.optimizer, self.s.step)
         grads = [p.grad for p in self.params if p.grad is not None]
@@ -428,13 +442,26 @@ class _Loop:
         else:
             loss_sum, grad_norm = check.tolist()  # the one host sync of this step
             tokens, elapsed, self.reserve = n_tokens, self.elapsed(), self._reserve()
-        skipped = not (_finite(loss_sum) and _finite(grad_norm))
+        overflowed = False
+        if self.scaler is not None:  # fp16: an overflow of the scaled gradients halves the scale, skips the step
+            overflowed = _finite(loss_sum) and not _finite(grad_norm) and not self.scaler.exhausted
+            self.scaler.update(overflowed)
+            self.s.loss_scale = self.scaler.to_dict()
+        skipped = not overflowed and not (_finite(loss_sum) and _finite(grad_norm))
         if skipped:
             self.s.skipped_steps += 1
             self.s.bad_in_row += 1
             if self.s.bad_in_row == 1:
                 self.s.first_bad_step = self.s.step + 1
+        elif overflowed:
+            self.s.eval_win[0] += loss_sum  # the loss was fine: it counts; the update waits for a smaller scale
+            self.s.eval_win[1] += tokens
+            self.s.log_win[0] += loss_sum
+            self.s.log_win[1] += tokens
         else:
+            if scale != 1.0:  # exact: a power of two
+                torch._foreach_mul_(grads, 1.0 / scale)
+                norm = norm / scale
             if self.cfg.clip > 0:
                 torch.nn.utils.clip_grads_with_norm_(self.params, self.cfg.clip, norm, foreach=True)
             if not self.schedule.is_constant or self.grouped:
@@ -525,6 +552,8 @@ class _Loop:
             **{f"val_{k}": v for k, v in metrics.items()},
             "tokens_per_s": round(tps, 1), "skipped_steps": self.s.skipped_steps, "best": improved,
         }
+        if self.scaler is not None:
+            record["loss_scale"], record["overflow_steps"] = self.scaler.scale, self.scaler.overflows
         record = finite_json(record)
         self.s.history.append(record)
         self.metrics.append(record)
@@ -588,6 +617,7 @@ class _Loop:
             tokens=self.s.tokens_total, tokens_per_s=self.s.tokens_total / elapsed if elapsed > 0 else 0.0,
             unit=getattr(self.task, "count_unit", "tokens"),
             is_main=self.is_main, world_size=self.ctx.world_size, run_dir=self.run_dir,
+            loss_scale=dict(self.s.loss_scale) if self.s.loss_scale else None,
         )
 
     def _finish(self, stop: str) -> TrainResult:

@@ -47,6 +47,7 @@ class LoopState:
     eval_win: list = field(default_factory=lambda: [0.0, 0])  # nll sum, tokens since the last eval
     log_win: list = field(default_factory=lambda: [0.0, 0])  # ... since the last train line
     stopped_by: str | None = None  # the budget that ended the run (the final checkpoint records it)
+    loss_scale: dict | None = None  # fp16: rnntool.training.loss_scale.DynamicLossScale.to_dict()
 
 
 def ppl(loss: float) -> float:

@@ -70,7 +70,7 @@ class TrainTask(Protocol):
       batch's target tokens (a scalar tensor with grad) and how many target tokens (an int). The loop
       backpropagates ``nll_sum / n_tokens``. ``model`` may be DDP-wrapped: call ``model(...)`` (its
       forward) — under DDP only forward calls through the wrapper synchronize gradients. Runs under
-      autocast when ``precision='bf16'``.
+      autocast when ``precision`` is bf16 or fp16 (fp16's loss scale is the loop's business).
     - ``evaluate(model) -> {"loss": nats/token, ...}``: validation on the bare module (already in
       ``eval()`` mode and under ``torch.no_grad()``); move data to its device
       (``rnntool.layers.weights.model_device(model)``). Must
@@ -186,6 +186,7 @@ class TrainResult:
     is_main: bool = True  # rank 0 (or no DDP): the process that should publish
     world_size: int = 1
     run_dir: Path | None = None
+    loss_scale: dict | None = None  # fp16: the loss scale at the end and the overflows it skipped
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -101,3 +101,24 @@ def test_torchrun_two_processes_train_and_rank_0_alone_publishes(kind, tmp_path,
         name = parent.split("@")[0]
         assert [v.ref for v in reg.versions(name)] == [f"{name}@1"]
     assert r.stdout.count('"ref": "ddp@1"') == 1  # one summary: rank 0's
+
+
+def test_init_range_starts_every_weight_uniform_and_is_recorded(kind, tmp_path):
+    if not RECIPES[kind].loop:
+        r = invoke(*_train(kind, tmp_path, "--init-range", "0.05", *RECIPES[kind].steps(1)))
+        assert r.exit_code == 2 and "--init-range" in r.stderr  # a kind that trains itself does not offer it
+        return
+    # one SGD step of a negligible rate: the published weights are the initial ones, to float precision
+    step = ["--optimizer", "sgd", "--lr", "1e-9", "--max-steps", "1", "--seed", "5"]
+    r = invoke(*_train(kind, tmp_path, *step, "--init-range", "0.05", "-o", tmp_path / "uniform"))
+    assert r.exit_code == 0, r.output
+    r = invoke(*_train(kind, tmp_path, *step, "-o", tmp_path / "default"))
+    assert r.exit_code == 0, r.output
+    uniform, default = (load_file(tmp_path / d / WEIGHTS_FILE) for d in ("uniform", "default"))
+    assert uniform.keys() == default.keys()
+    assert all(w.abs().max() <= 0.05 + 1e-6 for w in uniform.values() if w.is_floating_point())
+    assert max(w.abs().max() for w in default.values() if w.is_floating_point()) > 0.2  # torch's own start
+    big = [k for k, w in uniform.items() if w.is_floating_point() and w.numel() >= 200]
+    assert big and all(uniform[k].abs().max() > 0.04 for k in big)  # drawn over the whole range
+    configs = [Registry.open().load(str(tmp_path / d)).config["train"] for d in ("uniform", "default")]
+    assert configs[0]["init_range"] == 0.05 and "init_range" not in configs[1]  # default: as before it existed

@@ -92,10 +92,13 @@ def test_training_takes_its_part_of_the_shared_choices(tmp_path):
     corpus = tmp_path / "train.txt"
     corpus.write_text("a few words\n" * 20)
     r = invoke("train", "lm", corpus, "-o", tmp_path / "m", "--precision", "int8")
-    fails(r, 2, "--precision int8", "training takes fp32, bf16")
+    fails(r, 2, "--precision int8", "training takes fp32, bf16, fp16")
+    fails(invoke("train", "lm", corpus, "-o", tmp_path / "m", "--precision", "fp16", "--device", "cpu"), 2,
+          "fp16 trains on a GPU only", "--precision bf16")
+
     def help_text(*command):
         return re.sub(r"[│\s]+", " ", invoke(*command, "--help").stdout)
 
     for command in (["translate"], ["generate"]):
         assert "takes: fp32, bf16, fp16, int8" in help_text(*command)
-    assert "takes: fp32, bf16." in help_text("train", "translate")
+    assert "takes: fp32, bf16, fp16." in help_text("train", "translate")

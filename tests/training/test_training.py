@@ -381,7 +381,8 @@ def test_parse_duration_rejects_nonsense(text):
     (dict(clip=-1), "--clip"),
     (dict(epochs=None, max_steps=None, max_time=None), "--epochs, --max-steps or --max-time"),
     (dict(device="tpu"), "--device must be one of auto, cpu, cuda"),
-    (dict(precision="fp16"), "--precision must be one of fp32, bf16"),
+    (dict(precision="int8"), "--precision must be one of fp32, bf16, fp16"),
+    (dict(init_range=-0.1), "--init-range must be zero or more"),
     (dict(momentum=0.9), "--momentum only applies to --optimizer sgd"),
 ])
 def test_bad_config_names_the_option(settings, needle):
