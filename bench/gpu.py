@@ -3,20 +3,28 @@ and bf16), the same models' outputs on the GPU against the CPU, and training tok
 CPU of the same machine, side by side.
 
     python bench/gpu.py --out bench/out/gpu                      # on a GPU machine, about 3 minutes
-    python bench/gpu.py --device cpu --steps 5 --speed-steps 3   # a smoke test of the script, anywhere
+    python bench/gpu.py --device cpu --precisions fp32 --steps 5 --speed-steps 3 --speed-precisions fp32
+                                                                 # a smoke test of the script, anywhere
 
 Stages (--stages, comma-separated; default: kinds,speed):
 
 kinds   demo/make_data.py's data; for each kind `rnntool train lm|classify|tag|translate ... --device DEV
-        --precision fp32|bf16 --max-steps --steps`, then the trained model used on DEV and on the CPU:
-        `evaluate perplexity` (the two perplexities), `classify`, `tag`, `translate` (beam 5 and --greedy):
-        the share of output lines that agree. A model trained on the GPU must load and run on the CPU; the
-        outputs may differ where two candidates are within float rounding of each other.
+        --precision P --max-steps --steps` for each P of --precisions (fp16: autocast with the loss scale),
+        then the trained model used on DEV and on the CPU: `evaluate perplexity` (the two perplexities),
+        `classify`, `tag`, `translate` (beam 5 and --greedy; on a GPU also `--precision fp16`): the share
+        of output lines that agree. A model trained on the GPU must load and run on the CPU; the outputs
+        may differ where two candidates are within float rounding of each other.
 speed   `train translate` with bench/multi30k.py's `best` recipe on Multi30k and `train lm` with
         bench/tinyshakespeare.py's `tuned` recipe on Tiny Shakespeare (both read from ../shared/data), for
-        --speed-steps steps on DEV and for --cpu-steps steps on the CPU with --threads threads (the size of
-        the 2-core machines the CPU figures in bench/RESULTS.md come from): training tokens/s as each
-        command reports it (tokens over training time, start-up excluded), and the ratio.
+        --speed-steps steps on DEV in each of --speed-precisions and for --cpu-steps steps on the CPU (the
+        recipe's own precision) with --threads threads (the size of the 2-core machines the CPU figures
+        in bench/RESULTS.md come from): training tokens/s as each command reports it (tokens over
+        training time, start-up excluded), and the ratio.
+decode  a trained translation bundle (--model, e.g. what `multi30k.py --device cuda` wrote) decodes the
+        first --lines of Multi30k val with `rnntool translate` on DEV in fp32, bf16 and fp16, beam 5 and
+        greedy (and fp16 --early-stop), and on the CPU with --threads threads in fp32 and int8, beam 5:
+        sentences/s by the command's own timer (model loaded; the log's "translated N lines in S s") and
+        cased sacreBLEU of each output.
 
 The quality runs and decoding speed use the recipe scripts themselves with --device cuda (what a lent
 machine's 15 minutes held; results in bench/RESULTS.md, "The GPU path"):
@@ -82,7 +90,7 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
     test_sentences = "".join(line.split("\t", 1)[1] + "\n"
                              for line in (d / "clf.test.tsv").read_text(encoding="utf-8").splitlines()[1:])
     rows = []
-    for precision in ("fp32", "bf16"):
+    for precision in args.precisions:
         p = ["--device", args.device, "--precision", precision]
         trainings = {
             "lm": ["train", "lm", d / "lm.train.txt", "--valid", d / "lm.valid.txt", "--vocab-size", "400",
@@ -97,13 +105,17 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
                             "--attention", "general", "--batch-tokens", "2000"],
         }
         for kind, cmd in trainings.items():
+            if kind not in args.kinds:
+                continue
             model = models / f"{kind}-{precision}"
             start = time.perf_counter()
             r = rnntool([*cmd, "-o", model, *p, *steps], home, log)
             row = {"kind": kind, "precision": precision, "trained": r.returncode == 0,
                    "train_s": round(time.perf_counter() - start, 1)}
             if r.returncode == 0:
-                row["train_summary"] = {k: v for k, v in json.loads(r.stdout).items() if k in ("steps", "stop_reason")}
+                summary = json.loads(r.stdout)
+                row["train_summary"] = {k: v for k, v in summary.items() if k in ("steps", "stop_reason")}
+                row.update({k: summary.get("metrics", {}).get(k) for k in ("val_loss", "loss_scale", "overflow_steps")})
                 outputs = {}
                 for dev in (args.device, "cpu"):
                     if kind == "lm":
@@ -125,12 +137,19 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
                                     home, log)
                         outputs[dev] = q.stdout if q.returncode == 0 else None
                         outputs[f"{dev}-greedy"] = g.stdout if g.returncode == 0 else None
+                        if dev.startswith("cuda"):  # the model decoding in fp16 on the GPU
+                            h = rnntool(["translate", "-m", model, d / "test.en", "--device", dev, "--precision",
+                                         "fp16", "-q"], home, log)
+                            outputs[f"{dev}-fp16"] = h.stdout if h.returncode == 0 else None
                 row["ran_on"] = {k: v is not None for k, v in outputs.items()}
                 if kind == "lm":
                     row["compare"] = f"ppl {outputs.get(args.device)} on {args.device}, {outputs.get('cpu')} on cpu"
                 elif kind == "translation":
                     row["compare"] = (f"beam 5: {agreement(outputs[args.device] or '', outputs['cpu'] or '')}; greedy: "
                                       f"{agreement(outputs[args.device + '-greedy'] or '', outputs['cpu-greedy'] or '')}")
+                    if f"{args.device}-fp16" in outputs:
+                        row["compare"] += (f"; fp16 decoding against fp32 on {args.device}: "
+                                           f"{agreement(outputs[args.device + '-fp16'] or '', outputs[args.device] or '')}")
                 else:
                     row["compare"] = agreement(outputs[args.device] or "", outputs["cpu"] or "")
             print(f"  {kind} {precision}: {json.dumps(row)}", flush=True)
@@ -156,19 +175,60 @@ def speed_stage(args, work: Path, log: Path) -> list[dict]:
     }
     rows = []
     for what, cmd in jobs.items():
-        row = {"what": what}
-        for dev, n, threads in ((args.device, args.speed_steps, None), ("cpu", args.cpu_steps, args.threads)):
-            out = work / "speed" / f"{what.split()[0]}-{dev}"
+        row = {"what": what, "recipe_precision": cmd[cmd.index("--precision") + 1] if "--precision" in cmd else "fp32"}
+        precisions = dict.fromkeys(row["recipe_precision"] if p == "recipe" else p for p in args.speed_precisions)
+        runs = [(f"{args.device} {p}", args.device, p, args.speed_steps, None) for p in precisions]
+        if args.cpu_steps:
+            runs.append(("cpu", "cpu", row["recipe_precision"], args.cpu_steps, args.threads))
+        for label, dev, precision, n, threads in runs:
+            out = work / "speed" / f"{what.split()[0]}-{label.replace(' ', '-')}"
             shutil.rmtree(out, ignore_errors=True)
             extra = ["--threads", str(threads)] if threads else []
-            r = rnntool([*cmd, "-o", out / "model", "--device", dev, "--max-steps", str(n), "--json", "-q", *extra],
-                        work / "speed-registry", log, threads=threads)
+            r = rnntool([*override(cmd, "--precision", precision), "-o", out / "model", "--device", dev,
+                         "--max-steps", str(n), "--json", "-q", *extra], work / "speed-registry", log, threads=threads)
             if r.returncode == 0:
                 s = json.loads(r.stdout)
-                row[dev] = {"tokens_per_s": s["metrics"]["tokens_per_s"], "steps": s["steps"],
-                            "threads": threads, "elapsed": s.get("elapsed")}
-        if args.device in row and "cpu" in row:
-            row["ratio"] = round(row[args.device]["tokens_per_s"] / max(row["cpu"]["tokens_per_s"], 1e-9), 1)
+                row[label] = {"tokens_per_s": s["metrics"]["tokens_per_s"], "steps": s["steps"],
+                              "precision": precision, "threads": threads, "elapsed": s.get("elapsed"),
+                              "val_loss": s["metrics"].get("val_loss"), "overflow_steps": s["metrics"].get("overflow_steps")}
+        if "cpu" in row:
+            for label, *_ in runs:
+                if label != "cpu" and label in row:
+                    row[label]["x_cpu"] = round(row[label]["tokens_per_s"] / max(row["cpu"]["tokens_per_s"], 1e-9), 1)
+        print(f"  {json.dumps(row)}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def decode_stage(args, work: Path, log: Path) -> list[dict]:
+    """The same trained bundle decoding the same lines in each number format, beam 5 and greedy."""
+    import re
+
+    m30k = DATA / "multi30k"
+    src, ref = work / "decode.en", work / "decode.de"
+    for path, name in ((src, "val.en"), (ref, "val.de")):
+        lines = (m30k / name).read_text(encoding="utf-8").splitlines()[:args.lines]
+        path.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    n = len(src.read_text(encoding="utf-8").splitlines())
+    home = work / "decode-registry"
+    runs = [(args.device, p, o) for p in ("fp32", "bf16", "fp16") for o in (["--beam", "5"], ["--greedy"])]
+    runs += [(args.device, "fp16", ["--beam", "5", "--early-stop"])]
+    runs += [("cpu", p, ["--beam", "5"]) for p in ("fp32", "int8")]
+    rows = []
+    for dev, precision, options in runs:
+        hyp = work / f"decode.{len(rows)}.de"
+        threads = args.threads if dev == "cpu" else None
+        extra = ["--threads", str(threads)] if threads else []
+        r = rnntool(["translate", "-m", args.model, src, "-o", hyp, "--device", dev, "--precision", precision,
+                     *options, *extra], home, log, threads=threads)
+        row = {"device": dev, "precision": precision, "options": " ".join(options), "threads": threads}
+        own = re.search(r"translated \d+ lines in ([\d.]+)s", r.stderr)
+        if r.returncode == 0 and own:
+            row["sentences_per_s"] = round(n / float(own.group(1)), 1)
+            b = rnntool(["evaluate", "bleu", "--ref", ref, hyp, "--json", "-q"], home, log)
+            if b.returncode == 0:
+                data = json.loads(b.stdout)
+                row["bleu"] = round(float(data["bleu"]["score"] if "bleu" in data else data["score"]), 2)
         print(f"  {json.dumps(row)}", flush=True)
         rows.append(row)
     return rows
@@ -177,16 +237,26 @@ def speed_stage(args, work: Path, log: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", help="the device under test (default cuda)")
-    ap.add_argument("--stages", default="kinds,speed", help="comma-separated: kinds, speed")
+    ap.add_argument("--stages", default="kinds,speed", help="comma-separated: kinds, speed, decode")
+    ap.add_argument("--precisions", default="fp32,bf16,fp16", help="training precisions of the kinds stage")
+    ap.add_argument("--kinds", default="lm,classifier,tagger,translation", help="the kinds stage's kinds")
+    ap.add_argument("--speed-precisions", default="fp32,bf16,fp16", help="training precisions on --device in the "
+                    "speed stage ('recipe': the recipe's own)")
+    ap.add_argument("--model", type=Path, default=REPO / "bench" / "out" / "multi30k" / "best-fp16" / "model",
+                    help="the translation bundle of the decode stage")
+    ap.add_argument("--lines", type=int, default=1014, help="Multi30k val lines the decode stage translates")
     ap.add_argument("--steps", type=int, default=60, help="training steps of each kind in the kinds stage")
     ap.add_argument("--speed-steps", type=int, default=300, help="training steps on --device in the speed stage")
     ap.add_argument("--cpu-steps", type=int, default=30, help="training steps on the CPU in the speed stage")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads of the CPU side (default 2)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "gpu", help="work directory")
     args = ap.parse_args(argv)
+    args.precisions = [p for p in args.precisions.split(",") if p]
+    args.speed_precisions = [p for p in args.speed_precisions.split(",") if p]
+    args.kinds = [k for k in args.kinds.split(",") if k]
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    if any(s not in ("kinds", "speed") for s in stages):
-        ap.error(f"--stages: choose from kinds, speed (got {args.stages!r})")
+    if any(s not in ("kinds", "speed", "decode") for s in stages):
+        ap.error(f"--stages: choose from kinds, speed, decode (got {args.stages!r})")
     for line in machine_info(args.threads, args.device):
         print(line)
     print(f"$ python bench/gpu.py {shlex.join(argv if argv is not None else sys.argv[1:])}\n", flush=True)
@@ -197,9 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     if "kinds" in stages:
         print("[kinds]", flush=True)
         results["kinds"] = kinds_stage(args, args.out, log)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if "speed" in stages:
         print("\n[speed]", flush=True)
         results["speed"] = speed_stage(args, args.out, log)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if "decode" in stages:
+        print("\n[decode]", flush=True)
+        results["decode"] = decode_stage(args, args.out, log)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     failed = [r for r in results.get("kinds", []) if not r["trained"] or not all(r.get("ran_on", {}).values())]
     print(f"\n{len(failed)} kind/precision runs failed" if failed else "\nevery kind trained and ran on both devices")

@@ -7,6 +7,8 @@ each output (`rnntool evaluate bleu`, the same scorer for both).
     .venv/bin/python bench/opennmt_side_by_side.py                       # 4 minutes of training each, beam 5
     .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --best      # and rnntool's `best` recipe
     .venv/bin/python bench/opennmt_side_by_side.py --decode-only             # decode again with the last models
+    .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --best --reuse-peer --best-recipe best-uniform
+                                      # OpenNMT-py's model of the last run kept, rnntool's trained anew
 
 OpenNMT-py is installed and run with the scripts in ../shared/peers/opennmt/ (its own virtualenv under
 --peer-dir, outside the tracked files; its SentencePiece BPE-8k joint model). rnntool trains
@@ -67,12 +69,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="also train bench/multi30k.py's `best` recipe for the same time (quality against the peer)")
     ap.add_argument("--decode-only", action="store_true",
                     help="reuse the models of the last run (bench/out/peers/side_by_side) and only decode")
+    ap.add_argument("--reuse-peer", action="store_true",
+                    help="keep OpenNMT-py's model (and training log) of the last run; train rnntool's anew")
+    ap.add_argument("--recipe", default="opennmt", help="rnntool's copy of the peer's recipe (bench/multi30k.py)")
+    ap.add_argument("--best-recipe", default="best", help="the recipe --best trains (bench/multi30k.py)")
     args = ap.parse_args(argv)
     for line in machine_info(args.threads):
         print(line)
     print(f"$ python bench/opennmt_side_by_side.py {shlex.join(argv if argv is not None else sys.argv[1:])}\n",
           flush=True)
     work = OUT / "side_by_side"
+    kept = (work / "checkpoint.txt").read_text() if args.reuse_peer else None
     if not args.decode_only:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -96,19 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.decode_only:
         checkpoint = (work / "checkpoint.txt").read_text().strip()
     else:
-        out, _ = sh(["bash", str(PEER / "train.sh"), str(args.peer_dir), str(seconds), "1024"],
-                    work / "onmt_train.log", env)
-        checkpoint = out.strip().splitlines()[-1]
+        if kept is not None:
+            checkpoint = kept.strip()
+            print(f"OpenNMT-py: the last run's model, {checkpoint} (--reuse-peer)", flush=True)
+        else:
+            out, _ = sh(["bash", str(PEER / "train.sh"), str(args.peer_dir), str(seconds), "1024"],
+                        work / "onmt_train.log", env)
+            checkpoint = out.strip().splitlines()[-1]
         (work / "checkpoint.txt").write_text(checkpoint + "\n")
-        sh([sys.executable, "-m", "rnntool", "train", "translate", "--src", str(DATA / "train.en"), "--tgt",
-            str(DATA / "train.de"), "--valid-src", str(DATA / "val.en"), "--valid-tgt", str(DATA / "val.de"),
-            "-o", str(model), "--max-time", f"{seconds}s", "--threads", str(args.threads), "--seed", "1",
-            *RECIPES["opennmt"]], work / "rnntool_train.log", rnntool_env)
-        if args.best:
+        for recipe, bundle, log in [(args.recipe, model, "rnntool_train.log")] + (
+                [(args.best_recipe, work / "rnntool-best", "rnntool_best_train.log")] if args.best else []):
             sh([sys.executable, "-m", "rnntool", "train", "translate", "--src", str(DATA / "train.en"), "--tgt",
                 str(DATA / "train.de"), "--valid-src", str(DATA / "val.en"), "--valid-tgt", str(DATA / "val.de"),
-                "-o", str(work / "rnntool-best"), "--max-time", f"{seconds}s", "--threads", str(args.threads),
-                "--seed", "1", *RECIPES["best"]], work / "rnntool_best_train.log", rnntool_env)
+                "-o", str(bundle), "--max-time", f"{seconds}s", "--threads", str(args.threads), "--seed", "1",
+                *RECIPES[recipe]], work / log, rnntool_env)
     training_speed(Path(checkpoint).parent / "train.log", work / "rnntool_train.log")
 
     # -- decoding the same file ------------------------------------------------------------------------
@@ -135,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                            work / f"onmt_translate{len(rows)}.log", env)
             own = re.search(r"Total translation time \(s\): ([\d.]+)", out)
             rows.append(row(f"{label}", b, float(own.group(1)) if own else None, wall, hyp, ref, work))
+    print(f"rnntool rows: the `{args.recipe}` recipe" + (f", and `{args.best_recipe}`" if args.best else ""), flush=True)
     runs = [(f"rnntool {label}", model, options) for label, options in ours]
     if args.best and (work / "rnntool-best").is_dir():  # quality: rnntool's own recipe against the peer's
-        runs += [(f"rnntool `best` recipe (2x512, no input feeding) {label}", work / "rnntool-best",
+        runs += [(f"rnntool `{args.best_recipe}` recipe (2x512, no input feeding) {label}", work / "rnntool-best",
                   ["--beam", str(beam), *options])
                  for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),
                                         ("int8, --early-stop", ["--precision", "int8", "--early-stop"])]]

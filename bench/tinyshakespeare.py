@@ -61,6 +61,9 @@ RECIPES["awd-bf16"] = override(RECIPES["awd"], "--precision", "bf16")
 # a wider model that bf16 pays for: fewer epochs of a bigger LSTM, a little more dropout
 RECIPES["wide-bf16"] = override(RECIPES["tuned-bf16"], "--embed-dim", "768", "--hidden-dim", "768",
                                 "--hidden-dropout", "0.3", "--output-dropout", "0.4", "--lr", "2e-3")
+# tuned with every weight started uniform in [-0.1, 0.1] (train --init-range; OpenNMT-py's param_init) instead
+# of torch's defaults (N(0, 1) embeddings, which the tied output layer turns into large first logits)
+RECIPES["tuned-uniform"] = [*RECIPES["tuned"], "--init-range", "0.1"]
 DEFAULT_RECIPE = "tuned"
 
 

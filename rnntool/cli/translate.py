@@ -164,5 +164,5 @@ def translate(
     if translator.unknown_pieces:
         console.warn(f"{translator.unknown_pieces} source subwords were unknown to the tokenizer (<unk>); "
                      "a tokenizer trained with byte fallback avoids this")
-    console.log(f"translated {count} lines in {elapsed:.1f}s ({count / max(elapsed, 1e-9):.1f} lines/s)")
+    console.log(f"translated {count} lines in {elapsed:.2f}s ({count / max(elapsed, 1e-9):.1f} lines/s)")
 

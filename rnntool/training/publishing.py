@@ -20,6 +20,9 @@ def result_metrics(result) -> dict:
     unit = getattr(result, "unit", "tokens")
     metrics.update({"best_step": result.best_step, "steps": result.steps, f"train_{unit}": result.tokens,
                     f"{unit}_per_s": round(result.tokens_per_s, 1), "stop_reason": result.stop_reason})
+    scale = getattr(result, "loss_scale", None)
+    if scale:  # fp16: where the loss scale ended and how many updates its overflows skipped
+        metrics.update({"loss_scale": scale["scale"], "overflow_steps": scale["overflows"]})
     return metrics
 
 

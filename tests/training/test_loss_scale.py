@@ -106,3 +106,12 @@ def test_resume_goes_on_with_the_scale_bit_for_bit(fp16_on_cpu, monkeypatch, tmp
     assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state)
     evals = [h for h in ref.history]
     assert all("loss_scale" in h and "overflow_steps" in h for h in evals)
+
+
+def test_the_published_metrics_say_where_the_scale_ended(fp16_on_cpu):
+    from rnntool.training.publishing import result_metrics
+
+    scaled = result_metrics(train(make_task(0), cfg(max_steps=3, precision="fp16"), run_dir=None))
+    assert (scaled["loss_scale"], scaled["overflow_steps"]) == (2.0 ** 16, 0)
+    plain = result_metrics(train(make_task(0), cfg(max_steps=3), run_dir=None))
+    assert "loss_scale" not in plain and "overflow_steps" not in plain
