@@ -7,8 +7,9 @@ each output (`rnntool evaluate bleu`, the same scorer for both).
     .venv/bin/python bench/opennmt_side_by_side.py                       # 4 minutes of training each, beam 5
     .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --best      # and rnntool's `best` recipe
     .venv/bin/python bench/opennmt_side_by_side.py --decode-only             # decode again with the last models
-    .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --best --reuse-peer --best-recipe best-uniform
-                                      # OpenNMT-py's model of the last run kept, rnntool's trained anew
+    .venv/bin/python bench/opennmt_side_by_side.py --minutes 30 --reuse-peer --keep-best --recipe opennmt-uniform
+            # OpenNMT-py's and rnntool's `best` models of the last run kept, rnntool's copy of the peer's
+            # recipe trained anew (here with the peer's initialisation, --init-range 0.1); all decoded again
 
 OpenNMT-py is installed and run with the scripts in ../shared/peers/opennmt/ (its own virtualenv under
 --peer-dir, outside the tracked files; its SentencePiece BPE-8k joint model). rnntool trains
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep OpenNMT-py's model (and training log) of the last run; train rnntool's anew")
     ap.add_argument("--recipe", default="opennmt", help="rnntool's copy of the peer's recipe (bench/multi30k.py)")
     ap.add_argument("--best-recipe", default="best", help="the recipe --best trains (bench/multi30k.py)")
+    ap.add_argument("--keep-best", action="store_true",
+                    help="decode the last run's `best` model again instead of training one (with --reuse-peer)")
     args = ap.parse_args(argv)
     for line in machine_info(args.threads):
         print(line)
@@ -80,9 +83,15 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     work = OUT / "side_by_side"
     kept = (work / "checkpoint.txt").read_text() if args.reuse_peer else None
+    best_model = work / "rnntool-best"
+    if args.keep_best and best_model.is_dir() and not args.decode_only:
+        shutil.move(best_model, OUT / "rnntool-best.kept")
     if not args.decode_only:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
+    if (OUT / "rnntool-best.kept").is_dir():
+        shutil.move(OUT / "rnntool-best.kept", best_model)
+        print(f"rnntool `best`: the last run's model, {best_model} (--keep-best)", flush=True)
     if args.test is not None:
         src, ref = args.test, args.ref
     else:
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(f"{label}", b, float(own.group(1)) if own else None, wall, hyp, ref, work))
     print(f"rnntool rows: the `{args.recipe}` recipe" + (f", and `{args.best_recipe}`" if args.best else ""), flush=True)
     runs = [(f"rnntool {label}", model, options) for label, options in ours]
-    if args.best and (work / "rnntool-best").is_dir():  # quality: rnntool's own recipe against the peer's
+    if (args.best or args.keep_best) and best_model.is_dir():  # quality: rnntool's own recipe against the peer's
         runs += [(f"rnntool `{args.best_recipe}` recipe (2x512, no input feeding) {label}", work / "rnntool-best",
                   ["--beam", str(beam), *options])
                  for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),

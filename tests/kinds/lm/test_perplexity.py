@@ -86,7 +86,7 @@ def test_per_line_is_one_line_per_input_line_in_order(bundles, mode, tmp_path):
     p = tmp_path / "many.txt"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     r = invoke("evaluate", "perplexity", "-m", bundles[mode], p, "--per-line", "--batch-size", "2",
-               "--mode", mode)
+               "--mode", mode, "--device", "cpu")  # the reference is computed on the CPU
     assert r.exit_code == 0, r.output
     rows = [row.split("\t") for row in r.stdout.splitlines()]
     assert len(rows) == len(lines)
@@ -111,7 +111,8 @@ def test_per_line_sorts_with_sort_n_and_json_lines(bundles, text_file):
 def test_per_token_is_kenlm_querys_layout_and_adds_up_to_the_line(bundles, text_file, mode):
     lm = open_lm(str(bundles[mode]), device="cpu")
     expected = reference_line_nll(bundles[mode], TEXT, mode)
-    r = invoke("evaluate", "perplexity", "-m", bundles[mode], text_file, "--per-token", "--mode", mode)
+    r = invoke("evaluate", "perplexity", "-m", bundles[mode], text_file, "--per-token", "--mode", mode,
+               "--device", "cpu")  # the reference is computed on the CPU
     assert r.exit_code == 0, r.stderr
     rows = r.stdout.splitlines()
     assert len(rows) == len(TEXT) and "perplexity" in r.stderr and "|log:e|" in r.stderr
