@@ -151,7 +151,7 @@ AccumulateOpt = Annotated[int, typer.Option(
 InitRangeOpt = Annotated[float, typer.Option(
     "--init-range", min=0.0, metavar="R",
     help="Start every weight of a new model uniform in [-R, R] (OpenNMT-py's param_init; 0.1 there). "
-         "0: torch's own initialisation of each layer.")]
+         "0: each kind's own initialisation.")]
 SaveEveryOpt = Annotated[
     Optional[int],
     typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
@@ -265,9 +265,10 @@ class TrainOptions:
         ``saved_train``: its training settings (a resume that raises them trains a published run on)."""
         from rnntool.training.retrain import RetrainOptions
 
-        if self.resuming and (self.if_changed or self.init_from or self.init_embeddings):
-            raise ConfigError("--resume continues a run as it was; drop --if-changed, --init-from and "
-                              "--init-embeddings")
+        if self.resuming and (self.if_changed or self.init_from or self.init_embeddings
+                              or "init_range" in self.explicit):
+            raise ConfigError("--resume continues a run as it was; drop --if-changed, --init-from, "
+                              "--init-embeddings and --init-range")
         if self.init_from and self.init_embeddings:
             raise ConfigError("--init-from continues a published model, --init-embeddings starts a new one "
                               "from word vectors: give one")

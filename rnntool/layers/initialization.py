@@ -3,17 +3,19 @@
 
     init_uniform(model, 0.1)   # after building, before --init-embeddings loads word vectors
 
-torch's defaults differ by layer (embeddings N(0, 1), LSTM/GRU and linear layers +-1/sqrt(fan)); with
-R = 0.1 a 2-layer LSTM translation model of hidden 256 learns markedly faster on Multi30k
-(bench/init_uniform_probe.py, bench/RESULTS.md). Normalisation layers keep their own start (a gain of
-one), and an embedding's padding row stays zero.
+Without it each kind starts as it builds: torch's per-layer defaults (embeddings N(0, 1), LSTM/GRU and
+linear layers +-1/sqrt(fan)) where the kind sets nothing else. Which start learns faster depends on the
+recipe: on Multi30k R = 0.1 made OpenNMT-py's recipe (hidden 256, untied) learn much faster, and the
+`best` recipe (hidden 512, tied embeddings) much slower (bench/RESULTS.md). Normalisation layers keep
+their own start (a gain of one), and an embedding's padding row stays zero.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-NORMALISATION_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
+NORMALISATION_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm,
+                        *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
 
 
 def init_uniform(model: nn.Module, bound: float) -> None:

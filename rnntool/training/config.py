@@ -99,6 +99,8 @@ class TrainConfig:
         positive("log_every", self.log_every, allow_none=False)
         positive("accumulate", self.accumulate, allow_none=False)
         positive("init_range", self.init_range, allow_zero=True)
+        if self.init_range == float("inf"):
+            raise ConfigError("--init-range must be a finite number (0.1 in OpenNMT-py)")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"--plateau-factor must be between 0 and 1 (got {self.plateau_factor})")
         positive("plateau_patience", self.plateau_patience, allow_zero=True)

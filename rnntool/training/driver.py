@@ -79,6 +79,7 @@ class TrainOutcome:
 
 def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
     """Train ``spec`` as ``kind`` says and publish it (see the module docstring)."""
+    from rnntool.training.checkpoint import has_checkpoint
     from rnntool.training.publishing import publish_trained
     from rnntool.training.trainer import train
 
@@ -86,8 +87,8 @@ def train_model(kind, spec, train_cfg, ctx: RunContext) -> TrainOutcome:
         if run.skip is not None:
             return TrainOutcome(None, run.skip, skipped=run.skip_reason)
         trainee = kind.build(run.spec, train_cfg, ctx, run.work_dir, run.parent)
-        if train_cfg.init_range and run.parent is None and not ctx.resume:  # a resume's weights follow
-            from rnntool.layers.initialization import init_uniform
+        if train_cfg.init_range and run.parent is None and not (ctx.resume and has_checkpoint(ctx.run_dir)):
+            from rnntool.layers.initialization import init_uniform  # (a resumed checkpoint's weights follow)
 
             init_uniform(trainee.model, train_cfg.init_range)
         if getattr(trainee.spec, "init_embeddings", None):  # a resume too: the checkpoint's weights follow

@@ -81,6 +81,12 @@ def _finite(x: float) -> bool:
     return math.isfinite(x)
 
 
+def _scaled_mean(nll_sum, n_tokens: int, scale: float):
+    """The loss to backpropagate: the mean over the tokens, times fp16's loss scale (else exactly the mean)."""
+    loss = nll_sum / max(n_tokens, 1)
+    return loss * scale if scale != 1.0 else loss
+
+
 class _Loop:
     def __init__(self, task, cfg: TrainConfig, ctx, device, run_dir: Path | None, callbacks, model_config,
                  budget=None):
@@ -247,6 +253,8 @@ class _Loop:
         if cfg.precision == "fp16":
             self.scaler = DynamicLossScale.from_dict(self.s.loss_scale)
             self.s.loss_scale = self.scaler.to_dict()
+        else:  # a resume in another precision: no scale to report
+            self.scaler, self.s.loss_scale = None, None
         note = "; ".join(n for n in (self.start_note, self._start_budget()) if n) or None
         self.s.stopped_by = None  # this command's stop is recorded anew (an interrupt records none)
         self.model.train()
@@ -393,6 +401,7 @@ class _Loop:
         all, in the memory of one), times ``scale`` (fp16's loss scale, else 1): returns (summed NLL,
         tokens). DDP syncs gradients on the last only."""
         nll_total, n_total = None, 0
+        provisional = 0  # fp16: the tokens the earlier batches are divided by until all are counted
         for i, batch in enumerate(batches):
             batch = move_to(batch, self.device)
             last = i == len(batches) - 1
@@ -404,15 +413,22 @@ class _Loop:
                 n_total += int(n_tokens)
                 nll_total = nll_sum.detach() if nll_total is None else nll_total + nll_sum.detach()
                 if not last:
-                    (nll_sum * scale if scale != 1.0 else nll_sum).backward()  # normalised below
+                    if scale == 1.0:
+                        nll_sum.backward()  # summed; normalised with all the tokens below
+                    else:  # fp16: a summed loss times the scale would overflow; divide by an estimate now
+                        provisional = provisional or max(int(n_tokens), 1) * len(batches)
+                        (nll_sum * (scale / provisional)).backward()
                     continue
                 # every token is counted now: normalise what the earlier batches left, then the last
                 # batch's backward (under DDP the one that averages gradients across processes, so each
                 # process contributes its own normalised gradient, as in a step of one batch)
                 for p in self.params:
                     if p.grad is not None:
-                        p.grad.div_(max(n_total, 1))
-                (nll_sum * (scale / max(n_total, 1))).backward()
+                        if scale == 1.0:
+                            p.grad.div_(max(n_total, 1))
+                        else:
+                            p.grad.mul_(provisional / max(n_total, 1))
+                _scaled_mean(nll_sum, n_total, scale).backward()
         return nll_total, n_total
 
     def _train_step(self, batches: list) -> float:
@@ -424,7 +440,7 @@ class _Loop:
             with self.autocast():
                 nll_sum, n_tokens = self.task.loss(self.train_model, batch)
             n_tokens = int(n_tokens)
-            (nll_sum * (scale / max(n_tokens, 1))).backward()
+            _scaled_mean(nll_sum, n_tokens, scale).backward()
         else:
             nll_sum, n_tokens = self._accumulate(batches, scale)
         if self.grouped:
@@ -442,12 +458,14 @@ class _Loop:
         else:
             loss_sum, grad_norm = check.tolist()  # the one host sync of this step
             tokens, elapsed, self.reserve = n_tokens, self.elapsed(), self._reserve()
-        overflowed = False
-        if self.scaler is not None:  # fp16: an overflow of the scaled gradients halves the scale, skips the step
-            overflowed = _finite(loss_sum) and not _finite(grad_norm) and not self.scaler.exhausted
+        # fp16: scaled gradients that overflow (the loss itself finite) halve the scale and skip the update;
+        # a non-finite loss, or an overflow at the scale's floor, is a non-finite step as without a scale
+        overflowed = (self.scaler is not None and _finite(loss_sum) and not _finite(grad_norm)
+                      and not self.scaler.exhausted)
+        skipped = not overflowed and not (_finite(loss_sum) and _finite(grad_norm))
+        if self.scaler is not None and not skipped:
             self.scaler.update(overflowed)
             self.s.loss_scale = self.scaler.to_dict()
-        skipped = not overflowed and not (_finite(loss_sum) and _finite(grad_norm))
         if skipped:
             self.s.skipped_steps += 1
             self.s.bad_in_row += 1

@@ -4,8 +4,9 @@ float16 holds numbers down to about 6e-8: most gradients of a loss averaged over
 smaller and would vanish. So the loss is multiplied by ``scale`` before backward, and the gradients divided
 by it before clipping and the update. A step whose scaled gradients overflow (a non-finite norm while the
 loss itself is finite) is skipped and the scale halved; after ``GROWTH_INTERVAL`` good steps in a row it
-doubles again. Powers of two only, so scaling and unscaling are exact: with no overflow an fp16-scaled
-run takes the same updates as an unscaled one (a test checks it).
+doubles again. Powers of two only, so scaling and unscaling are exact: in fp32 arithmetic a scaled run
+with no overflow takes the same updates as an unscaled one (a test checks it, the CPU standing in for a
+GPU without fp16 autocast). A step skipped for a non-finite loss leaves the scale and its count alone.
 
 The training loop keeps the scale in its resumable state (``LoopState.loss_scale``), so ``--resume``
 goes on with the scale it had. Plain Python: the loop does the tensor work.
@@ -25,7 +26,7 @@ class DynamicLossScale:
     """The scale and its counters; JSON as ``to_dict()`` (in the loop's resumable state)."""
 
     scale: float = INITIAL_SCALE
-    good_steps: int = 0  # finite steps since the scale last changed
+    good_steps: int = 0  # updates taken since the scale last changed
     overflows: int = 0  # steps skipped because the scaled gradients overflowed (this run, resumes included)
 
     def update(self, overflowed: bool) -> None:

@@ -122,3 +122,13 @@ def test_init_range_starts_every_weight_uniform_and_is_recorded(kind, tmp_path):
     assert big and all(uniform[k].abs().max() > 0.04 for k in big)  # drawn over the whole range
     configs = [Registry.open().load(str(tmp_path / d)).config["train"] for d in ("uniform", "default")]
     assert configs[0]["init_range"] == 0.05 and "init_range" not in configs[1]  # default: as before it existed
+    # killed before its first checkpoint, a run starts over on --resume: with its --init-range too
+    run = tmp_path / "run"
+    long = ["--optimizer", "sgd", "--lr", "1e-9", "--max-steps", "300", "--eval-every", "100000", "--seed", "5"]
+    kill_once_checkpointed([*_train(kind, tmp_path, *long, "--init-range", "0.05", "-o", tmp_path / "restarted",
+                                    "--run-dir", run)], run, marker="run.json")
+    assert not (run / "checkpoint").exists()
+    r = invoke(*RECIPES[kind].command, "--resume", run, "-q")
+    assert r.exit_code == 0, r.output
+    restarted = load_file(tmp_path / "restarted" / WEIGHTS_FILE)
+    assert all(w.abs().max() <= 0.05 + 1e-6 for w in restarted.values() if w.is_floating_point())

@@ -9,6 +9,7 @@ from torch import nn
 
 from conftest import fails, invoke
 from rnntool.layers.initialization import init_uniform
+from support.lm_fixtures import write_corpus
 
 
 class Tiny(nn.Module):
@@ -43,10 +44,15 @@ def test_every_parameter_uniform_padding_zero_norms_untouched():
         init_uniform(m, 0.0)
 
 
-def test_init_range_refuses_a_negative_range_and_a_warm_start(tmp_path, registry):
+def test_init_range_refuses_a_negative_range_a_warm_start_and_a_resume(tmp_path, registry):
     corpus = tmp_path / "c.txt"
     corpus.write_text("a b c\n" * 50, encoding="utf-8")
     r = invoke("train", "lm", corpus, "--init-range", "-0.1", "--max-steps", "1")
     assert r.exit_code == 2 and "--init-range" in r.stderr
     fails(invoke("train", "lm", corpus, "--init-range", "0.1", "--init-from", "x", "--max-steps", "1", "--name", "n"), 2,
           "--init-from", "--init-range")
+    text = write_corpus(tmp_path / "text.txt")
+    tiny = ["--vocab-size", "290", "--embed-dim", "8", "--hidden-dim", "8", "--layers", "1", "--max-steps", "1", "-q"]
+    assert invoke("train", "lm", text, *tiny, "-o", tmp_path / "m", "--run-dir", tmp_path / "run").exit_code == 0
+    fails(invoke("train", "lm", "--init-range", "0.1", "--resume", tmp_path / "run"), 2,
+          "--resume continues a run as it was", "--init-range")

@@ -47,7 +47,7 @@ def test_fp16_is_refused_on_a_cpu():
         train(make_task(0), cfg(max_steps=2, precision="fp16"), run_dir=None)
 
 
-@pytest.mark.parametrize("settings", [dict(), dict(accumulate=3, clip=0.5), dict(optimizer="sgd", lr=0.1, clip=0.0)])
+@pytest.mark.parametrize("settings", [dict(), dict(optimizer="sgd", lr=0.1, clip=0.0)])
 def test_a_scale_that_never_overflows_takes_exactly_the_unscaled_updates(fp16_on_cpu, settings):
     plain, scaled = make_task(0), make_task(0)
     a = train(plain, cfg(max_steps=12, **settings), run_dir=None)
@@ -55,6 +55,19 @@ def test_a_scale_that_never_overflows_takes_exactly_the_unscaled_updates(fp16_on
     assert same_weights(plain.model, scaled.model)  # powers of two: scaling and unscaling are exact
     assert a.best_metrics == b.best_metrics and a.loss_scale is None
     assert b.loss_scale == {"scale": 2.0 ** 16, "good_steps": 12, "overflows": 0}
+
+
+def test_accumulated_batches_are_scaled_per_token_not_per_sum(fp16_on_cpu, monkeypatch):
+    """With --accumulate the earlier batches' gradients wait for the step's token count; scaled, they must
+    not be a summed loss times the scale (that overflows fp16 where the mean fits). At 2**61 the mean's
+    gradient norm fits fp32's squares, a 28-token sum's does not."""
+    monkeypatch.setattr(loss_scale, "INITIAL_SCALE", 2.0 ** 61)
+    plain, scaled = make_task(0), make_task(0)
+    train(plain, cfg(max_steps=8, accumulate=3, clip=0.5), run_dir=None)
+    b = train(scaled, cfg(max_steps=8, accumulate=3, clip=0.5, precision="fp16"), run_dir=None)
+    assert b.loss_scale["overflows"] == 0
+    for (name, x), y in zip(plain.model.state_dict().items(), scaled.model.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6, msg=name)  # the same step, up to rounding
 
 
 def test_an_overflow_skips_that_update_and_halves_the_scale(fp16_on_cpu, monkeypatch):
@@ -81,7 +94,7 @@ def test_an_overflow_skips_that_update_and_halves_the_scale(fp16_on_cpu, monkeyp
 def test_a_nan_loss_is_still_a_non_finite_step_not_an_overflow(fp16_on_cpu):
     result = train(make_task(0, nan_at=[(0, 2)]), cfg(max_steps=6, precision="fp16"), run_dir=None)
     assert result.skipped_steps == 1 and result.loss_scale["overflows"] == 0
-    assert result.loss_scale["scale"] == 2.0 ** 16
+    assert result.loss_scale == {"scale": 2.0 ** 16, "good_steps": 5, "overflows": 0}  # the skip: not a good step
 
 
 def test_the_scale_doubles_after_a_run_of_good_steps(fp16_on_cpu, monkeypatch):
@@ -104,8 +117,11 @@ def test_resume_goes_on_with_the_scale_bit_for_bit(fp16_on_cpu, monkeypatch, tmp
     assert same_weights(ref_task.model, resumed_task.model)
     a, b = load_checkpoint(tmp_path / "ref"), load_checkpoint(tmp_path / "run")
     assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state)
-    evals = [h for h in ref.history]
-    assert all("loss_scale" in h and "overflow_steps" in h for h in evals)
+    assert ref.history and all("loss_scale" in h and "overflow_steps" in h for h in ref.history)
+    # resumed in fp32: no scale left over to report
+    more = train(make_task(0), cfg(max_steps=32, eval_every=6, save_every=4), run_dir=tmp_path / "run", resume=True,
+                 model_config={"toy": 1})
+    assert more.loss_scale is None
 
 
 def test_the_published_metrics_say_where_the_scale_ended(fp16_on_cpu):

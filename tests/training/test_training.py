@@ -383,6 +383,7 @@ def test_parse_duration_rejects_nonsense(text):
     (dict(device="tpu"), "--device must be one of auto, cpu, cuda"),
     (dict(precision="int8"), "--precision must be one of fp32, bf16, fp16"),
     (dict(init_range=-0.1), "--init-range must be zero or more"),
+    (dict(init_range=float("inf")), "--init-range must be a finite number"),
     (dict(momentum=0.9), "--momentum only applies to --optimizer sgd"),
 ])
 def test_bad_config_names_the_option(settings, needle):
