@@ -116,6 +116,17 @@ def make_task(seed: int = 0, **kw) -> ToyLMTask:
     return ToyLMTask(seed=seed, **kw)
 
 
+class CrashAt:
+    """A callback that stops training at ``step`` as a crash would (KeyboardInterrupt mid-run)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, info) -> None:
+        if info.step == self.step:
+            raise KeyboardInterrupt(f"simulated crash at step {info.step}")
+
+
 class Sleepy:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

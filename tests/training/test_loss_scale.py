@@ -17,18 +17,9 @@ from rnntool.training import loop, loss_scale
 from rnntool.training.checkpoint import load_checkpoint
 from rnntool.training.trainer import train
 
-from support.toy_training import make_task, toy_config as cfg
+from support.toy_training import CrashAt, make_task, toy_config as cfg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class CrashAt:
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, info) -> None:
-        if info.step == self.step:
-            raise KeyboardInterrupt(f"simulated crash at step {info.step}")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from rnntool.training.optim import LRSchedule
 from rnntool.training.config import TrainConfig, parse_duration
 from rnntool.training.trainer import train
 
-from support.toy_training import make_task, Sleepy, toy_config as cfg
+from support.toy_training import CrashAt, make_task, Sleepy, toy_config as cfg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,15 +41,6 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def comparable(history: list[dict]) -> list[dict]:
     drop = {"elapsed", "tokens_per_s"}
     return [{k: v for k, v in h.items() if k not in drop} for h in history]
-
-
-class CrashAt:
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, info) -> None:
-        if info.step == self.step:
-            raise KeyboardInterrupt(f"simulated crash at step {info.step}")
 
 
 class Recorder:
