@@ -338,8 +338,12 @@ class TrainOptions:
             if base is None or name in self.explicit:
                 values[cfg_field] = getattr(self, name)
         check_offered("--precision", self.precision, TRAIN_PRECISIONS, "training takes")
-        if self.precision == "fp16" and self.device == "cpu":  # --device auto is checked once resolved
-            raise ConfigError("--precision fp16 trains on a GPU only (--device cuda); on a CPU use --precision bf16")
+        if self.precision == "fp16" and self.device != "cuda":  # before any data is read
+            from rnntool.runtime import prepare_device  # imports torch: fp16 asked for, so training follows
+
+            if self.device == "cpu" or prepare_device(self.device).type != "cuda":
+                raise ConfigError("--precision fp16 trains on a GPU only (--device cuda); on a CPU use "
+                                  "--precision bf16")
         if base is None or "max_time" in self.explicit:
             values["max_time"] = parse_duration(self.max_time, option="--max-time")
         if "epochs" not in self.explicit and self.epochs is None:

@@ -95,6 +95,9 @@ def test_training_takes_its_part_of_the_shared_choices(tmp_path):
     fails(r, 2, "--precision int8", "training takes fp32, bf16, fp16")
     fails(invoke("train", "lm", corpus, "-o", tmp_path / "m", "--precision", "fp16", "--device", "cpu"), 2,
           "fp16 trains on a GPU only", "--precision bf16")
+    if not torch.cuda.is_available():  # --device auto on a machine without one: refused before any data is read
+        r = fails(invoke("train", "lm", corpus, "-o", tmp_path / "m", "--precision", "fp16"), 2, "fp16 trains on a GPU")
+        assert "vocabulary" not in r.stderr and not (tmp_path / "m").exists()
 
     def help_text(*command):
         return re.sub(r"[│\s]+", " ", invoke(*command, "--help").stdout)
