@@ -51,7 +51,7 @@ from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
 from multi30k import RECIPES as MT_RECIPES
-from recipes import override
+from recipes import bleu_score, override, translate_seconds
 from tinyshakespeare import RECIPES as LM_RECIPES
 from tinyshakespeare import valid_fraction_at_90_percent
 
@@ -202,8 +202,6 @@ def speed_stage(args, work: Path, log: Path) -> list[dict]:
 
 def decode_stage(args, work: Path, log: Path) -> list[dict]:
     """The same trained bundle decoding the same lines in each number format, beam 5 and greedy."""
-    import re
-
     m30k = DATA / "multi30k"
     src, ref = work / "decode.en", work / "decode.de"
     for path, name in ((src, "val.en"), (ref, "val.de")):
@@ -222,13 +220,12 @@ def decode_stage(args, work: Path, log: Path) -> list[dict]:
         r = rnntool(["translate", "-m", args.model, src, "-o", hyp, "--device", dev, "--precision", precision,
                      *options, *extra], home, log, threads=threads)
         row = {"device": dev, "precision": precision, "options": " ".join(options), "threads": threads}
-        own = re.search(r"translated \d+ lines in ([\d.]+)s", r.stderr)
+        own = translate_seconds(r.stderr)
         if r.returncode == 0 and own:
-            row["sentences_per_s"] = round(n / float(own.group(1)), 1)
+            row["sentences_per_s"] = round(n / own, 1)
             b = rnntool(["evaluate", "bleu", "--ref", ref, hyp, "--json", "-q"], home, log)
             if b.returncode == 0:
-                data = json.loads(b.stdout)
-                row["bleu"] = round(float(data["bleu"]["score"] if "bleu" in data else data["score"]), 2)
+                row["bleu"] = round(bleu_score(b.stdout), 2)
         print(f"  {json.dumps(row)}", flush=True)
         rows.append(row)
     return rows

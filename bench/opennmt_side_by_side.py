@@ -33,6 +33,7 @@ from pathlib import Path
 
 from machine import machine_info  # bench/ is on sys.path when run as a script
 from multi30k import RECIPES
+from recipes import bleu_score, translate_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "multi30k"
@@ -53,8 +54,7 @@ def sh(cmd: list[str], log: Path, env: dict | None = None) -> tuple[str, float]:
 
 def bleu(hyp: Path, ref: Path, log: Path) -> float:
     out, _ = sh([sys.executable, "-m", "rnntool", "evaluate", "bleu", "--ref", str(ref), str(hyp), "--json", "-q"], log)
-    data = json.loads(out)
-    return float(data["bleu"]["score"] if "bleu" in data else data["score"])
+    return bleu_score(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         log = work / f"rnntool_translate{len(rows)}.log"
         _, wall = sh([sys.executable, "-m", "rnntool", "translate", "-m", str(bundle), str(src), "-o", str(hyp),
                       "--threads", str(args.threads), *options], log, rnntool_env)
-        own = re.search(r"translated \d+ lines in ([\d.]+)s", log.read_text())
-        rows.append(row(label, 1 if "--greedy" in options else beam, float(own.group(1)) if own else None,
+        rows.append(row(label, 1 if "--greedy" in options else beam, translate_seconds(log.read_text()),
                         wall, hyp, ref, work))
     print(f"\ndecoding {n} lines ({src}); training {args.minutes:g} minutes each\n")
     print("| tool | beam | sentences/s (own timer) | sentences/s (wall, with start-up) | BLEU | words out |")

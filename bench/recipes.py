@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -40,6 +41,18 @@ def override(args: list[str], *changes: str) -> list[str]:
         else:
             out += [flag, *value]
     return out
+
+
+def translate_seconds(stderr: str) -> float | None:
+    """The seconds `rnntool translate` logs for its work ("translated N lines in S s": model loaded)."""
+    m = re.search(r"translated \d+ lines in ([\d.]+)s", stderr)
+    return float(m.group(1)) if m else None
+
+
+def bleu_score(evaluate_json: str) -> float:
+    """The BLEU score of `rnntool evaluate bleu --json`'s output."""
+    data = json.loads(evaluate_json)
+    return float(data["bleu"]["score"] if "bleu" in data else data["score"])
 
 
 def pick(spec: str, recipes: dict, error) -> list[str]:

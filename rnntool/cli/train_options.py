@@ -51,6 +51,7 @@ from rnntool.training.distributed import is_main_process
 from rnntool.errors import ConfigError
 from rnntool.layers.names import CELLS
 from rnntool.tokenizers.sentencepiece import MODEL_TYPES
+from rnntool.layers.precision import check_training_device
 from rnntool.training.time_budget import TimeBudget, command_start
 from rnntool.training.config import (
     OPTIMIZERS,
@@ -338,12 +339,12 @@ class TrainOptions:
             if base is None or name in self.explicit:
                 values[cfg_field] = getattr(self, name)
         check_offered("--precision", self.precision, TRAIN_PRECISIONS, "training takes")
-        if self.precision == "fp16" and self.device != "cuda":  # before any data is read
+        device = self.device  # fp16 off a GPU is refused here, before any data is read
+        if self.precision == "fp16" and device == "auto":
             from rnntool.runtime import prepare_device  # imports torch: fp16 asked for, so training follows
 
-            if self.device == "cpu" or prepare_device(self.device).type != "cuda":
-                raise ConfigError("--precision fp16 trains on a GPU only (--device cuda); on a CPU use "
-                                  "--precision bf16")
+            device = prepare_device(device).type
+        check_training_device(self.precision, device)
         if base is None or "max_time" in self.explicit:
             values["max_time"] = parse_duration(self.max_time, option="--max-time")
         if "epochs" not in self.explicit and self.epochs is None:

@@ -12,6 +12,7 @@ their own start (a gain of one), and an embedding's padding row stays zero.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORMALISATION_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm,
@@ -20,8 +21,6 @@ NORMALISATION_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchN
 
 def init_uniform(model: nn.Module, bound: float) -> None:
     """Set every parameter of ``model`` uniform in [-bound, bound] (in place, from torch's RNG)."""
-    import torch
-
     if not bound > 0:
         raise ValueError(f"init_uniform needs a bound > 0 (got {bound})")
     seen: set[int] = set()

@@ -25,6 +25,13 @@ from rnntool.errors import ConfigError
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # every command's --precision draws from these
 TRAIN_PRECISIONS = ("fp32", "bf16", "fp16")  # fp16: GPU only, with a dynamic loss scale
 INFERENCE_PRECISIONS = PRECISIONS
+FP16_TRAINING_DEVICES = ("cuda",)  # CPUs lack fp16 RNN kernels: bf16 is theirs
+
+
+def check_training_device(precision: str, device_type: str) -> None:
+    """ConfigError when ``train --precision`` cannot train on ``device_type`` (fp16 off a GPU)."""
+    if precision == "fp16" and device_type not in FP16_TRAINING_DEVICES:
+        raise ConfigError("--precision fp16 trains on a GPU only (--device cuda); on a CPU use --precision bf16")
 
 
 def for_inference(model, precision: str, device):
@@ -59,4 +66,4 @@ def for_inference(model, precision: str, device):
         return quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8).eval()
 
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TRAIN_PRECISIONS", "for_inference"]
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TRAIN_PRECISIONS", "check_training_device", "for_inference"]

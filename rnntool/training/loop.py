@@ -24,6 +24,7 @@ from rnntool.training import distributed as dist_utils
 from rnntool.kinds.catalog import METRICS_FILE
 from rnntool.training.checkpoint import RUN_INFO, CheckpointWriter, has_checkpoint, write_run_info
 from rnntool.errors import CheckpointError, ConfigError, DiskFull, TrainingError
+from rnntool.layers.precision import check_training_device
 from rnntool.training.loss_scale import DynamicLossScale
 from rnntool.training.optim import LRSchedule, build_optimizer, drop_frozen_grads, has_group_schedule, set_lr
 from rnntool.runtime import prepare_device
@@ -53,15 +54,12 @@ _END = object()
 RESERVE_SECONDS, RESERVE_FRACTION = 1.0, 0.02  # the budget's margin: process exit (~0.4 s), logging, timing noise
 DIVERGENCE_FACTOR = 10.0  # a validation loss this many times a uniform guess's means the run diverged
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --precision -> autocast dtype
-FP16_DEVICES = ("cuda",)  # fp16 autocast trains here (CPUs lack fp16 RNN kernels: bf16 is theirs)
 
 
 def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_config, run_meta,
                  budget=None) -> TrainResult:
     device = prepare_device(cfg.device)
-    if cfg.precision == "fp16" and device.type not in FP16_DEVICES:
-        raise ConfigError(f"--precision fp16 trains on a GPU only (--device cuda), not on {device.type}; "
-                          "on a CPU use --precision bf16")
+    check_training_device(cfg.precision, device.type)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if resume and run_dir is None:
@@ -471,22 +469,18 @@ class _Loop:
             self.s.bad_in_row += 1
             if self.s.bad_in_row == 1:
                 self.s.first_bad_step = self.s.step + 1
-        elif overflowed:
-            self.s.eval_win[0] += loss_sum  # the loss was fine: it counts; the update waits for a smaller scale
-            self.s.eval_win[1] += tokens
-            self.s.log_win[0] += loss_sum
-            self.s.log_win[1] += tokens
-        else:
-            if scale != 1.0:  # exact: a power of two
-                torch._foreach_mul_(grads, 1.0 / scale)
-                norm = norm / scale
-            if self.cfg.clip > 0:
-                torch.nn.utils.clip_grads_with_norm_(self.params, self.cfg.clip, norm, foreach=True)
-            if not self.schedule.is_constant or self.grouped:
-                self.lr = self.schedule.lr(self.s.step, elapsed)
-                set_lr(self.optimizer, self.lr, self.s.step)
-            self.optimizer.step()
-            self.s.bad_in_row = 0
+        else:  # the loss counts; after an overflow the update waits for a smaller scale
+            if not overflowed:
+                if scale != 1.0:  # exact: a power of two
+                    torch._foreach_mul_(grads, 1.0 / scale)
+                    norm = norm / scale
+                if self.cfg.clip > 0:
+                    torch.nn.utils.clip_grads_with_norm_(self.params, self.cfg.clip, norm, foreach=True)
+                if not self.schedule.is_constant or self.grouped:
+                    self.lr = self.schedule.lr(self.s.step, elapsed)
+                    set_lr(self.optimizer, self.lr, self.s.step)
+                self.optimizer.step()
+                self.s.bad_in_row = 0
             self.s.eval_win[0] += loss_sum
             self.s.eval_win[1] += tokens
             self.s.log_win[0] += loss_sum

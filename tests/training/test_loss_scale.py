@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rnntool.errors import ConfigError
+from rnntool.layers import precision
 from rnntool.training import loop, loss_scale
 from rnntool.training.checkpoint import load_checkpoint
 from rnntool.training.trainer import train
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def fp16_on_cpu(monkeypatch):
-    monkeypatch.setattr(loop, "FP16_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(precision, "FP16_TRAINING_DEVICES", ("cuda", "cpu"))
     monkeypatch.setattr(loop, "AUTOCAST_DTYPES", {"bf16": torch.bfloat16})  # fp16: the scale alone
 
 
