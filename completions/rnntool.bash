@@ -5,7 +5,7 @@ _rnntool_subcommands() {  # the subcommands of command path $1
     case "$1" in
         'rnntool') _rnntool_ret='classify completions embed evaluate generate models neighbors tag tokenize train translate' ;;
         'rnntool evaluate') _rnntool_ret='analogies bleu classification perplexity tags word-pairs' ;;
-        'rnntool models') _rnntool_ret='alias average export gc import list path rm show vectors verify' ;;
+        'rnntool models') _rnntool_ret='alias average export gc import list path rm shortlist show vectors verify' ;;
         'rnntool tokenize') _rnntool_ret='decode encode train vocab' ;;
         'rnntool train') _rnntool_ret='classify lm tag translate word2vec' ;;
         *) _rnntool_ret='' ;;
@@ -35,6 +35,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool models list') _rnntool_ret='-h --help --kind --json --registry -q --quiet' ;;
         'rnntool models path') _rnntool_ret='-h --help --registry -q --quiet' ;;
         'rnntool models rm') _rnntool_ret='-h --help --force -f --all --json --registry -q --quiet' ;;
+        'rnntool models shortlist') _rnntool_ret='-h --help --src --tgt --name --json --on-bad-utf8 --registry -q --quiet' ;;
         'rnntool models show') _rnntool_ret='-h --help --plot --json --registry -q --quiet' ;;
         'rnntool models vectors') _rnntool_ret='-h --help -o --output --side --registry -q --quiet' ;;
         'rnntool models verify') _rnntool_ret='-h --help --json --registry -q --quiet' ;;
@@ -51,7 +52,7 @@ _rnntool_options() {  # the options of command path $1
         'rnntool train tag') _rnntool_ret='-h --help --valid --valid-fraction --format --tag-column --name -o --output --min-count --lowercase --cell --layers --embed-dim --char-hidden --hidden-dim --bidirectional --unidirectional --dropout --crf --scheme --max-len --on-long --batch-size --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --init-range --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
         'rnntool train translate') _rnntool_ret='-h --help --src --tgt --tsv --valid-src --valid-tgt --valid-fraction --name -o --output -t --tokenizer --src-tokenizer --tgt-tokenizer --vocab-size --joint-vocab --model-type --cell --layers --embed-dim --hidden-dim --bidirectional --unidirectional --attention --bridge --input-feeding --no-input-feeding --tie-embeddings --no-tie-embeddings --dropout --max-len --batch-tokens --label-smoothing --sample-alpha --select --json --registry --on-bad-utf8 --optimizer --lr --clip --weight-decay --warmup --schedule --min-lr --epochs --max-steps --max-time --eval-every --patience --seed --device --threads --precision --accumulate --init-range --save-every --run-dir --resume -q --quiet --if-changed --promote --min-delta --init-from --wait --log-file --tensorboard --init-embeddings --freeze-embeddings' ;;
         'rnntool train word2vec') _rnntool_ret='-h --help --name -o --output --algorithm --embed-dim --window --negative --min-count --subsample --lowercase --json --registry --on-bad-utf8 --lr --epochs --seed --threads -q --quiet --if-changed --wait --log-file' ;;
-        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --early-stop --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --precision --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
+        'rnntool translate') _rnntool_ret='-h --help -m --model --beam -b --greedy --length-penalty --normalize --max-len-ratio --min-len --nbest -n --no-repeat-ngram --coverage-penalty --early-stop --shortlist --shortlist-frequent --sample --temperature --top-k --top-p --seed --alignments --batch-size --batch-tokens --device --precision --threads --json -o --output --registry --on-bad-utf8 -q --quiet' ;;
         *) _rnntool_ret='' ;;
     esac
 }
@@ -156,6 +157,11 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool models list|--registry') _rnntool_ret='file' ;;
         'rnntool models path|--registry') _rnntool_ret='file' ;;
         'rnntool models rm|--registry') _rnntool_ret='file' ;;
+        'rnntool models shortlist|--src') _rnntool_ret='file' ;;
+        'rnntool models shortlist|--tgt') _rnntool_ret='file' ;;
+        'rnntool models shortlist|--name') _rnntool_ret='text' ;;
+        'rnntool models shortlist|--on-bad-utf8') _rnntool_ret='choice strict replace' ;;
+        'rnntool models shortlist|--registry') _rnntool_ret='file' ;;
         'rnntool models show|--plot') _rnntool_ret='file' ;;
         'rnntool models show|--registry') _rnntool_ret='file' ;;
         'rnntool models vectors|-o'|'rnntool models vectors|--output') _rnntool_ret='file' ;;
@@ -437,6 +443,8 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
         'rnntool translate|--nbest'|'rnntool translate|-n') _rnntool_ret='text' ;;
         'rnntool translate|--no-repeat-ngram') _rnntool_ret='text' ;;
         'rnntool translate|--coverage-penalty') _rnntool_ret='text' ;;
+        'rnntool translate|--shortlist') _rnntool_ret='text' ;;
+        'rnntool translate|--shortlist-frequent') _rnntool_ret='text' ;;
         'rnntool translate|--temperature') _rnntool_ret='text' ;;
         'rnntool translate|--top-k') _rnntool_ret='text' ;;
         'rnntool translate|--top-p') _rnntool_ret='text' ;;
@@ -455,7 +463,7 @@ _rnntool_option_value() {  # what option $2 of command path $1 takes: '' (a flag
 
 _rnntool_takes_arguments() {
     case "$1" in
-        'rnntool classify'|'rnntool completions'|'rnntool embed'|'rnntool evaluate analogies'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool evaluate word-pairs'|'rnntool models alias'|'rnntool models average'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models show'|'rnntool models vectors'|'rnntool models verify'|'rnntool neighbors'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool train word2vec'|'rnntool translate') return 0 ;;
+        'rnntool classify'|'rnntool completions'|'rnntool embed'|'rnntool evaluate analogies'|'rnntool evaluate bleu'|'rnntool evaluate classification'|'rnntool evaluate perplexity'|'rnntool evaluate tags'|'rnntool evaluate word-pairs'|'rnntool models alias'|'rnntool models average'|'rnntool models export'|'rnntool models gc'|'rnntool models import'|'rnntool models list'|'rnntool models path'|'rnntool models rm'|'rnntool models shortlist'|'rnntool models show'|'rnntool models vectors'|'rnntool models verify'|'rnntool neighbors'|'rnntool tag'|'rnntool tokenize decode'|'rnntool tokenize encode'|'rnntool tokenize train'|'rnntool train classify'|'rnntool train lm'|'rnntool train tag'|'rnntool train word2vec'|'rnntool translate') return 0 ;;
     esac
     return 1
 }
@@ -467,6 +475,7 @@ _rnntool_argument_models() {  # 'model KIND...' when the arguments of command pa
         'rnntool models export') _rnntool_ret='model' ;;
         'rnntool models path') _rnntool_ret='model' ;;
         'rnntool models rm') _rnntool_ret='model' ;;
+        'rnntool models shortlist') _rnntool_ret='model' ;;
         'rnntool models show') _rnntool_ret='model' ;;
         'rnntool models vectors') _rnntool_ret='model lm translation classifier tagger word2vec' ;;
         'rnntool models verify') _rnntool_ret='model' ;;

@@ -1,4 +1,4 @@
-"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import, average, vectors.
+"""`rnntool models ...`: list, show, alias, rm, gc, path, verify, export, import, average, shortlist, vectors.
 
     rnntool models list --kind lm
     rnntool models show shakespeare             # every version: metrics, data, parents, aliases
@@ -21,7 +21,7 @@ import typer
 from rnntool.registry import history
 from rnntool.cli.app import models_app
 from rnntool.cli.console import console
-from rnntool.cli.options import JsonOpt, QuietOpt, RegistryOpt, open_registry, side_option
+from rnntool.cli.options import JsonOpt, OnBadUtf8Opt, QuietOpt, RegistryOpt, open_registry, side_option
 from rnntool.errors import InvalidName, UsageError
 from rnntool.registry.store import KINDS, MANIFEST, Bundle, ModelRef, Registry, raise_for_results
 from rnntool.registry.run_gc import DEFAULT_RUNS_OLDER_THAN, RunDir
@@ -387,6 +387,35 @@ def models_average(
     reg = _open(registry, quiet)
     b = average_versions(reg, list(refs), name=name)  # the manifest records this command line
     console.log(f"averaged {len(refs)} versions into {b.ref}")
+    if json_out:
+        console.emit_json(_version_json(b, reg.aliases_of))
+    else:
+        console.emit(b.ref)
+
+
+@models_app.command("shortlist")
+def models_shortlist(
+    ref: RefArg,
+    src: Annotated[Path, typer.Option("--src", help="Source text of a parallel corpus (the training data, say), "
+                                                    "one sentence per line.", show_default=False)],
+    tgt: Annotated[Path, typer.Option("--tgt", help="Its target text: line N translates --src line N.",
+                                      show_default=False)],
+    name: Annotated[Optional[str], typer.Option(
+        "--name", show_default=False, help="Publish as the next version of this name (default: the model's own).")] = None,
+    json_out: JsonOpt = False,
+    on_bad_utf8: OnBadUtf8Opt = "strict",
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Add a lexical table to a translation model, for `rnntool translate --shortlist` (IBM Model 1 over
+    the corpus' subwords), and publish the model with it as a new version: same weights, same metrics.
+    Models trained by `rnntool train translate` have one already."""
+    from rnntool.kinds.translation.shortlist import publish_with_shortlist
+
+    reg = _open(registry, quiet)
+    b = publish_with_shortlist(reg, ref, src, tgt, name=name, on_bad_utf8=on_bad_utf8)
+    info = (b.manifest.get("extra") or {}).get("shortlist") or {}
+    console.log(f"lexical table from {info.get('pairs')} of {info.get('of_pairs')} sentence pairs; published {b.ref}")
     if json_out:
         console.emit_json(_version_json(b, reg.aliases_of))
     else:

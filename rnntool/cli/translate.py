@@ -75,6 +75,15 @@ def translate(
                              "does, instead of when K hypotheses have ended: faster; with a length penalty a "
                              "longer translation could have ranked higher (with --nbest 1 and no --length-penalty, "
                              "--normalize or --coverage-penalty it is exact, and always on).")] = False,
+    shortlist: Annotated[int, typer.Option(
+        "--shortlist", min=0, metavar="K",
+        help="Choose each target subword from a shortlist per sentence: the --shortlist-frequent most frequent "
+             "target subwords and the K likeliest translations of each source subword (the model's lexical "
+             "table, see `rnntool models shortlist`). Faster with large vocabularies; a subword outside the "
+             "list cannot be chosen, so translations can differ. 0: the whole vocabulary.")] = 0,
+    shortlist_frequent: Annotated[int, typer.Option(
+        "--shortlist-frequent", min=0, metavar="N",
+        help="With --shortlist: how many of the most frequent target subwords every sentence may use.")] = 100,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Draw each token from the model's distribution instead of searching (back-translation, "
                          "as fairseq's --sampling); see --temperature, --top-k, --top-p, --seed.")] = False,
@@ -139,11 +148,14 @@ def translate(
         no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty, early_stop=early_stop,
         sample=sample, temperature=temperature, top_k=top_k, top_p=top_p,
     )
-    translator = open_translator(model, registry, device, settings, precision)
+    if shortlist_frequent != 100 and not shortlist:
+        raise UsageError("--shortlist-frequent applies to --shortlist K; give both")
+    translator = open_translator(model, registry, device, settings, precision, shortlist, shortlist_frequent)
     if sample:
         translator.seed_sampling(seed)
     how = "greedy" if greedy else "sampling" if sample else f"beam {settings.beam}"
-    console.log(f"translating with {translator.ref} ({how}, device {translator.device}, {precision})")
+    listed = f", shortlist {shortlist_frequent} + {shortlist} per source subword" if shortlist else ""
+    console.log(f"translating with {translator.ref} ({how}, device {translator.device}, {precision}{listed})")
     lines = read_lines(input, on_bad_utf8=on_bad_utf8, allow_empty=True)
     started, count = time.perf_counter(), 0
     with open_output(output) as out:

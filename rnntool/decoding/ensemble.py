@@ -27,6 +27,10 @@ class Ensemble(nn.Module):
         """Translation models: each member's decoder state for the source batch."""
         return [m.encode(*args, **kwargs) for m in self.members]
 
+    def shortlist_state(self, states: list, vocab: torch.Tensor) -> list:
+        """Translation models: each member's state decoding over the same shortlist (positions mean the same ids)."""
+        return [m.shortlist_state(s, vocab) for m, s in zip(self.members, states)]
+
     def prompt_state(self, prompt: torch.Tensor) -> tuple[list, torch.Tensor]:
         """Language models: each member's state after the prompt, and the prompt's last tokens (N,)."""
         states, last = [], None

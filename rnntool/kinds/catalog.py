@@ -20,6 +20,7 @@ METRICS_FILE = "metrics.jsonl"  # the training log: in the run directory, copied
 WEIGHTS_FILE = "model.safetensors"  # every trained kind's weights
 TOKENIZER_FILE = "tokenizer.model"  # one SentencePiece model
 SIDE_FILES = {"src": "tokenizer.src.model", "tgt": "tokenizer.tgt.model"}  # a translation's two
+SHORTLIST_FILE = "shortlist.safetensors"  # a translation's lexical table (rnntool/kinds/translation/shortlist.py)
 VOCAB_FILE = "vocab.json"  # a tagger's word, character and tag vocabularies
 
 
@@ -47,7 +48,7 @@ CATALOG: dict[str, KindEntry] = {e.name: e for e in (
               implementation="rnntool.kinds.lm.train:KIND",
               sentence_encoder="rnntool.kinds.lm.sentences:open_lm_encoder",
               input_embeddings="rnntool.kinds.lm.vectors:lm_vectors"),
-    KindEntry("translation", "translation model", (WEIGHTS_FILE, *SIDE_FILES.values(), METRICS_FILE),
+    KindEntry("translation", "translation model", (WEIGHTS_FILE, *SIDE_FILES.values(), METRICS_FILE, SHORTLIST_FILE),
               tuple(SIDE_FILES.values()), key_metrics=("val_bleu", "val_loss"),
               curve_metrics=("val_bleu", "val_ppl"), implementation="rnntool.kinds.translation.train:KIND",
               sentence_encoder="rnntool.kinds.translation.sentences:open_translation_encoder",
@@ -83,5 +84,5 @@ def model_kind(kind: str):
     return getattr(importlib.import_module(module), attribute)
 
 
-__all__ = ["CATALOG", "KINDS", "METRICS_FILE", "SIDE_FILES", "TOKENIZER_FILE", "VOCAB_FILE", "WEIGHTS_FILE", "KindEntry",
+__all__ = ["CATALOG", "KINDS", "METRICS_FILE", "SHORTLIST_FILE", "SIDE_FILES", "TOKENIZER_FILE", "VOCAB_FILE", "WEIGHTS_FILE", "KindEntry",
            "entry", "model_kind"]

@@ -70,7 +70,11 @@ def run_training(task, cfg: TrainConfig, *, run_dir, resume, callbacks, model_co
             device = torch.device("cuda", ctx.local_rank)
         loop = _Loop(task, cfg, ctx, device, Path(run_dir) if run_dir else None, callbacks, model_config, budget)
         loop.prepare(resume=resume, run_meta=run_meta)
-        return loop.run()
+        result = loop.run()
+        # every rank leaves the group together: a rank that tore gloo down while another was still in its last
+        # collective was seen to abort ("terminate called without an active exception") at exit
+        dist_utils.barrier(ctx)
+        return result
     finally:
         dist_utils.teardown(ctx)
 

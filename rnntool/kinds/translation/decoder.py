@@ -16,7 +16,7 @@ the very same function (T = 1), which is also what ``step`` runs during decoding
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -41,8 +41,13 @@ class DecoderState:
     mask: torch.Tensor  # (M, S) bool, True on real source tokens
     summary: torch.Tensor  # (M, Hm) the encoder's final top-layer state
     beams: int = 1  # hypothesis rows per source row
+    # A target-vocabulary shortlist (rnntool/decoding/shortlist.py): each source's candidate token ids and
+    # their output-layer rows; a step's tokens and log-probs are then positions in its source's list.
+    vocab: torch.Tensor | None = None  # (M, V') token ids; positions 0-3 are ids 0-3 (PAD, UNK, BOS, EOS)
+    vocab_weight: torch.Tensor | None = None  # (M, V', E) the output layer's rows of those ids
+    vocab_bias: torch.Tensor | None = None  # (M, V') their biases, -inf on the padding of shorter rows
 
-    _PER_SOURCE = ("memory", "keys", "mask", "summary")
+    _PER_SOURCE = ("memory", "keys", "mask", "summary", "vocab", "vocab_weight", "vocab_bias")
 
     def _replace(self, rows, per_source, beams: int) -> "DecoderState":
         """``rows(tensor, dim)`` for the per-hypothesis tensors, ``per_source(tensor)`` for the rest."""
@@ -138,7 +143,7 @@ class Decoder(nn.Module):
         outputs = []
         rnn_state, feed = state.rnn, state.feed
         for t in range(tgt_in.shape[1]):
-            step_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
+            step_state = replace(state, rnn=rnn_state, feed=feed)
             attentional, _, rnn_state = self._run(embedded[:, t:t + 1], step_state)  # (B, 1, H)
             feed = attentional[:, 0]
             outputs.append(attentional)
@@ -148,12 +153,43 @@ class Decoder(nn.Module):
         """(..., H) -> (..., V)."""
         return self.output(self.pre_output(attentional))
 
+    def shortlist_state(self, state: DecoderState, vocab: torch.Tensor) -> DecoderState:
+        """``state`` decoding over each source's shortlist ``vocab`` (M, V') of token ids (rnntool/kinds/translation/
+        shortlist.py): the output layer's rows of those ids, with -inf biases on the padding of shorter rows
+        (PAD ids after position 0).
+        Weights stay in the model's float format; an int8 model's are dequantized to bf16 (a step's matrix
+        product per source then reads half the bytes)."""
+        output = self.output
+        weight = output.weight() if callable(output.weight) else output.weight  # quantized: a method
+        bias = output.bias() if callable(output.bias) else output.bias
+        if weight.is_quantized:
+            weight = weight.dequantize().to(torch.bfloat16)
+        vocab = vocab.to(weight.device)
+        rows = weight.detach()[vocab]  # (M, V', E)
+        biases = (bias.detach().to(weight.dtype)[vocab] if bias is not None
+                  else torch.zeros(vocab.shape, dtype=weight.dtype, device=weight.device))  # (M, V')
+        padding = vocab == PAD_ID
+        padding[:, 0] = False  # position 0 is PAD itself, as likely as without a shortlist; the rest pad short rows
+        biases = biases.masked_fill(padding, float("-inf"))
+        return replace(state, vocab=vocab, vocab_weight=rows, vocab_bias=biases)
+
     def step(self, tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """tokens (N,) -> log-probs (N, V), the next state, attention weights (N, S) | None."""
+        """tokens (N,) -> log-probs (N, V), the next state, attention weights (N, S) | None. With a shortlist
+        (``state.vocab``) tokens and log-probs are positions in each source's list: (N,) -> (N, V')."""
+        if state.vocab is not None:  # positions in each source's shortlist -> token ids
+            source_row = torch.arange(tokens.numel(), device=tokens.device) // state.beams  # (N,)
+            tokens = state.vocab[source_row, tokens]  # (N,)
         embedded = self.embedding(tokens)[:, None, :]  # (N, 1, E)
         attentional, weights, rnn_state = self._run(embedded, state)  # (N, 1, H)
-        logprobs = torch.log_softmax(self.logits(attentional[:, 0]).float(), dim=-1)  # (N, V)
+        if state.vocab is None:
+            logits = self.logits(attentional[:, 0])  # (N, V)
+        else:
+            pre = self.pre_output(attentional[:, 0]).to(state.vocab_weight.dtype)  # (N, E)
+            pre = pre.view(state.vocab.size(0), state.beams, -1)  # (M, beams, E)
+            logits = torch.baddbmm(state.vocab_bias.unsqueeze(1), pre, state.vocab_weight.transpose(1, 2))  # (M, beams, V')
+            logits = logits.view(tokens.numel(), -1)  # (N, V')
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (N, V | V')
         feed = attentional[:, 0] if self.input_feeding else None
-        new_state = DecoderState(rnn_state, feed, state.memory, state.keys, state.mask, state.summary, state.beams)
+        new_state = replace(state, rnn=rnn_state, feed=feed)
         return logprobs, new_state, None if weights is None else weights[:, 0]

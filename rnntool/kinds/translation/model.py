@@ -137,6 +137,11 @@ class Seq2Seq(nn.Module):
     def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
         return state.select(index)
 
+    def shortlist_state(self, state: DecoderState, vocab: torch.Tensor) -> DecoderState:
+        """Decode over each source's shortlist ``vocab`` (M, V'): a step's tokens and log-probs are then
+        positions in it (rnntool/kinds/translation/shortlist.py)."""
+        return self.decoder.shortlist_state(state, vocab)
+
     def repeat_state(self, state: DecoderState, times: int) -> DecoderState:
         return state.repeat(times)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnntool.errors import BadInput, CheckpointError, ConfigError, UsageError
-from rnntool.kinds.catalog import WEIGHTS_FILE
+from rnntool.kinds.catalog import SHORTLIST_FILE, WEIGHTS_FILE
 from rnntool.kinds.translation.retrain import translation_promotion, translation_settings, warm_start_parent
 from rnntool.tokenizers.sentencepiece import SIDE_FILES, Tokenizer
 from rnntool.tokenizers.training import train_tokenizer
@@ -323,7 +323,7 @@ class TranslationKind(ModelKind):
                                valid_refs=corpora.valid_tgt, detokenize=tgt_tok.decode, resample=resample)
         return Trainee(spec, model, task, cfg.to_dict(), data_summary,
                        {"tokenizers": refs, "data": data_summary},
-                       state={"src": src_tok, "tgt": tgt_tok, "corpora": corpora})
+                       state={"src": src_tok, "tgt": tgt_tok, "corpora": corpora, "train_data": train_data})
 
     def input_tables(self, trainee: Trainee) -> list:
         model, src, tgt = trainee.model, trainee.state["src"], trainee.state["tgt"]
@@ -337,12 +337,16 @@ class TranslationKind(ModelKind):
         return dict(refs)
 
     def write_files(self, trainee: Trainee, stage: Path, work_dir: Path) -> None:
-        from rnntool.layers.weights import save_weights
+        from rnntool.kinds.translation.shortlist import build_lexical_table
+        from rnntool.layers.weights import save_weights, unwrap_model
 
         save_weights(trainee.model, stage / WEIGHTS_FILE)
         for name in SIDE_FILES.values():
             source = work_dir / (JOINT_TOKENIZER_FILE if trainee.spec.shared_tokenizer else name)
             shutil.copyfile(source, stage / name)
+        data, cfg = trainee.state["train_data"], unwrap_model(trainee.model).cfg  # the lexical table for `translate --shortlist`
+        build_lexical_table([data.source(i) for i in range(len(data))], [data.target(i) for i in range(len(data))],
+                            cfg.src_vocab_size, cfg.tgt_vocab_size).save(stage / SHORTLIST_FILE)
 
     def promotion(self, trainee: Trainee, registry, retrain, log: Log):
         st = trainee.state

@@ -157,6 +157,7 @@ class Translator:
         self.unknown_pieces = 0  # source pieces the tokenizer could only map to <unk>
         self.device = model_device(model)
         self.generator: torch.Generator | None = None  # --sample's randomness (seed_sampling)
+        self.shortlist = None  # use_shortlist: each sentence's candidate target pieces only
 
     def seed_sampling(self, seed: int | None) -> None:
         """--sample draws from a generator seeded with ``seed`` (None: a fresh random seed)."""
@@ -165,6 +166,12 @@ class Translator:
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+
+    def use_shortlist(self, table, per_source: int, frequent: int) -> None:
+        """Decode each sentence over its shortlist (rnntool/kinds/translation/shortlist.py) from ``table``."""
+        from rnntool.kinds.translation.shortlist import Shortlist
+
+        self.shortlist = Shortlist(table, per_source, frequent)
 
     # -- batching ---------------------------------------------------------------------------------
     @staticmethod
@@ -224,7 +231,7 @@ class Translator:
     # -- decoding ---------------------------------------------------------------------------------
     def _decode(self, sources: list[list[int]]) -> list[list[Hypothesis]]:
         with torch.inference_mode():
-            return decode(self.model, sources, self.settings, self.device, self.generator)
+            return decode(self.model, sources, self.settings, self.device, self.generator, self.shortlist)
 
     def _describe(self, h: Hypothesis, src_pieces: int) -> TranslatedHypothesis:
         tok = self.tgt_tokenizer
@@ -241,37 +248,51 @@ class Translator:
 
 
 def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, device,
-           generator: torch.Generator | None = None) -> list[list[Hypothesis]]:
+           generator: torch.Generator | None = None, shortlist=None) -> list[list[Hypothesis]]:
     """One model batch: source id lists (EOS is appended here) -> each one's hypotheses, best first
     (one when greedy, up to ``nbest`` from beam search). Every translation goes through here:
     `rnntool translate` (``Translator``) and training's validation BLEU. The caller puts the model
-    in eval mode and picks the grad mode."""
+    in eval mode and picks the grad mode. ``shortlist`` (rnntool/kinds/translation/shortlist.py): each
+    sentence chooses among its own candidate pieces only."""
     from rnntool.kinds.translation.model import source_batch
 
     s = settings
     src, src_lengths = source_batch([list(p) for p in sources], device)  # (B, S), (B,)
     state = model.encode(src, src_lengths)
+    vocab = None
+    if shortlist is not None:
+        vocab = shortlist.vocab(sources)  # (B, V') token ids; the search works in positions of these rows
+        state = model.shortlist_state(state, vocab.to(device))
     max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=device)
     if s.greedy and not (s.no_repeat_ngram or s.coverage_penalty):
-        hyps = greedy(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
-                      device=device, keep_attention=s.alignments)
-        return [[h] for h in hyps]
-    if s.sample:  # ``generator``: seeded, the same lines in the same batches repeat exactly
-        hyps = sample(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len, temperature=s.temperature,
-                      top_k=s.top_k, top_p=s.top_p, generator=generator, device=device,
-                      keep_attention=s.alignments)
-        return [[h] for h in hyps]
-    return beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
-                       beam=1 if s.greedy else s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
-                       nbest=s.nbest, keep_attention=s.alignments, device=device,
-                       no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty, early_stop=s.early_stop,
-                       source_mask=(state[0] if isinstance(state, list) else state).mask)  # an ensemble: its members'
+        hyps = [[h] for h in greedy(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                                    device=device, keep_attention=s.alignments)]
+    elif s.sample:  # ``generator``: seeded, the same lines in the same batches repeat exactly
+        hyps = [[h] for h in sample(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                                    temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=generator,
+                                    device=device, keep_attention=s.alignments)]
+    else:
+        hyps = beam_search(model, state, len(sources), BOS_ID, EOS_ID, max_len, s.min_len,
+                           beam=1 if s.greedy else s.beam, length_penalty=s.length_penalty, normalize=s.normalize,
+                           nbest=s.nbest, keep_attention=s.alignments, device=device,
+                           no_repeat_ngram=s.no_repeat_ngram, coverage_penalty=s.coverage_penalty,
+                           early_stop=s.early_stop,
+                           source_mask=(state[0] if isinstance(state, list) else state).mask)  # an ensemble: its members'
+    if vocab is not None:  # positions -> token ids
+        rows = vocab.tolist()
+        for row, sentence_hyps in zip(rows, hyps):
+            for h in sentence_hyps:
+                h.tokens = [row[t] for t in h.tokens]
+    return hyps
 
 
 def open_translator(ref: str | list[str], registry=None, device: str = "auto",
-                    settings: DecodeSettings | None = None, precision: str = "fp32") -> Translator:
+                    settings: DecodeSettings | None = None, precision: str = "fp32", shortlist: int = 0,
+                    shortlist_frequent: int = 100) -> Translator:
     """Load a ``translation`` bundle (name, name@version, name@alias or a bundle directory), or several as
-    an ensemble (they must share their tokenizers), to run in ``precision`` (rnntool/layers/precision.py)."""
+    an ensemble (they must share their tokenizers), to run in ``precision`` (rnntool/layers/precision.py).
+    ``shortlist`` > 0: decode each sentence over the ``shortlist_frequent`` most frequent target pieces and
+    ``shortlist`` candidates per source piece, from the (first) bundle's lexical table."""
     from rnntool.registry.store import Registry
     from rnntool.kinds.translation.model import load_translation
     from rnntool.layers.precision import for_inference
@@ -290,12 +311,27 @@ def open_translator(ref: str | list[str], registry=None, device: str = "auto",
         loaded.append((bundle, model, src_tok, tgt_tok))
     first, model, src_tok, tgt_tok = loaded[0]
     if len(loaded) == 1:
-        return Translator(model, src_tok, tgt_tok, settings, ref=first.ref)
-    from rnntool.decoding.ensemble import Ensemble
+        translator = Translator(model, src_tok, tgt_tok, settings, ref=first.ref)
+    else:
+        from rnntool.decoding.ensemble import Ensemble
 
-    for bundle, _, s, t in loaded[1:]:
-        if (s.sha256, t.sha256) != (src_tok.sha256, tgt_tok.sha256):
-            raise UsageError(f"{bundle.ref} and {first.ref} have different tokenizers; an ensemble needs models "
-                             "trained with the same ones (e.g. -t, or versions of one model)")
-    return Translator(Ensemble([m for _, m, _, _ in loaded]), src_tok, tgt_tok, settings,
-                      ref="+".join(b.ref for b, *_ in loaded))
+        for bundle, _, s, t in loaded[1:]:
+            if (s.sha256, t.sha256) != (src_tok.sha256, tgt_tok.sha256):
+                raise UsageError(f"{bundle.ref} and {first.ref} have different tokenizers; an ensemble needs models "
+                                 "trained with the same ones (e.g. -t, or versions of one model)")
+        translator = Translator(Ensemble([m for _, m, _, _ in loaded]), src_tok, tgt_tok, settings,
+                                ref="+".join(b.ref for b, *_ in loaded))
+    if shortlist:
+        translator.use_shortlist(lexical_table(first, model), shortlist, shortlist_frequent)
+    return translator
+
+
+def lexical_table(bundle, model):
+    """The bundle's shortlist table (rnntool/kinds/translation/shortlist.py), checked against ``model``'s vocabularies."""
+    from rnntool.kinds.translation.shortlist import SHORTLIST_FILE, LexicalTable
+
+    if SHORTLIST_FILE not in bundle.files:
+        raise UsageError(f"{bundle.ref} has no shortlist table ({SHORTLIST_FILE}); add one with `rnntool models "
+                         f"shortlist {bundle.ref} --src TRAIN.src --tgt TRAIN.tgt`, or translate without --shortlist")
+    cfg = model.cfg
+    return LexicalTable.load(bundle.file(SHORTLIST_FILE), cfg.src_vocab_size, cfg.tgt_vocab_size)

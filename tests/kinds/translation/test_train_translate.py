@@ -76,7 +76,8 @@ def test_publishes_a_complete_translation_bundle(pairs, registry):
     assert summary["data"]["valid_pairs"] == 8
     reg = Registry.open(registry)
     b = reg.load("rev", kind="translation")
-    assert set(b.files) == {"model.safetensors", "tokenizer.src.model", "tokenizer.tgt.model", "metrics.jsonl"}
+    assert set(b.files) == {"model.safetensors", "tokenizer.src.model", "tokenizer.tgt.model", "metrics.jsonl",
+                            "shortlist.safetensors"}
     config = b.manifest["config"]
     assert config["model"]["attention"] == "general" and config["model"]["hidden_dim"] == 16
     assert config["train"]["max_steps"] == 4 and config["train"]["best_metric"] == "bleu"
@@ -95,6 +96,14 @@ def test_publishes_a_complete_translation_bundle(pairs, registry):
     shown = invoke("models", "show", "rev-src-tokenizer@1").stdout
     assert "for:" in shown and "rev (trained with it" in shown, shown
     out = invoke("translate", "-m", "rev", "-q", "--greedy", input="the red cat\n")
+    assert out.exit_code == 0 and out.stdout.count("\n") == 1
+    # and its lexical table, built from the training pairs, serves --shortlist
+    from rnntool.kinds.translation.shortlist import LexicalTable
+
+    table = LexicalTable.load(b.file("shortlist.safetensors"), config["model"]["src_vocab_size"],
+                              config["model"]["tgt_vocab_size"])
+    assert table.info["pairs"] == 71 and len(table.frequent) > 10
+    out = invoke("translate", "-m", "rev", "-q", "--shortlist", "10", input="the red cat\n")
     assert out.exit_code == 0 and out.stdout.count("\n") == 1
 
 

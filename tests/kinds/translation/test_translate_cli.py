@@ -376,3 +376,44 @@ def test_precision_and_early_stop(model_dir, test_set):
     assert len(translate(model_dir, "--early-stop", src).splitlines()) == len(lines)
     fails(invoke("translate", "-m", model_dir, "--greedy", "--early-stop", src), 2, "--early-stop")
     fails(invoke("translate", "-m", model_dir, "--precision", "fp16", "--device", "cpu", src), 2, "fp16 needs a GPU")
+
+
+def test_shortlist_from_models_shortlist_to_translate(model_dir, test_set, tmp_path):
+    """A model without a lexical table refuses --shortlist, saying how to add one; `models shortlist`
+    publishes the model with one (same weights, checksummed); translating with it answers every line with
+    pieces of each sentence's list, in every decoding mode and number format, and as an ensemble."""
+    from rnntool.kinds.translation.shortlist import SHORTLIST_FILE
+    from rnntool.registry.store import Registry
+
+    src, _, lines = test_set
+    fails(invoke("translate", "-m", model_dir, "--shortlist", "5", src), 2, "no shortlist table", "models shortlist")
+    fails(invoke("translate", "-m", model_dir, "--shortlist-frequent", "5", src), 2, "--shortlist K")
+    train = model_dir.parent
+    bad = tmp_path / "short.tgt"
+    bad.write_text("one line\n", encoding="utf-8")
+    fails(invoke("models", "shortlist", str(model_dir), "--src", str(train / "train.src"), "--tgt", str(bad),
+                 "--name", "en-de"), 1, "differ in length")
+    r = invoke("models", "shortlist", str(model_dir), "--src", str(train / "train.src"), "--tgt",
+               str(train / "train.tgt"))  # published under the model's own name
+    assert r.exit_code == 0 and r.stdout.strip() == "en-de@1", r.output
+    bundle = Registry.open().load("en-de@1")
+    assert SHORTLIST_FILE in bundle.files and bundle.manifest["parents"]["shortlisted"] == str(model_dir)
+    assert bundle.files["model.safetensors"]["sha256"] == \
+        json.loads((model_dir / "manifest.json").read_text())["files"]["model.safetensors"]["sha256"]
+    assert invoke("models", "verify", "en-de").exit_code == 0
+    # en-de@1 without --shortlist is the model itself
+    assert translate("en-de", src) == translate(model_dir, src)
+    from rnntool.kinds.translation.shortlist import LexicalTable, Shortlist
+    from rnntool.tokenizers.sentencepiece import Tokenizer
+
+    src_tok, tgt_tok = (Tokenizer.load(bundle.file(f"tokenizer.{side}.model")) for side in ("src", "tgt"))
+    table = LexicalTable.load(bundle.file(SHORTLIST_FILE), src_tok.vocab_size, tgt_tok.vocab_size)
+    lists = Shortlist(table, per_source=3, frequent=2).vocab([src_tok.encode(line) for line in lines]).tolist()
+    for args in (["--beam", "4"], ["--greedy"], ["--precision", "int8", "--device", "cpu"], ["-m", "en-de"]):
+        out = jsonl(translate("en-de", "--shortlist", "3", "--shortlist-frequent", "2", "--json", *args, src))
+        assert len(out) == len(lines) and all(r["hypotheses"][0]["tokens"] for r in out), args
+        for r, allowed in zip(out, lists):  # every piece from its sentence's list
+            assert {tgt_tok.piece_to_id(p) for p in r["hypotheses"][0]["tokens"]} <= set(allowed), args
+    # a generous list: mostly the whole vocabulary's translations (its softmax is over fewer pieces)
+    generous = translate("en-de", "--shortlist", "20", src).splitlines()
+    assert sum(a == b for a, b in zip(generous, translate("en-de", src).splitlines())) >= len(lines) // 2
