@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "multi30k"
 PEER = REPO.parent / "shared" / "peers" / "opennmt"
 OUT = REPO / "bench" / "out" / "peers"
+SHORTLIST = ["--shortlist", "20"]  # `rnntool translate --shortlist 20` (and 100 frequent target subwords)
 
 
 def sh(cmd: list[str], log: Path, env: dict | None = None) -> tuple[str, float]:
@@ -143,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             ("int8, --early-stop", ["--beam", str(beam), "--precision", "int8", "--early-stop"]),
             ("fp32, --early-stop", ["--beam", str(beam), "--early-stop"]),
             ("bf16", ["--beam", str(beam), "--precision", "bf16"]),
-            ("fp32 greedy", ["--greedy"]), ("int8 greedy", ["--greedy", "--precision", "int8"])]
+            ("fp32 greedy", ["--greedy"]), ("int8 greedy", ["--greedy", "--precision", "int8"]),
+            # a target-vocabulary shortlist: 100 frequent target subwords + 20 per source subword
+            ("fp32, --shortlist 20", ["--beam", str(beam), *SHORTLIST]),
+            ("int8, --shortlist 20", ["--beam", str(beam), "--precision", "int8", *SHORTLIST]),
+            ("int8, --shortlist 20 --early-stop", ["--beam", str(beam), "--precision", "int8", "--early-stop", *SHORTLIST]),
+            ("int8 greedy, --shortlist 20", ["--greedy", "--precision", "int8", *SHORTLIST])]
     rows = []
     for label, script in onmt:
         for b in (beam, 1):
@@ -153,12 +159,15 @@ def main(argv: list[str] | None = None) -> int:
             own = re.search(r"Total translation time \(s\): ([\d.]+)", out)
             rows.append(row(f"{label}", b, float(own.group(1)) if own else None, wall, hyp, ref, work))
     print(f"rnntool rows: the `{args.recipe}` recipe" + (f", and `{args.best_recipe}`" if args.best else ""), flush=True)
-    runs = [(f"rnntool {label}", model, options) for label, options in ours]
+    runs = [(f"rnntool {label}", with_table(model, "rnntool-model", rnntool_env, work) if "--shortlist" in options
+             else str(model), options) for label, options in ours]
     if (args.best or args.keep_best) and best_model.is_dir():  # quality: rnntool's own recipe against the peer's
-        runs += [(f"rnntool `{args.best_recipe}` recipe (2x512, no input feeding) {label}", work / "rnntool-best",
+        best_ref = with_table(best_model, "rnntool-best", rnntool_env, work)
+        runs += [(f"rnntool `{args.best_recipe}` recipe (2x512, no input feeding) {label}", best_ref,
                   ["--beam", str(beam), *options])
                  for label, options in [("fp32", []), ("int8", ["--precision", "int8"]),
-                                        ("int8, --early-stop", ["--precision", "int8", "--early-stop"])]]
+                                        ("int8, --early-stop", ["--precision", "int8", "--early-stop"]),
+                                        ("int8, --shortlist 20", ["--precision", "int8", *SHORTLIST])]]
     for label, bundle, options in runs:
         hyp = work / f"rnntool.{len(rows)}.de"
         log = work / f"rnntool_translate{len(rows)}.log"
@@ -184,6 +193,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  BLEU against rnntool fp32 beam {beam} (today's decoder): {r['bleu'] - base[beam]['bleu']:+.2f}")
     (work / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+def with_table(bundle: Path, name: str, env: dict, work: Path) -> str:
+    """A model to translate with --shortlist: the bundle itself when it has a lexical table (rnntool trains
+    one into every translation model), else the bundle published with one built from the training data
+    (`rnntool models shortlist`, for models trained before tables existed)."""
+    if (bundle / "shortlist.safetensors").exists():
+        return str(bundle)
+    out, _ = sh([sys.executable, "-m", "rnntool", "models", "shortlist", str(bundle), "--src", str(DATA / "train.en"),
+                 "--tgt", str(DATA / "train.de"), "--name", f"{name}-shortlist"], work / f"{name}_shortlist.log", env)
+    return out.strip()
 
 
 def row(tool: str, beam: int, own_s: float | None, wall_s: float, hyp: Path, ref: Path, work: Path) -> dict:
