@@ -69,6 +69,9 @@ RECIPES["opennmt-uniform"] = [*RECIPES["opennmt"], "--init-range", "0.1"]  # Ope
 RECIPES["fast"] = override(RECIPES["best"], "--embed-dim", "256", "--hidden-dim", "256")
 # "fast" with subword regularisation (BPE-dropout 0.1 on both sides, new pieces each epoch)
 RECIPES["fast-sampled"] = [*RECIPES["fast"], "--sample-alpha", "0.1"]
+# best, validating and publishing a moving average of the weights (train --ema; its ramp (1 + n) / (10 + n)
+# keeps the average over roughly the last tenth of the steps of a run this short)
+RECIPES["best-ema"] = [*RECIPES["best"], "--ema", "0.999"]
 DEFAULT_RECIPE = "best"
 
 

@@ -153,6 +153,11 @@ InitRangeOpt = Annotated[float, typer.Option(
     "--init-range", min=0.0, metavar="R",
     help="Start every weight of a new model uniform in [-R, R] (OpenNMT-py's param_init; 0.1 there). "
          "0: each kind's own initialisation.")]
+EmaOpt = Annotated[float, typer.Option(
+    "--ema", min=0.0, max=0.999999, metavar="DECAY",
+    help="Keep an exponential moving average of the weights (each step: avg = DECAY x avg + (1 - DECAY) x "
+         "weights; DECAY ramps up from 0.1 over the first steps) and validate, keep and publish the average "
+         "instead of the last weights (Marian's exponential smoothing, Polyak averaging); e.g. 0.999. 0: off.")]
 SaveEveryOpt = Annotated[
     Optional[int],
     typer.Option("--save-every", help="Checkpoint every N steps (also at each validation and at the end)."),
@@ -205,6 +210,7 @@ _SPECS: list[tuple[str, Any, Any, str | None]] = [
     ("precision", PrecisionOpt, _D.precision, "precision"),
     ("accumulate", AccumulateOpt, _D.accumulate, "accumulate"),
     ("init_range", InitRangeOpt, _D.init_range, "init_range"),
+    ("ema", EmaOpt, _D.ema, "ema"),
     ("save_every", SaveEveryOpt, _D.save_every, "save_every"),
     ("run_dir", RunDirOpt, None, None),
     ("resume", ResumeOpt, None, None),
@@ -244,6 +250,7 @@ class TrainOptions:
     precision: str = _D.precision
     accumulate: int = _D.accumulate
     init_range: float = _D.init_range
+    ema: float = _D.ema
     save_every: int | None = _D.save_every
     run_dir: Path | None = None
     resume: Path | None = None

@@ -51,6 +51,7 @@ class TrainConfig:
     threads: int | None = None  # torch.set_num_threads
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 on a GPU, with a loss scale)
     init_range: float = 0.0  # > 0: every weight of a new model uniform in [-init_range, init_range]
+    ema: float = 0.0  # > 0: validate and publish an exponential moving average of the weights, this decay
     max_bad_steps: int = 5  # consecutive non-finite steps before giving up
     best_metric: str = "loss"
     best_mode: str = "min"  # min | max
@@ -101,6 +102,8 @@ class TrainConfig:
         positive("init_range", self.init_range, allow_zero=True)
         if self.init_range == float("inf"):
             raise ConfigError("--init-range must be a finite number (0.1 in OpenNMT-py)")
+        if not 0 <= self.ema < 1 or self.ema != self.ema:
+            raise ConfigError(f"--ema must be a decay in [0, 1), e.g. 0.999 (0: off; got {self.ema})")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"--plateau-factor must be between 0 and 1 (got {self.plateau_factor})")
         positive("plateau_patience", self.plateau_patience, allow_zero=True)
@@ -116,7 +119,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name, off in (("accumulate", 1), ("init_range", 0.0)):
+        for name, off in (("accumulate", 1), ("init_range", 0.0), ("ema", 0.0)):
             if d[name] == off:  # off: the config reads as before the setting existed (retrain keys)
                 del d[name]
         return d

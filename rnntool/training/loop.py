@@ -111,6 +111,8 @@ class _Loop:
             else contextlib.nullcontext
         )
         self.scaler: DynamicLossScale | None = None  # fp16: set from the (restored) state when the loop starts
+        # --ema: the moving average of self.params (same order, same device), what validation sees and publishing keeps
+        self.ema: list[torch.Tensor] | None = ([p.detach().clone() for p in self.params] if cfg.ema else None)
         self.writer = CheckpointWriter(run_dir, keep=cfg.keep_checkpoints) if run_dir and self.is_main else None
         self.metrics = MetricsLog(run_dir / METRICS_FILE if run_dir and self.is_main else None)
         self.s = LoopState()  # position, counters, best-so-far: everything resumable that is JSON
@@ -181,6 +183,42 @@ class _Loop:
             )
         self.lr = self.schedule.lr(self.s.step, self.s.time_used)
         set_lr(self.optimizer, self.lr, self.s.step)
+
+    def restore_ema(self, saved: list | None) -> None:
+        """A checkpoint's moving average (a run started without --ema, or a resume that turns it on, averages
+        from the restored weights on)."""
+        if self.ema is None:
+            return
+        if saved is not None and len(saved) == len(self.params) and all(
+                tuple(a.shape) == tuple(p.shape) for a, p in zip(saved, self.params)):
+            self.ema = [a.to(device=p.device, dtype=p.dtype) for a, p in zip(saved, self.params)]
+        else:
+            self.ema = [p.detach().clone() for p in self.params]
+            self.s.ema_updates = 0
+
+    def _update_ema(self) -> None:
+        """avg <- d avg + (1 - d) weights after an update, d = min(--ema, (1 + n) / (10 + n)) after n updates
+        (TensorFlow's ExponentialMovingAverage with num_updates: early weights fade fast)."""
+        n = self.s.ema_updates
+        decay = min(self.cfg.ema, (1 + n) / (10 + n))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - decay)
+        self.s.ema_updates = n + 1
+
+    @contextlib.contextmanager
+    def _averaged(self):
+        """The moving average in the model's weights for the duration (nothing to do without --ema)."""
+        if self.ema is None:
+            yield
+            return
+        with torch.no_grad():
+            current = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_(self.params, self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, current)
 
     def _num_batches(self, epoch: int) -> int | None:
         n = self.task.num_batches(epoch)
@@ -484,6 +522,8 @@ class _Loop:
                     self.lr = self.schedule.lr(self.s.step, elapsed)
                     set_lr(self.optimizer, self.lr, self.s.step)
                 self.optimizer.step()
+                if self.ema is not None:
+                    self._update_ema()
                 self.s.bad_in_row = 0
             self.s.eval_win[0] += loss_sum
             self.s.eval_win[1] += tokens
@@ -530,7 +570,7 @@ class _Loop:
             t0 = time.monotonic()
             self.model.eval()
             try:
-                with torch.no_grad(), self.autocast():
+                with torch.no_grad(), self.autocast(), self._averaged():
                     raw = self.task.evaluate(self.model)
             finally:
                 self.model.train()
@@ -551,7 +591,8 @@ class _Loop:
         improved = diverged is None and self._is_better(value)
         if improved:
             self.s.best_value, self.s.best_metrics, self.s.best_step = value, dict(metrics), self.s.step
-            self.best_state = snapshot_weights(self.model)
+            with self._averaged():
+                self.best_state = snapshot_weights(self.model)
             self.s.bad_evals = 0
         else:
             self.s.bad_evals += 1

@@ -37,6 +37,7 @@ class LoopState:
     bad_in_row: int = 0  # consecutive non-finite steps
     first_bad_step: int | None = None
     tokens_total: int = 0
+    ema_updates: int = 0  # steps averaged into the moving average of the weights (--ema)
     best_value: float | None = None
     best_metrics: dict = field(default_factory=dict)
     best_step: int | None = None
@@ -148,7 +149,10 @@ def save_loop_checkpoint(loop) -> None:
         rng=capture_rng(), task=loop.task.state_dict() or {},
         model_config=loop.model_config, train_config=loop.cfg.to_dict(), world_size=ctx.world_size,
     )
-    best_is_current = loop.s.best_step == loop.s.step  # then best.safetensors is a hard link to model's
+    if loop.ema is not None:
+        state["ema"] = list(loop.ema)
+    # then best.safetensors is a hard link to model's (with --ema the best weights are an average: not the current)
+    best_is_current = loop.s.best_step == loop.s.step and loop.ema is None
     loop.writer.save(
         loop.s.step, model_state=loop.model.state_dict(),
         best_state=None if best_is_current else loop.best_state, best_step=loop.s.best_step,
@@ -181,6 +185,7 @@ def restore_loop_checkpoint(loop) -> dict:
             "with the optimizer the run started with"
         ) from None
     loop.schedule.load_state_dict(st["schedule"])
+    loop.restore_ema(st.get("ema"))
     names = {f.name for f in fields(LoopState)}
     loop.s = LoopState(**{k: v for k, v in st["loop"].items() if k in names})
     loop.best_state = ckpt.best_state

@@ -56,10 +56,14 @@ def test_train_options_build_a_config(monkeypatch):
     assert opts.explicit == {"max_time", "lr", "clip", "schedule", "warmup", "quiet"}
     r = CliRunner().invoke(app, ["fit"])
     assert seen["opts"].config().epochs == 10  # no budget given: the default number of epochs
+    assert "ema" not in seen["opts"].config().to_dict()  # off: train configs read as before --ema existed
+    r = CliRunner().invoke(app, ["fit", "--ema", "0.999"])
+    assert seen["opts"].config().ema == 0.999 and seen["opts"].config().to_dict()["ema"] == 0.999
+    assert CliRunner().invoke(app, ["fit", "--ema", "1"]).exit_code == 2  # a decay below 1
     help_text = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "200"}).output
     for flag in ("--optimizer", "--lr", "--clip", "--weight-decay", "--warmup", "--schedule", "--epochs",
                  "--max-steps", "--max-time", "--eval-every", "--patience", "--seed", "--device", "--threads",
-                 "--precision", "--run-dir", "--resume", "--save-every", "--quiet", "--name"):
+                 "--precision", "--run-dir", "--resume", "--save-every", "--quiet", "--name", "--ema"):
         assert flag in help_text, flag
 
 

@@ -72,6 +72,8 @@ RESUME_CASES = {
     # --accumulate 5 over 12 batches an epoch: steps of 5, 5 and 2 batches, checkpoints between them
     "accumulate-uneven": (dict(optimizer="adam", accumulate=5, max_steps=10, eval_every=4, save_every=3,
                                schedule="cosine"), 7),
+    # --ema: the moving average is resumed with the run (the published weights are the average)
+    "adam-ema": (dict(optimizer="adam", ema=0.9, max_steps=20, eval_every=5, save_every=3), 11),
 }
 
 
@@ -267,6 +269,44 @@ def test_early_stopping_keeps_best_weights():
     assert result.best_metrics["loss"] == 2.0
     assert [h["step"] for h in result.history] == [3, 6, 9, 12]
     assert_same_weights(weights(task.model), snapshots[6])
+
+
+def test_ema_validates_and_publishes_the_moving_average_of_the_weights(tmp_path):
+    """--ema D: after update n the average moves to the new weights by 1 - min(D, (1 + n) / (10 + n));
+    validation scores the average and the kept (published) weights are it; training itself is unchanged."""
+    task = make_task(0)
+    seen = []  # the weights at each step's start: w_0 .. w_{N-1}
+    plain_loss = task.loss
+
+    def recording_loss(model, batch):
+        seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        return plain_loss(model, batch)
+
+    task.loss = recording_loss
+    steps = 15
+    result = train(task, cfg(optimizer="adam", ema=0.95, max_steps=steps), run_dir=tmp_path / "run")
+    last = load_checkpoint(tmp_path / "run").model_state  # w_N, the weights training ended with
+    trajectory = seen[1:] + [{k: last[k] for k in seen[0]}]
+    average = dict(seen[0])
+    for n, w in enumerate(trajectory):
+        decay = min(0.95, (1 + n) / (10 + n))
+        average = {k: decay * average[k] + (1 - decay) * w[k] for k in average}
+    kept = dict(task.model.named_parameters())
+    for k in average:
+        torch.testing.assert_close(kept[k].detach(), average[k], atol=1e-6, rtol=1e-5)
+        assert not torch.equal(average[k], last[k])  # not the last weights
+    rows = task.valid_rows  # the validation loss is the average's
+    with torch.no_grad():
+        task.model.eval()
+        logits, _ = task.model(rows[:, :-1])
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
+    assert result.best_metrics["loss"] == pytest.approx(float(expected), rel=1e-6)
+    # the same run without --ema takes exactly the same steps
+    plain = make_task(0)
+    train(plain, cfg(optimizer="adam", max_steps=steps), run_dir=tmp_path / "plain")
+    assert_same_weights(load_checkpoint(tmp_path / "plain").model_state, last)
+    with pytest.raises(ConfigError, match="--ema"):
+        cfg(ema=1.0, max_steps=1).validate()
 
 
 def test_best_metric_can_be_maximised():
