@@ -11,7 +11,7 @@ Stages (--stages, comma-separated; default: kinds,speed):
 kinds   demo/make_data.py's data; for each kind `rnntool train lm|classify|tag|translate ... --device DEV
         --precision P --max-steps --steps` for each P of --precisions (fp16: autocast with the loss scale),
         then the trained model used on DEV and on the CPU: `evaluate perplexity` (the two perplexities),
-        `classify`, `tag`, `translate` (beam 5 and --greedy; on a GPU also `--precision fp16`): the share
+        `classify`, `tag`, `translate` (beam 5, --greedy and --shortlist 20; on a GPU also `--precision fp16`): the share
         of output lines that agree. A model trained on the GPU must load and run on the CPU; the outputs
         may differ where two candidates are within float rounding of each other.
 speed   `train translate` with bench/multi30k.py's `best` recipe on Multi30k and `train lm` with
@@ -109,7 +109,7 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
                 continue
             model = models / f"{kind}-{precision}"
             start = time.perf_counter()
-            r = rnntool([*cmd, "-o", model, *p, *steps], home, log)
+            r = rnntool([*cmd, "-o", model, *p, *steps, *args.train_extra], home, log)
             row = {"kind": kind, "precision": precision, "trained": r.returncode == 0,
                    "train_s": round(time.perf_counter() - start, 1)}
             if r.returncode == 0:
@@ -137,6 +137,9 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
                                     home, log)
                         outputs[dev] = q.stdout if q.returncode == 0 else None
                         outputs[f"{dev}-greedy"] = g.stdout if g.returncode == 0 else None
+                        s = rnntool(["translate", "-m", model, d / "test.en", "--device", dev, "--shortlist", "20",
+                                     "-q"], home, log)  # its lexical shortlist, on each device
+                        outputs[f"{dev}-shortlist"] = s.stdout if s.returncode == 0 else None
                         if dev.startswith("cuda"):  # the model decoding in fp16 on the GPU
                             h = rnntool(["translate", "-m", model, d / "test.en", "--device", dev, "--precision",
                                          "fp16", "-q"], home, log)
@@ -147,6 +150,9 @@ def kinds_stage(args, work: Path, log: Path) -> list[dict]:
                 elif kind == "translation":
                     row["compare"] = (f"beam 5: {agreement(outputs[args.device] or '', outputs['cpu'] or '')}; greedy: "
                                       f"{agreement(outputs[args.device + '-greedy'] or '', outputs['cpu-greedy'] or '')}")
+                    row["compare"] += (f"; --shortlist 20: {agreement(outputs[args.device + '-shortlist'] or '', outputs['cpu-shortlist'] or '')}"
+                                       f" (against the whole vocabulary on {args.device}: "
+                                       f"{agreement(outputs[args.device + '-shortlist'] or '', outputs[args.device] or '')})")
                     if f"{args.device}-fp16" in outputs:
                         row["compare"] += (f"; fp16 decoding against fp32 on {args.device}: "
                                            f"{agreement(outputs[args.device + '-fp16'] or '', outputs[args.device] or '')}")
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the translation bundle of the decode stage")
     ap.add_argument("--lines", type=int, default=1014, help="Multi30k val lines the decode stage translates")
     ap.add_argument("--steps", type=int, default=60, help="training steps of each kind in the kinds stage")
+    ap.add_argument("--train-extra", default="", help="more `train` options for the kinds stage, e.g. '--ema 0.99'")
     ap.add_argument("--speed-steps", type=int, default=300, help="training steps on --device in the speed stage")
     ap.add_argument("--cpu-steps", type=int, default=30, help="training steps on the CPU in the speed stage")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads of the CPU side (default 2)")
@@ -251,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.speed_precisions = [p for p in args.speed_precisions.split(",") if p]
     args.kinds = [k for k in args.kinds.split(",") if k]
+    args.train_extra = shlex.split(args.train_extra)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if any(s not in ("kinds", "speed", "decode") for s in stages):
         ap.error(f"--stages: choose from kinds, speed, decode (got {args.stages!r})")

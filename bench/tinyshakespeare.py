@@ -64,7 +64,8 @@ RECIPES["wide-bf16"] = override(RECIPES["tuned-bf16"], "--embed-dim", "768", "--
 # tuned with every weight started uniform in [-0.1, 0.1] (train --init-range; OpenNMT-py's param_init) instead
 # of torch's defaults (N(0, 1) embeddings, which the tied output layer turns into large first logits)
 RECIPES["tuned-uniform"] = [*RECIPES["tuned"], "--init-range", "0.1"]
-# tuned, validating and publishing a moving average of the weights (train --ema)
+# tuned, validating and publishing a moving average of the weights (train --ema). 3 minutes each: 1.8701
+# nats/char against tuned's 1.8607 (the average lags behind a cosine schedule's end point); not adopted
 RECIPES["tuned-ema"] = [*RECIPES["tuned"], "--ema", "0.999"]
 DEFAULT_RECIPE = "tuned"
 
