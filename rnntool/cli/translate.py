@@ -80,10 +80,12 @@ def translate(
         help="Choose each target subword from a shortlist per sentence: the --shortlist-frequent most frequent "
              "target subwords and the K likeliest translations of each source subword (the model's lexical "
              "table, see `rnntool models shortlist`). Faster with large vocabularies; a subword outside the "
-             "list cannot be chosen, so translations can differ. 0: the whole vocabulary.")] = 0,
-    shortlist_frequent: Annotated[int, typer.Option(
-        "--shortlist-frequent", min=0, metavar="N",
-        help="With --shortlist: how many of the most frequent target subwords every sentence may use.")] = 100,
+             "list cannot be chosen, so translations can differ, and scores (--json, --nbest) are "
+             "log-probabilities over the list. 0: the whole vocabulary.")] = 0,
+    shortlist_frequent: Annotated[Optional[int], typer.Option(
+        "--shortlist-frequent", min=0, metavar="N", show_default=False,
+        help="With --shortlist: how many of the most frequent target subwords every sentence may use "
+             "(default 100).")] = None,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Draw each token from the model's distribution instead of searching (back-translation, "
                          "as fairseq's --sampling); see --temperature, --top-k, --top-p, --seed.")] = False,
@@ -148,8 +150,9 @@ def translate(
         no_repeat_ngram=no_repeat_ngram, coverage_penalty=coverage_penalty, early_stop=early_stop,
         sample=sample, temperature=temperature, top_k=top_k, top_p=top_p,
     )
-    if shortlist_frequent != 100 and not shortlist:
+    if shortlist_frequent is not None and not shortlist:
         raise UsageError("--shortlist-frequent applies to --shortlist K; give both")
+    shortlist_frequent = 100 if shortlist_frequent is None else shortlist_frequent
     translator = open_translator(model, registry, device, settings, precision, shortlist, shortlist_frequent)
     if sample:
         translator.seed_sampling(seed)

@@ -6,7 +6,8 @@ The versions must be one model in all but its weights: the same kind, the same m
 same other files (tokenizers, vocabularies), so the averaged weights mean something (the last checkpoints
 of one run, or runs that differ only in seed or data order). Every tensor is averaged in float64 and
 stored in its own dtype. The new version's parents name the versions averaged; its metrics are empty
-(evaluate it), its training log is the newest version's.
+(evaluate it), its training log is the newest version's, and a translation's lexical table (which depends on
+the data, not the weights) the newest that has one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import shutil
 
 from rnntool.errors import UsageError
-from rnntool.kinds.catalog import METRICS_FILE, WEIGHTS_FILE
+from rnntool.kinds.catalog import METRICS_FILE, SHORTLIST_FILE, WEIGHTS_FILE
+
+_OWN_FILES = (WEIGHTS_FILE, METRICS_FILE, SHORTLIST_FILE)  # may differ between the versions averaged
 
 _FLOAT_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}  # safetensors' names -> torch's
 
@@ -41,8 +44,8 @@ def average_versions(registry, refs: list[str], *, name: str, command: str | Non
         if (b.config.get("model") or {}) != (first.config.get("model") or {}):
             raise UsageError(f"{b.ref} and {first.ref} have different model settings; average versions of one "
                              "architecture (the last checkpoints of one run, or runs with another seed)")
-        other = {rel: e["sha256"] for rel, e in b.files.items() if rel not in (WEIGHTS_FILE, METRICS_FILE)}
-        mine = {rel: e["sha256"] for rel, e in first.files.items() if rel not in (WEIGHTS_FILE, METRICS_FILE)}
+        other = {rel: e["sha256"] for rel, e in b.files.items() if rel not in _OWN_FILES}
+        mine = {rel: e["sha256"] for rel, e in first.files.items() if rel not in _OWN_FILES}
         if other != mine:
             differ = sorted(set(other.items()) ^ set(mine.items()))[0][0]
             raise UsageError(f"{b.ref} and {first.ref} differ in {differ}; averaged weights need the same "
@@ -71,11 +74,14 @@ def average_versions(registry, refs: list[str], *, name: str, command: str | Non
     with registry.staging() as stage:
         save_file(tensors, str(stage / WEIGHTS_FILE), metadata=metadata or None)
         for rel in first.files:
-            if rel not in (WEIGHTS_FILE, METRICS_FILE):
+            if rel not in _OWN_FILES:
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(first.file(rel), stage / rel)
-        if METRICS_FILE in newest.files:
-            shutil.copyfile(newest.file(METRICS_FILE), stage / METRICS_FILE)
+        for rel in (METRICS_FILE, SHORTLIST_FILE):  # the newest version's training log and lexical table
+            holder = next((b for b in sorted(bundles, key=lambda b: b.created or "", reverse=True) if rel in b.files),
+                          None)
+            if holder is not None and (rel != METRICS_FILE or holder is newest):
+                shutil.copyfile(holder.file(rel), stage / rel)
         parents = {f"averaged_{i + 1}": b.ref for i, b in enumerate(bundles)}
         parents.update({k: v for k, v in first.parents.items() if "tokenizer" in k})
         return registry.publish(stage, name=name, kind=first.kind, config=first.config, metrics={},

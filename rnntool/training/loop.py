@@ -659,6 +659,9 @@ class _Loop:
     def _restore_best(self) -> None:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        elif self.ema is not None:  # no validation improved (nothing measured): the average, as --ema asks
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, self.ema)
         for name, p in self.model.state_dict().items():
             if p.is_floating_point() and not bool(torch.isfinite(p).all()):
                 raise TrainingError(

@@ -185,9 +185,9 @@ def restore_loop_checkpoint(loop) -> dict:
             "with the optimizer the run started with"
         ) from None
     loop.schedule.load_state_dict(st["schedule"])
-    loop.restore_ema(st.get("ema"))
     names = {f.name for f in fields(LoopState)}
     loop.s = LoopState(**{k: v for k, v in st["loop"].items() if k in names})
+    loop.restore_ema(st.get("ema"))  # after the counters: a fresh average starts its ramp anew
     loop.best_state = ckpt.best_state
     loop.last_saved_step, loop.last_saved_stop = loop.s.step, loop.s.stopped_by
     if loop.writer is not None:

@@ -271,10 +271,14 @@ def test_early_stopping_keeps_best_weights():
     assert_same_weights(weights(task.model), snapshots[6])
 
 
-def test_ema_validates_and_publishes_the_moving_average_of_the_weights(tmp_path):
+@pytest.mark.parametrize("measured", [True, False])
+def test_ema_validates_and_publishes_the_moving_average_of_the_weights(tmp_path, measured):
     """--ema D: after update n the average moves to the new weights by 1 - min(D, (1 + n) / (10 + n));
-    validation scores the average and the kept (published) weights are it; training itself is unchanged."""
-    task = make_task(0)
+    validation scores the average and the kept (published) weights are it, also when no validation could
+    measure anything (no best weights to keep); training itself is unchanged."""
+    task = make_task(0) if measured else make_task(0, valid_losses=[float("nan")])
+    if not measured:
+        task.has_validation = False  # nothing measured: no best weights
     seen = []  # the weights at each step's start: w_0 .. w_{N-1}
     plain_loss = task.loss
 
@@ -295,6 +299,8 @@ def test_ema_validates_and_publishes_the_moving_average_of_the_weights(tmp_path)
     for k in average:
         torch.testing.assert_close(kept[k].detach(), average[k], atol=1e-6, rtol=1e-5)
         assert not torch.equal(average[k], last[k])  # not the last weights
+    if not measured:
+        return
     rows = task.valid_rows  # the validation loss is the average's
     with torch.no_grad():
         task.model.eval()

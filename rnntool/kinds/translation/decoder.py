@@ -41,7 +41,7 @@ class DecoderState:
     mask: torch.Tensor  # (M, S) bool, True on real source tokens
     summary: torch.Tensor  # (M, Hm) the encoder's final top-layer state
     beams: int = 1  # hypothesis rows per source row
-    # A target-vocabulary shortlist (rnntool/decoding/shortlist.py): each source's candidate token ids and
+    # A target-vocabulary shortlist (rnntool/kinds/translation/shortlist.py): each source's candidate token ids and
     # their output-layer rows; a step's tokens and log-probs are then positions in its source's list.
     vocab: torch.Tensor | None = None  # (M, V') token ids; positions 0-3 are ids 0-3 (PAD, UNK, BOS, EOS)
     vocab_weight: torch.Tensor | None = None  # (M, V', E) the output layer's rows of those ids

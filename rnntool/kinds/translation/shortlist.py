@@ -34,6 +34,7 @@ FORMAT = "rnntool-shortlist-1"
 SPECIALS = 4  # ids 0-3: PAD, UNK, BOS, EOS (rnntool/tokenizers/sentencepiece.py)
 TABLE_WIDTH = 100  # target pieces kept per source piece
 MAX_LINKS = 10_000_000  # source x target piece pairs used for EM (a sample of the corpus beyond that)
+MAX_PAIRS = 1_000_000  # sentence pairs `models shortlist` reads at most (a seeded sample beyond that)
 ITERATIONS = 5
 
 
@@ -62,14 +63,19 @@ class LexicalTable:
 
         bad = lambda why: CorruptBundle(f"{path}: not a usable shortlist ({why}); rebuild it with "  # noqa: E731
                                         "`rnntool models shortlist`")
-        header = read_safetensors_header(path)  # sizes checked against the file before anything is read
+        try:
+            header = read_safetensors_header(path)  # sizes checked against the file before anything is read
+        except CorruptBundle as e:
+            raise bad(str(e).split(" (", 1)[-1].split(");", 1)[0]) from None
         expected = {"translations": 2, "frequent": 1}
         for name, dims in expected.items():
             if name not in header or header[name][0] != "I32" or len(header[name][1]) != dims:
                 raise bad(f"no {dims}-d int32 tensor {name!r}")
-        if header["translations"][1][0] != src_vocab or header["frequent"][1][0] > tgt_vocab:
+        if header["translations"][1][0] != src_vocab:
             raise bad(f"it is for a vocabulary of {header['translations'][1][0]} source pieces, the model has "
                       f"{src_vocab}")
+        if header["frequent"][1][0] > tgt_vocab:
+            raise bad(f"it lists {header['frequent'][1][0]} target pieces, the model has {tgt_vocab}")
         try:
             with safe_open(str(path), framework="np") as f:
                 if (f.metadata() or {}).get("format") != FORMAT:
@@ -88,7 +94,8 @@ def build_lexical_table(sources: Sequence[Sequence[int]], targets: Sequence[Sequ
                         max_links: int = MAX_LINKS, seed: int = 1) -> LexicalTable:
     """IBM Model 1 over the piece id pairs (each source with a NULL word): the ``width`` likeliest target
     pieces of every source piece. Sentence pairs whose (source + 1) x target links exceed ``max_links`` in
-    total are sampled (seeded) down to it; the frequency list counts every target piece."""
+    total are sampled (seeded) down to it, which bounds the memory (about 40 bytes a link at the peak); the
+    frequency list counts every target piece."""
     if len(sources) != len(targets):
         raise UsageError(f"{len(sources)} source but {len(targets)} target sentences")
     flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets] or [np.zeros(0, dtype=np.int64)])
@@ -97,22 +104,31 @@ def build_lexical_table(sources: Sequence[Sequence[int]], targets: Sequence[Sequ
     seen = np.flatnonzero(counts)
     frequent = seen[np.lexsort((seen, -counts[seen]))].astype(np.int32)  # most frequent first, ties by id
 
+    # the pairs EM reads: all of them, or a seeded sample in random order until the links would exceed max_links
+    links_of = np.array([(len(src) + 1) * len(tgt) for src, tgt in zip(sources, targets)], dtype=np.int64)
     order = np.random.default_rng(seed).permutation(len(sources))
+    order = order[links_of[order] > 0]
+    chosen = order[np.cumsum(links_of[order]) <= max_links]
+    n_pairs, n_links = len(chosen), int(links_of[chosen].sum())
     null = src_vocab  # the NULL word: an extra source row
-    link_src, link_tgt, link_pos, n_pairs, n_links, n_pos = [], [], [], 0, 0, 0
-    for i in order:
-        s = np.append(np.asarray(sources[i], dtype=np.int64), null)
-        t = np.asarray(targets[i], dtype=np.int64)
-        if not len(t) or n_links + len(s) * len(t) > max_links:
-            continue
-        link_src.append(np.tile(s, len(t)))  # target position j's links: every source piece
-        link_tgt.append(np.repeat(t, len(s)))
-        link_pos.append(np.repeat(np.arange(n_pos, n_pos + len(t)), len(s)))
-        n_pairs, n_links, n_pos = n_pairs + 1, n_links + len(s) * len(t), n_pos + len(t)
     translations = np.full((src_vocab, width), -1, dtype=np.int32)
     if n_links:
-        src_ids, tgt_ids, pos = (np.concatenate(x) for x in (link_src, link_tgt, link_pos))
-        pairs, link_pair = np.unique(src_ids * tgt_vocab + tgt_ids, return_inverse=True)  # distinct (s, t)
+        src_flat = np.concatenate([np.append(np.asarray(sources[i], dtype=np.int32), null) for i in chosen])
+        tgt_flat = np.concatenate([np.asarray(targets[i], dtype=np.int32) for i in chosen])  # (n_pos,)
+        src_len = np.array([len(sources[i]) + 1 for i in chosen], dtype=np.int64)
+        tgt_len = np.array([len(targets[i]) for i in chosen], dtype=np.int64)
+        src_start = np.concatenate([[0], np.cumsum(src_len)[:-1]])
+        pair_of_pos = np.repeat(np.arange(n_pairs), tgt_len)  # (n_pos,) the pair of each target position
+        n_pos = len(tgt_flat)
+        per_pos = src_len[pair_of_pos]  # each target position links to every source piece of its pair
+        pos = np.repeat(np.arange(n_pos, dtype=np.int32), per_pos)  # (n_links,)
+        within = np.arange(n_links) - np.repeat(np.cumsum(per_pos) - per_pos, per_pos)
+        src_ids = src_flat[np.repeat(src_start[pair_of_pos], per_pos) + within]  # (n_links,)
+        tgt_ids = np.repeat(tgt_flat, per_pos)
+        del within, pair_of_pos
+        pairs, link_pair = np.unique(src_ids.astype(np.int64) * tgt_vocab + tgt_ids, return_inverse=True)  # distinct (s, t)
+        del src_ids, tgt_ids
+        link_pair = link_pair.astype(np.int32)
         pair_src, pair_tgt = pairs // tgt_vocab, pairs % tgt_vocab
         prob = np.ones(len(pairs))  # t(target | source), uniform to start
         for _ in range(iterations):
@@ -186,6 +202,9 @@ def publish_with_shortlist(registry, ref: str, src_path, tgt_path, *, name: str 
     if not (isinstance(src_vocab, int) and isinstance(tgt_vocab, int) and src_vocab > 0 and tgt_vocab > 0):
         raise CorruptBundle(f"{bundle.ref}: its manifest gives no vocabulary sizes; re-publish the model")
     src_lines, tgt_lines = read_parallel(src_path, tgt_path, on_bad_utf8=on_bad_utf8)
+    if len(src_lines) > MAX_PAIRS:  # a seeded sample: tokenized pieces cost far more memory than the text
+        keep = np.sort(np.random.default_rng(1).choice(len(src_lines), MAX_PAIRS, replace=False))
+        src_lines, tgt_lines = [src_lines[i] for i in keep], [tgt_lines[i] for i in keep]
     src_tok, tgt_tok = (Tokenizer.load(bundle.file(SIDE_FILES[side])) for side in ("src", "tgt"))
     table = build_lexical_table(src_tok.encode_batch(src_lines), tgt_tok.encode_batch(tgt_lines), src_vocab, tgt_vocab)
     with registry.staging() as stage:
@@ -195,9 +214,10 @@ def publish_with_shortlist(registry, ref: str, src_path, tgt_path, *, name: str 
                 shutil.copyfile(bundle.file(rel), stage / rel)
         table.save(stage / SHORTLIST_FILE)
         parents = {"shortlisted": bundle.ref, **{k: v for k, v in bundle.parents.items() if "tokenizer" in k}}
+        # the same model: its extra (the retrain key, so `train --if-changed` still sees it unchanged) goes along
+        extra = {**(bundle.manifest.get("extra") or {}), "shortlist": table.info}
         return registry.publish(stage, name=name, kind="translation", config=bundle.config, metrics=bundle.metrics,
-                                data=bundle.manifest.get("data"), parents=parents,
-                                extra={"shortlist": table.info}, command=command)
+                                data=bundle.manifest.get("data"), parents=parents, extra=extra, command=command)
 
 
 __all__ = ["SHORTLIST_FILE", "LexicalTable", "Shortlist", "build_lexical_table", "publish_with_shortlist"]

@@ -33,6 +33,9 @@ MAX_LEN_EXTRA = 10
 
 
 DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of `rnntool translate` (beam search)
+# --shortlist: a batch's gathered output rows (sentences x list length x width) stay under this many numbers
+# (256 MB in fp32); a bigger batch is decoded in halves, which gives the same translations
+SHORTLIST_MAX_ELEMENTS = 64 * 2**20
 
 
 @dataclass
@@ -257,11 +260,16 @@ def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, de
     from rnntool.kinds.translation.model import source_batch
 
     s = settings
-    src, src_lengths = source_batch([list(p) for p in sources], device)  # (B, S), (B,)
-    state = model.encode(src, src_lengths)
     vocab = None
     if shortlist is not None:
         vocab = shortlist.vocab(sources)  # (B, V') token ids; the search works in positions of these rows
+        if len(sources) > 1 and vocab.numel() * _output_width(model) > SHORTLIST_MAX_ELEMENTS:
+            half = len(sources) // 2  # each sentence's rows of the output layer would take too much memory
+            return (decode(model, sources[:half], settings, device, generator, shortlist)
+                    + decode(model, sources[half:], settings, device, generator, shortlist))
+    src, src_lengths = source_batch([list(p) for p in sources], device)  # (B, S), (B,)
+    state = model.encode(src, src_lengths)
+    if vocab is not None:
         state = model.shortlist_state(state, vocab.to(device))
     max_len = torch.tensor([max_steps(len(p), s.max_len_ratio) for p in sources], device=device)
     if s.greedy and not (s.no_repeat_ngram or s.coverage_penalty):
@@ -284,6 +292,11 @@ def decode(model, sources: Sequence[Sequence[int]], settings: DecodeSettings, de
             for h in sentence_hyps:
                 h.tokens = [row[t] for t in h.tokens]
     return hyps
+
+
+def _output_width(model) -> int:
+    """The input width of (the first ensemble member's) output layer: what one shortlisted row costs."""
+    return getattr(model, "members", [model])[0].decoder.output.in_features
 
 
 def open_translator(ref: str | list[str], registry=None, device: str = "auto",

@@ -103,12 +103,14 @@ def full_table(src_vocab: int = 16, tgt_vocab: int = 15) -> LexicalTable:
 SOURCES = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 4, 5, 6], [7]]
 
 
-@pytest.mark.parametrize("mode", ["beam", "greedy", "nbest"])
+@pytest.mark.parametrize("mode", ["beam", "greedy", "nbest", "constrained"])
 @pytest.mark.parametrize("tie,input_feeding", [(True, True), (False, False)])
 def test_a_shortlist_of_the_whole_vocabulary_decodes_as_without_one(mode, tie, input_feeding):
     m = model(tie=tie, input_feeding=input_feeding)
     settings = {"beam": DecodeSettings(beam=4, length_penalty=0.6), "greedy": DecodeSettings(greedy=True),
-                "nbest": DecodeSettings(beam=4, nbest=3)}[mode]
+                "nbest": DecodeSettings(beam=4, nbest=3),
+                "constrained": DecodeSettings(beam=3, min_len=3, no_repeat_ngram=2, coverage_penalty=0.2,
+                                              alignments=True)}[mode]
     shortlist = Shortlist(full_table(), per_source=1, frequent=100)
     assert shortlist.vocab(SOURCES)[0].tolist() == list(range(15))  # position == id: a PAD-free whole vocabulary
     with torch.no_grad():
@@ -119,6 +121,8 @@ def test_a_shortlist_of_the_whole_vocabulary_decodes_as_without_one(mode, tie, i
         for a, b in zip(a_list, b_list):
             assert a.score == pytest.approx(b.score, abs=1e-5)
             assert a.token_log_probs == pytest.approx(b.token_log_probs, abs=1e-5)
+            if settings.alignments:
+                torch.testing.assert_close(a.attention, b.attention)
 
 
 def test_outputs_use_only_their_sentences_list_and_do_not_depend_on_the_batch():
@@ -157,8 +161,29 @@ def test_a_shortlist_in_other_number_formats_and_in_an_ensemble(precision):
         listed = decode(fast, SOURCES, settings, "cpu", shortlist=shortlist)
     # int8's output rows are dequantized to bf16 with a shortlist: close, not equal
     assert sum(a[0].tokens == b[0].tokens for a, b in zip(plain, listed)) >= len(SOURCES) - 1
+    # an ensemble of a model with itself, over lists whose positions are not ids: the model's own outputs
+    restricted = Shortlist(LexicalTable(np.array([[-1]] * 4 + [[5 + i % 10] for i in range(4, 16)], dtype=np.int32),
+                                        np.array([4, 9], dtype=np.int32)), per_source=1, frequent=2)
     pair = Ensemble([model(), model()])
     with torch.no_grad():
-        single = decode(model(), SOURCES, settings, "cpu", shortlist=shortlist)
-        both = decode(pair, SOURCES, settings, "cpu", shortlist=shortlist)
+        single = decode(model(), SOURCES, settings, "cpu", shortlist=restricted)
+        both = decode(pair, SOURCES, settings, "cpu", shortlist=restricted)
     assert [h[0].tokens for h in single] == [h[0].tokens for h in both]
+    assert [h[0].score for h in single] == pytest.approx([h[0].score for h in both], abs=1e-5)
+
+
+def test_a_batch_too_big_for_its_lists_is_decoded_in_halves_with_the_same_result(monkeypatch):
+    import rnntool.kinds.translation.translate as translate
+
+    m, settings = model(), DecodeSettings(beam=3, nbest=2)
+    shortlist = Shortlist(full_table(), per_source=1, frequent=100)
+    batches = []
+    plain_state = m.shortlist_state
+    monkeypatch.setattr(m, "shortlist_state", lambda state, vocab: batches.append(len(vocab)) or plain_state(state, vocab))
+    with torch.no_grad():
+        whole = decode(m, SOURCES, settings, "cpu", shortlist=shortlist)
+        monkeypatch.setattr(translate, "SHORTLIST_MAX_ELEMENTS", 15 * 8)  # one sentence's rows at a time
+        halves = decode(m, SOURCES, settings, "cpu", shortlist=shortlist)
+    assert batches == [4, 1, 1, 1, 1]
+    assert [[h.tokens for h in hs] for hs in whole] == [[h.tokens for h in hs] for hs in halves]
+    assert [h.score for hs in whole for h in hs] == pytest.approx([h.score for hs in halves for h in hs], abs=1e-5)

@@ -414,6 +414,17 @@ def test_shortlist_from_models_shortlist_to_translate(model_dir, test_set, tmp_p
         assert len(out) == len(lines) and all(r["hypotheses"][0]["tokens"] for r in out), args
         for r, allowed in zip(out, lists):  # every piece from its sentence's list
             assert {tgt_tok.piece_to_id(p) for p in r["hypotheses"][0]["tokens"]} <= set(allowed), args
+    # versions with and without a table still average (the table follows the data, not the weights), and a
+    # table added to a version keeps what its manifest said of it (the retrain key of cron's --if-changed)
+    assert invoke("models", "import", str(model_dir)).stdout.strip() == "en-de@2"  # the same model, no table
+    assert invoke("models", "average", "en-de@1", "en-de@2", "--name", "avg").exit_code == 0
+    avg = Registry.open().load("avg@1")
+    assert avg.files[SHORTLIST_FILE]["sha256"] == bundle.files[SHORTLIST_FILE]["sha256"]
+    assert invoke("models", "shortlist", "avg", "--src", str(train / "train.src"), "--tgt",
+                  str(train / "train.tgt")).stdout.strip() == "avg@2"
+    extra = Registry.open().load("avg@2").manifest["extra"]
+    assert extra["averaged"] == ["en-de@1", "en-de@2"] and extra["shortlist"]["pairs"] == 400
     # a generous list: mostly the whole vocabulary's translations (its softmax is over fewer pieces)
-    generous = translate("en-de", "--shortlist", "20", src).splitlines()
-    assert sum(a == b for a, b in zip(generous, translate("en-de", src).splitlines())) >= len(lines) // 2
+    generous = translate("en-de@1", "--shortlist", "20", src).splitlines()
+    assert sum(a == b for a, b in zip(generous, translate("en-de@1", src).splitlines())) >= len(lines) // 2
+    fails(invoke("translate", "-m", "en-de", "--shortlist", "20", src), 2, "en-de@2 has no shortlist table")
