@@ -2,16 +2,9 @@
 # What one lent GPU machine ran for issue 15 (15 minutes of device time, machine start included), from the
 # checkout's root, with the machine's own python3/torch. The figures are in bench/RESULTS.md ("The GPU path").
 #   bash bench/gpu_session.sh OUTDIR 2>&1 | tee OUTDIR/session.log
-# Needs what the lent machine lacks, carried in ignored folders: .whl (pure-Python wheels rnntool needs and
-# the image lacks) and .gpudata (Multi30k train/val and Tiny Shakespeare, linked where the benches look).
-set -u
+# Needs what the lent machine lacks, carried in ignored folders (bench/gpu_setup.sh).
 out=${1:-bench/out/gpu-session}
-mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-mkdir -p ../shared && ln -sfn "$PWD/.gpudata" ../shared/data
-nvidia-smi -L; python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
-step() { echo; echo "=== $(date -u +%T) $*"; }
+. bench/gpu_setup.sh
 
 step "1. fp16 training (autocast + loss scale) of the LM and translation kinds on the GPU, used on GPU and CPU"
 timeout 90 python3 bench/gpu.py --stages kinds --kinds lm,translation --precisions fp16 --out /tmp/g-kinds

@@ -2,16 +2,10 @@
 # What session 10's lent GPU machine ran (issue 15): the two code paths new since the last GPU check, on CUDA
 # and against the CPU: `train --ema` (the moving average kept on the GPU) and `translate --shortlist` (the
 # per-sentence output rows gathered and multiplied on the GPU). From the checkout's root, with the machine's
-# own python3/torch; .whl and .gpudata as for bench/gpu_session.sh.
+# own python3/torch; what the machine lacks travels in ignored folders (bench/gpu_setup.sh; .whl is enough here).
 #   bash bench/gpu_session10.sh OUTDIR 2>&1 | tee OUTDIR/session.log
-set -u
 out=${1:-bench/out/gpu-session10}
-mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-mkdir -p ../shared && ln -sfn "$PWD/.gpudata" ../shared/data
-nvidia-smi -L; python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
-step() { echo; echo "=== $(date -u +%T) $*"; }
+. bench/gpu_setup.sh
 
 step "1. LM and translation trained on the GPU with --ema (bf16 and fp16), used on GPU and CPU, --shortlist on both"
 timeout 150 python3 bench/gpu.py --stages kinds --kinds lm,translation --precisions bf16,fp16 \
