@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 (GPU) or int8 (CPU): translate --precision")
     ap.add_argument("--early-stop", action="store_true", help="beam rows with translate --early-stop")
+    ap.add_argument("--shortlist", type=int, default=0, help="translate --shortlist K (the model's lexical table)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--registry", default=None, help="registry directory (default: $RNNTOOL_HOME)")
     args = ap.parse_args(argv)
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     lines = [line for _, line in zip(range(args.lines), read_lines(args.input))]
-    translator = open_translator(args.model, args.registry, args.device, precision=args.precision)
+    translator = open_translator(args.model, args.registry, args.device, precision=args.precision,
+                                 shortlist=args.shortlist)
     for line in machine_info(torch.get_num_threads(), str(translator.device)):
         print(line)
     print(f"model: {translator.ref}; input: {args.input}, {len(lines)} lines")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - started
         flags = "--greedy" if greedy else f"--beam {args.beam}" + (" --early-stop" if args.early_stop else "")
-        flags += f" --precision {args.precision}"
+        flags += f" --precision {args.precision}" + (f" --shortlist {args.shortlist}" if args.shortlist else "")
         command = (f"rnntool translate -m {args.model} {flags} --batch-size {batch_size} "
                    f"--batch-tokens {args.batch_tokens} --device {args.device} {args.input}")
         rows.append((how, batch_size, len(outputs) / elapsed, elapsed, command))

@@ -159,11 +159,7 @@ class Decoder(nn.Module):
         (PAD ids after position 0).
         Weights stay in the model's float format; an int8 model's are dequantized to bf16 (a step's matrix
         product per source then reads half the bytes)."""
-        output = self.output
-        weight = output.weight() if callable(output.weight) else output.weight  # quantized: a method
-        bias = output.bias() if callable(output.bias) else output.bias
-        if weight.is_quantized:
-            weight = weight.dequantize().to(torch.bfloat16)
+        weight, bias = self._output_rows()
         vocab = vocab.to(weight.device)
         rows = weight.detach()[vocab]  # (M, V', E)
         biases = (bias.detach().to(weight.dtype)[vocab] if bias is not None
@@ -172,6 +168,19 @@ class Decoder(nn.Module):
         padding[:, 0] = False  # position 0 is PAD itself, as likely as without a shortlist; the rest pad short rows
         biases = biases.masked_fill(padding, float("-inf"))
         return replace(state, vocab=vocab, vocab_weight=rows, vocab_bias=biases)
+
+    def _output_rows(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output layer's weight (V, E) and bias (V,) as tensors. An int8 layer's (packed, for inference
+        only) are dequantized to bf16 once and kept: per batch it would cost more than decoding a short line."""
+        output = self.output
+        if not callable(output.weight):  # a plain Linear: its parameters themselves
+            return output.weight, output.bias
+        cached = getattr(self, "_dequantized_output", None)
+        if cached is None or cached[0] is not output:
+            bias = output.bias()
+            cached = (output, output.weight().dequantize().to(torch.bfloat16), None if bias is None else bias.detach())
+            self._dequantized_output = cached
+        return cached[1], cached[2]
 
     def step(self, tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
