@@ -161,6 +161,11 @@ def test_a_shortlist_in_other_number_formats_and_in_an_ensemble(precision):
         listed = decode(fast, SOURCES, settings, "cpu", shortlist=shortlist)
     # int8's output rows are dequantized to bf16 with a shortlist: close, not equal
     assert sum(a[0].tokens == b[0].tokens for a, b in zip(plain, listed)) >= len(SOURCES) - 1
+    if precision == "int8":  # dequantized once for the model, not for every batch
+        kept = fast.decoder._dequantized_output
+        with torch.no_grad():
+            assert decode(fast, SOURCES, settings, "cpu", shortlist=shortlist)[0][0].tokens == listed[0][0].tokens
+        assert fast.decoder._dequantized_output is kept and kept[1].dtype == torch.bfloat16
     # an ensemble of a model with itself, over lists whose positions are not ids: the model's own outputs
     restricted = Shortlist(LexicalTable(np.array([[-1]] * 4 + [[5 + i % 10] for i in range(4, 16)], dtype=np.int32),
                                         np.array([4, 9], dtype=np.int32)), per_source=1, frequent=2)
