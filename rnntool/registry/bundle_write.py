@@ -16,7 +16,6 @@ import secrets
 import shlex
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from rnntool import __version__
@@ -54,6 +53,8 @@ def checksum_files(root: Path, *, fsync: bool = True) -> dict[str, dict]:
 
 # -- manifests ------------------------------------------------------------------------------------
 def _package_version(dist: str) -> str | None:
+    from importlib import metadata  # here, not at import: 20 ms of every command's start-up (`--help` too)
+
     try:  # never import torch just to learn its version
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
