@@ -180,4 +180,7 @@ def translate(
         console.warn(f"{translator.unknown_pieces} source subwords were unknown to the tokenizer (<unk>); "
                      "a tokenizer trained with byte fallback avoids this")
     console.log(f"translated {count} lines in {elapsed:.2f}s ({count / max(elapsed, 1e-9):.1f} lines/s)")
+    if translator.shortlist is not None and translator.shortlist.sentences:
+        console.log(f"shortlists: {translator.shortlist.mean_size:.0f} target subwords per sentence on average, "
+                    f"of {translator.tgt_tokenizer.vocab_size}")
 

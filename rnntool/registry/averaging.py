@@ -73,15 +73,12 @@ def average_versions(registry, refs: list[str], *, name: str, command: str | Non
     newest = max(bundles, key=lambda b: b.created or "")
     with registry.staging() as stage:
         save_file(tensors, str(stage / WEIGHTS_FILE), metadata=metadata or None)
-        for rel in first.files:
-            if rel not in _OWN_FILES:
-                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(first.file(rel), stage / rel)
-        for rel in (METRICS_FILE, SHORTLIST_FILE):  # the newest version's training log and lexical table
-            holder = next((b for b in sorted(bundles, key=lambda b: b.created or "", reverse=True) if rel in b.files),
-                          None)
-            if holder is not None and (rel != METRICS_FILE or holder is newest):
-                shutil.copyfile(holder.file(rel), stage / rel)
+        first.copy_files(stage, skip=_OWN_FILES)
+        if METRICS_FILE in newest.files:  # the newest version's training log
+            shutil.copyfile(newest.file(METRICS_FILE), stage / METRICS_FILE)
+        tables = [b for b in sorted(bundles, key=lambda b: b.created or "", reverse=True) if SHORTLIST_FILE in b.files]
+        if tables:  # and the newest lexical table
+            shutil.copyfile(tables[0].file(SHORTLIST_FILE), stage / SHORTLIST_FILE)
         parents = {f"averaged_{i + 1}": b.ref for i, b in enumerate(bundles)}
         parents.update({k: v for k, v in first.parents.items() if "tokenizer" in k})
         return registry.publish(stage, name=name, kind=first.kind, config=first.config, metrics={},

@@ -184,6 +184,16 @@ class Bundle:
     def has_file(self, rel: str) -> bool:
         return rel in self.files
 
+    def copy_files(self, dest: Path, skip: tuple[str, ...] = ()) -> None:
+        """Copy every file the manifest lists, but ``skip``, into ``dest`` (a staging directory: a derived
+        version such as an average or a model with a new lexical table)."""
+        import shutil
+
+        for rel in self.files:
+            if rel not in skip:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.file(rel), dest / rel)
+
     def file(self, rel: str) -> Path:
         """The path of a file the manifest lists (RegistryError naming what exists otherwise)."""
         if rel not in self.files:

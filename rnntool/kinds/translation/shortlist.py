@@ -159,6 +159,7 @@ class Shortlist:
         self.table = table
         self.per_source = min(per_source, table.translations.shape[1])
         self.common = table.frequent[:frequent][table.frequent[:frequent] >= SPECIALS].astype(np.int64)
+        self.sentences = self.candidates = 0  # lists made so far and their total length (mean_size)
 
     def vocab(self, sources: Sequence[Sequence[int]]):
         """Source id lists -> (M, V') LongTensor of target ids: ids 0-3 first, then the sentence's candidates
@@ -172,14 +173,17 @@ class Shortlist:
             candidates = self.table.translations[ids, : self.per_source].ravel().astype(np.int64)
             chosen = np.unique(np.concatenate([self.common, candidates[candidates >= SPECIALS]]))
             rows.append(np.concatenate([np.arange(SPECIALS), chosen]))
+        self.sentences += len(rows)
+        self.candidates += sum(map(len, rows))
         out = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
         for i, r in enumerate(rows):
             out[i, : len(r)] = torch.from_numpy(r)
         return out
 
-    def mean_size(self, vocab) -> float:
-        """The mean number of candidates per sentence in ``vocab`` (specials included)."""
-        return float(((vocab != 0).sum(dim=1) + 1).float().mean())
+    @property
+    def mean_size(self) -> float:
+        """The mean length of the lists made so far (the 4 specials included); 0 before the first."""
+        return self.candidates / self.sentences if self.sentences else 0.0
 
 
 def publish_with_shortlist(registry, ref: str, src_path, tgt_path, *, name: str | None = None,
@@ -187,8 +191,6 @@ def publish_with_shortlist(registry, ref: str, src_path, tgt_path, *, name: str 
     """Build a lexical table for translation model ``ref`` from a parallel corpus (its training data, say) and
     publish the model with it as the next version of ``name`` (default: ``ref``'s name). The weights and
     metrics are unchanged; the parents name ``ref``. Returns the new Bundle."""
-    import shutil
-
     from rnntool.kinds.catalog import SIDE_FILES
     from rnntool.kinds.translation.data import read_parallel
     from rnntool.tokenizers.sentencepiece import Tokenizer
@@ -208,10 +210,7 @@ def publish_with_shortlist(registry, ref: str, src_path, tgt_path, *, name: str 
     src_tok, tgt_tok = (Tokenizer.load(bundle.file(SIDE_FILES[side])) for side in ("src", "tgt"))
     table = build_lexical_table(src_tok.encode_batch(src_lines), tgt_tok.encode_batch(tgt_lines), src_vocab, tgt_vocab)
     with registry.staging() as stage:
-        for rel in bundle.files:
-            if rel != SHORTLIST_FILE:
-                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(bundle.file(rel), stage / rel)
+        bundle.copy_files(stage, skip=(SHORTLIST_FILE,))
         table.save(stage / SHORTLIST_FILE)
         parents = {"shortlisted": bundle.ref, **{k: v for k, v in bundle.parents.items() if "tokenizer" in k}}
         # the same model: its extra (the retrain key, so `train --if-changed` still sees it unchanged) goes along

@@ -80,12 +80,15 @@ def test_table_file_round_trip_and_checks(tmp_path):
 def test_each_sentence_gets_the_specials_the_frequent_words_and_its_own_candidates():
     sources, targets = corpus(300)
     table = build_lexical_table(sources, targets, src_vocab=13, tgt_vocab=18, width=3)
-    vocab = Shortlist(table, per_source=1, frequent=2).vocab([[5, 8], [7, 9, 11, 12]])  # (2, V')
+    shortlist = Shortlist(table, per_source=1, frequent=2)
+    assert shortlist.mean_size == 0.0
+    vocab = shortlist.vocab([[5, 8], [7, 9, 11, 12]])  # (2, V')
     assert vocab[:, :4].tolist() == [[0, 1, 2, 3]] * 2  # positions 0-3 are ids 0-3
     common = set(table.frequent[:2].tolist())
     assert set(vocab[0].tolist()) - {0, 1, 2, 3} == common | {10, 13}
     assert set(vocab[1].tolist()) - {0, 1, 2, 3} == common | {12, 14, 16, 17}
     assert vocab.shape[1] == 4 + len(common | {12, 14, 16, 17})  # row 0 is padded with PAD (0)
+    assert shortlist.mean_size == (8 + len(common | {10, 13}) + len(common | {12, 14, 16, 17})) / 2
     assert Shortlist(table, per_source=50, frequent=0).per_source == 3  # no more than the table holds
 
 

@@ -414,6 +414,9 @@ def test_shortlist_from_models_shortlist_to_translate(model_dir, test_set, tmp_p
         assert len(out) == len(lines) and all(r["hypotheses"][0]["tokens"] for r in out), args
         for r, allowed in zip(out, lists):  # every piece from its sentence's list
             assert {tgt_tok.piece_to_id(p) for p in r["hypotheses"][0]["tokens"]} <= set(allowed), args
+    mean = sum(len(set(row) - {0}) + 1 for row in lists) / len(lists)  # PAD at position 0 counts, padding not
+    r = invoke("translate", "-m", "en-de", "--shortlist", "3", "--shortlist-frequent", "2", src)
+    assert f"shortlists: {mean:.0f} target subwords per sentence on average, of {tgt_tok.vocab_size}" in r.stderr
     # versions with and without a table still average (the table follows the data, not the weights), and a
     # table added to a version keeps what its manifest said of it (the retrain key of cron's --if-changed)
     assert invoke("models", "import", str(model_dir)).stdout.strip() == "en-de@2"  # the same model, no table
