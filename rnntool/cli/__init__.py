@@ -18,28 +18,9 @@ import traceback
 import typer
 
 from rnntool.cli.app import app, build_command, click_exceptions as cx
+from rnntool.cli.command_modules import import_commands
 from rnntool.cli.console import console
 from rnntool.errors import EX_ERROR, EX_USAGE, DiskFull, RnnToolError
-
-# Command modules register their commands on the groups in rnntool.cli.app when imported.
-from rnntool.cli import (  # noqa: F401,E402
-    bleu,
-    classify,
-    completions_command,
-    embed,
-    generate,
-    models,
-    perplexity,
-    tag,
-    tokenize,
-    train_classify,
-    train_lm,
-    train_tag,
-    train_word2vec,
-    train_translate,
-    translate,
-    vectors,
-)
 
 __all__ = ["app", "main"]
 
@@ -181,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         argv = [DEBUG_FLAG, *argv]  # the root option, where typer expects it
     console.reset()  # in-process callers (tests, wrappers) get a fresh console every time
     try:
+        import_commands(argv)  # only the modules this command line runs (start-up time)
         rc = build_command()(args=argv, prog_name="rnntool", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0
     except BrokenPipeError:

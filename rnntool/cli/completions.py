@@ -115,8 +115,10 @@ def command_tree(app=None) -> CommandSpec:
     import typer
 
     if app is None:
-        import rnntool.cli  # noqa: F401 - registers every command module on the app
         from rnntool.cli.app import app
+        from rnntool.cli.command_modules import import_all_commands
+
+        import_all_commands()
     root = typer.main.get_command(app)
     help_names = list((getattr(root, "context_settings", None) or {}).get("help_option_names") or ["--help"])
     return _spec(root, PROG, help_names)

@@ -77,6 +77,9 @@ def test_help_texts_hold_no_square_bracket_markup():
     import typer.main
 
     from rnntool.cli import app
+    from rnntool.cli.command_modules import import_all_commands
+
+    import_all_commands()
 
     def commands(cmd, path=()):
         yield path, cmd
