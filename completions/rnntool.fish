@@ -480,6 +480,7 @@ complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l embed-dropout -x -d 
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l hidden-dropout -x -d 'Dropout between layers'
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l output-dropout -x -d 'Dropout before the output projection'
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l weight-drop -x -d 'DropConnect on the recurrent weights (AWD-LSTM): a fresh mask per batch, off at…'
+complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l locked-dropout -d 'One dropout mask per sequence for all its time steps (variational dropout, AWD-…'
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l tie-embeddings -l no-tie-embeddings -d 'Share the embedding matrix with the output layer (through a projection when --e…'
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l batch-size -x -d 'Parallel streams (stream mode) or lines per batch (sentence mode)'
 complete -c rnntool -n '__rnntool_at "rnntool train lm"' -l bptt -x -d 'Time steps per segment in stream mode'

@@ -47,6 +47,10 @@ def train_lm(
                                                             "output projection.", show_default=False)] = None,
     weight_drop: Annotated[float, typer.Option("--weight-drop", help="DropConnect on the recurrent weights "
                                                "(AWD-LSTM): a fresh mask per batch, off at evaluation.")] = 0.0,
+    locked_dropout: Annotated[bool, typer.Option(
+        "--locked-dropout", help="One dropout mask per sequence for all its time steps (variational dropout, "
+        "AWD-LSTM), on the embeddings, between layers and before the output; off: a new mask at every step.")
+    ] = False,
     tie_embeddings: Annotated[bool, typer.Option(
         "--tie-embeddings/--no-tie-embeddings",
         help="Share the embedding matrix with the output layer (through a projection when --embed-dim differs "
@@ -81,7 +85,8 @@ def train_lm(
             model=dict(cell=cell, layers=layers, embed_dim=embed_dim, hidden_dim=hidden_dim,
                        embed_dropout=drop(embed_dropout), hidden_dropout=drop(hidden_dropout),
                        output_dropout=drop(output_dropout), tie_embeddings=tie_embeddings,
-                       **({"weight_drop": weight_drop} if weight_drop else {})),  # off: as before it existed
+                       **({"weight_drop": weight_drop} if weight_drop else {}),  # off: as before it existed
+                       **({"locked_dropout": True} if locked_dropout else {})),
             mode=mode, batch_size=batch_size, bptt=bptt, valid=str(valid) if valid else None,
             valid_fraction=valid_fraction, tokenizer=tokenizer, vocab_size=vocab_size, model_type=model_type,
             cache_dir=str(cache_dir) if cache_dir else None, on_bad_utf8=on_bad_utf8,

@@ -54,6 +54,7 @@ class LMConfig:
     output_dropout: float = 0.2  # on the last layer's output, before the projection
     tie_embeddings: bool = False
     weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights, as in AWD-LSTM
+    locked_dropout: bool = False  # the three dropouts keep one mask per sequence for every time step (AWD-LSTM)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,8 +73,9 @@ class LMConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if not d["weight_drop"]:  # off: the config reads as before the setting existed (older readers,
-            del d["weight_drop"]  # retrain keys)
+        for name in ("weight_drop", "locked_dropout"):
+            if not d[name]:  # off: the config reads as before the setting existed (older readers, retrain keys)
+                del d[name]
         return d
 
     @classmethod
@@ -99,6 +101,7 @@ class RNNLM(nn.Module):
         self.embed_dropout = nn.Dropout(config.embed_dropout)
         self.rnn = make_rnn(config.cell, config.embed_dim, config.hidden_dim, config.layers,
                             config.hidden_dropout)  # (B, T, E) -> (B, T, H)
+        self.hidden_dropout = nn.Dropout(config.hidden_dropout)  # between layers, when locked_dropout runs them apart
         self.output_dropout = nn.Dropout(config.output_dropout)
         if config.tie_embeddings:
             self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
@@ -125,7 +128,7 @@ class RNNLM(nn.Module):
     def output_inputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states (..., H) -> the output layer's inputs (..., E or H): dropout, then the
         projection down to embed_dim when tied embeddings need it."""
-        hidden = self.output_dropout(hidden)
+        hidden = self._dropout(hidden, self.output_dropout)
         if self.config.tie_embeddings and self.config.embed_dim != self.config.hidden_dim:
             hidden = self.pre_output(hidden)  # (..., E)
         return hidden
@@ -138,22 +141,69 @@ class RNNLM(nn.Module):
 
     def encode(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> last-layer hidden states (B, T, H), state after the last step."""
-        embedded = self.embed_dropout(self.embedding(tokens))  # (B, T, E)
-        if self.training and self.config.weight_drop > 0:
+        embedded = self._dropout(self.embedding(tokens), self.embed_dropout)  # (B, T, E)
+        if self.training and self.config.locked_dropout and self.config.layers > 1 and self.rnn.dropout > 0:
+            hidden, state = self._layer_by_layer(embedded, state)  # (B, T, H)
+        elif self.training and self.config.weight_drop > 0:
             hidden, state = self._weight_dropped_rnn(embedded, state)  # (B, T, H)
         else:
             hidden, state = self.rnn(embedded, state)  # (B, T, H)
         return hidden, state
 
+    def _dropout(self, x: torch.Tensor, dropout: nn.Dropout) -> torch.Tensor:
+        """``dropout`` on x (B, T, D); with locked_dropout in training, one mask per row for all T steps
+        (variational dropout, Gal & Ghahramani 2016, as AWD-LSTM's LockedDropout)."""
+        if not (self.training and self.config.locked_dropout and dropout.p > 0):
+            return dropout(x)
+        keep = 1.0 - dropout.p
+        return x * x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(keep).div_(keep)  # mask (B, 1, D)
+
+    def _recurrent_weights(self) -> dict[str, torch.Tensor]:
+        """The weights the RNN runs with in training: weight_hh of every layer through a fresh dropout mask
+        with --weight-drop (one mask for all time steps and rows of this call: DropConnect, Merity et al.
+        2017), nothing replaced without it."""
+        p = self.config.weight_drop
+        if p == 0:
+            return {}
+        return {f"weight_hh_l{k}": F.dropout(getattr(self.rnn, f"weight_hh_l{k}"), p, training=True)
+                for k in range(self.config.layers)}  # each (G*H, H)
+
     def _weight_dropped_rnn(self, embedded: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """The fused RNN with a fresh dropout mask on each layer's weight_hh (one mask for all time
-        steps and rows of this call: DropConnect, Merity et al. 2017), the parameters untouched."""
+        """The fused RNN with --weight-drop's masks (the parameters themselves untouched)."""
         from torch.func import functional_call
 
-        p = self.config.weight_drop
-        dropped = {f"weight_hh_l{k}": F.dropout(getattr(self.rnn, f"weight_hh_l{k}"), p, training=True)
-                   for k in range(self.config.layers)}  # each (G*H, H)
-        return functional_call(self.rnn, dropped, (embedded, state))
+        return functional_call(self.rnn, self._recurrent_weights(), (embedded, state))
+
+    def _layer_by_layer(self, embedded: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The stacked RNN one fused layer at a time, so that the dropout between layers can be locked:
+        the same parameters (and --weight-drop masks) as the fused call, a single-layer module of the same
+        cell run on each layer's weights."""
+        from torch.func import functional_call
+
+        weights = {name: param for name, param in self.rnn.named_parameters()}
+        weights.update(self._recurrent_weights())
+        if state is None:
+            state = self.initial_state(embedded.size(0), embedded.device)
+        x, last = embedded, []  # x (B, T, E) then (B, T, H)
+        for k in range(self.config.layers):
+            if k > 0:
+                x = self._dropout(x, self.hidden_dropout)
+            layer = self._single_layer(k)
+            own = {name.replace(f"_l{k}", "_l0"): w for name, w in weights.items() if name.endswith(f"_l{k}")}
+            x, layer_state = functional_call(layer, own, (x, map_state(state, lambda s: s[k:k + 1])))
+            last.append(layer_state)
+        if isinstance(state, tuple):
+            return x, tuple(torch.cat(parts) for parts in zip(*last))  # (L, B, H) each
+        return x, torch.cat(last)  # (L, B, H)
+
+    def _single_layer(self, k: int) -> nn.Module:
+        """A one-layer RNN of the same cell with layer k's input width, its own parameters never used (not
+        a submodule: the state dict stays the fused RNN's)."""
+        cache = self.__dict__.setdefault("_single_layers", {})
+        width = self.config.embed_dim if k == 0 else self.config.hidden_dim
+        if width not in cache:
+            cache[width] = make_rnn(self.config.cell, width, self.config.hidden_dim, 1, 0.0).to("meta")
+        return cache[width]
 
     def forward(self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, State]:

@@ -81,6 +81,56 @@ def test_weight_drop_masks_recurrent_weights_in_training_only(cell):
     assert all(torch.equal(v, before[k]) for k, v in dropped.state_dict().items())  # nothing changed in place
 
 
+def test_locked_dropout_off_leaves_the_config_as_it_was_before_the_setting():
+    assert "locked_dropout" not in tiny().to_dict()
+    assert LMConfig.from_dict(tiny(locked_dropout=True).to_dict()).locked_dropout is True
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("weight_drop", [0.0, 0.5])
+def test_locked_dropout_runs_the_fused_rnn_layer_by_layer_with_the_same_weights(cell, weight_drop, monkeypatch):
+    """Run apart (to lock the dropout between layers), the layers compute what the fused stack computes:
+    outputs, the state of every layer and the gradients, --weight-drop's masks included."""
+    torch.manual_seed(0)
+    config = tiny(cell, layers=3, embed_dim=6, locked_dropout=True, hidden_dropout=0.5, weight_drop=weight_drop)
+    model = RNNLM(config).train()
+    embedded = torch.randn(3, 5, 6)
+    state = model.initial_state(3)
+    state = tuple(torch.randn_like(s) for s in state) if isinstance(state, tuple) else torch.randn_like(state)
+    monkeypatch.setattr(model, "_dropout", lambda x, dropout: x)  # every mask all ones
+    torch.manual_seed(1)
+    out, last = model._layer_by_layer(embedded, state)
+    out.sum().backward()
+    apart = {name: p.grad.clone() for name, p in model.rnn.named_parameters()}
+    model.zero_grad()
+    model.rnn.dropout = 0.0  # the fused stack with nothing dropped between layers
+    torch.manual_seed(1)  # the same --weight-drop masks
+    ref, ref_last = model._weight_dropped_rnn(embedded, state) if weight_drop else model.rnn(embedded, state)
+    ref.sum().backward()
+    assert torch.allclose(out, ref, atol=1e-6)
+    pairs = zip(last, ref_last) if isinstance(last, tuple) else [(last, ref_last)]
+    assert all(a.shape == (3, 3, 8) and torch.allclose(a, b, atol=1e-6) for a, b in pairs)
+    assert all(torch.allclose(p.grad, apart[name], atol=1e-5) for name, p in model.rnn.named_parameters())
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_locked_dropout_keeps_one_mask_per_row_for_every_step_in_training_only(cell):
+    torch.manual_seed(0)
+    locked = RNNLM(tiny(cell, locked_dropout=True, embed_dropout=0.3, hidden_dropout=0.3, output_dropout=0.5))
+    plain = RNNLM(tiny(cell, embed_dropout=0.3, hidden_dropout=0.3, output_dropout=0.5))
+    plain.load_state_dict(locked.state_dict())
+    tokens = torch.randint(0, 17, (4, 6))
+    assert torch.equal(locked.eval()(tokens)[0], plain.eval()(tokens)[0])  # evaluation: nothing dropped
+    x = torch.ones(4, 6, 8)
+    kept = locked.train()._dropout(x, locked.output_dropout)  # (B, T, D)
+    assert torch.equal(kept, kept[:, :1].expand_as(kept))  # one mask per row, the same at every step
+    assert set(kept.unique().tolist()) == {0.0, 2.0}  # scaled by 1 / (1 - p)
+    assert not torch.equal(kept[0], kept[1])  # rows draw their own masks
+    unlocked = plain.train()._dropout(x, plain.output_dropout)
+    assert not torch.equal(unlocked, unlocked[:, :1].expand_as(unlocked))
+    assert locked.state_dict().keys() == plain.state_dict().keys()  # the same weights, the same bundle files
+
+
 @pytest.mark.parametrize("tie,hidden_dim", [(False, 8), (True, 8), (True, 12)])  # 12: tied through a projection
 def test_save_load_round_trip(tmp_path, tie, hidden_dim):
     torch.manual_seed(1)

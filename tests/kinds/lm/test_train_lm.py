@@ -105,6 +105,21 @@ def test_weight_drop_is_recorded_repeatable_and_changes_training(corpus, tmp_pat
     assert "weight_drop" not in plain_manifest["config"]["model"]  # off: as before the option existed
 
 
+def test_locked_dropout_is_recorded_repeatable_and_changes_training(corpus, tmp_path):
+    common = [corpus, "--vocab-size", "320", "--max-steps", "5", "--seed", "3", *TINY, "--layers", "2",
+              "--dropout", "0.3"]
+    for d in ("a", "b"):
+        train(*common, "-o", tmp_path / d, "--locked-dropout")
+    train(*common, "-o", tmp_path / "plain")
+    a, b, plain = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b", "plain"))
+    assert a.keys() == plain.keys() and all((a[k] == b[k]).all() for k in a)
+    assert not (a["rnn.weight_hh_l1"] == plain["rnn.weight_hh_l1"]).all()
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["model"]["locked_dropout"] is True
+    plain_manifest = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert "locked_dropout" not in plain_manifest["config"]["model"]  # off: as before the option existed
+
+
 @pytest.mark.parametrize(
     "args, code, words",
     [
