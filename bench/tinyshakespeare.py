@@ -73,6 +73,10 @@ RECIPES["tuned-bpe2k"] = override(RECIPES["tuned"], "--vocab-size", "2000")
 RECIPES["tuned-locked"] = [*RECIPES["tuned"], "--locked-dropout"]
 # tuned at 2x384: about 1.7x the tokens per second, more epochs of a smaller model in the same time
 RECIPES["tuned-h384"] = override(RECIPES["tuned"], "--embed-dim", "384", "--hidden-dim", "384")
+# tuned-locked in bf16 (held back by overfitting before, tuned-bf16's extra steps may pay off with locked masks)
+RECIPES["locked-bf16"] = [*RECIPES["tuned-bf16"], "--locked-dropout"]
+# tuned-locked on 2,000 pieces
+RECIPES["locked-bpe2k"] = [*RECIPES["tuned-bpe2k"], "--locked-dropout"]
 DEFAULT_RECIPE = "tuned"
 
 
