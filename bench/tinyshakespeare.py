@@ -77,6 +77,9 @@ RECIPES["tuned-h384"] = override(RECIPES["tuned"], "--embed-dim", "384", "--hidd
 RECIPES["locked-bf16"] = [*RECIPES["tuned-bf16"], "--locked-dropout"]
 # tuned-locked on 2,000 pieces
 RECIPES["locked-bpe2k"] = [*RECIPES["tuned-bpe2k"], "--locked-dropout"]
+# tuned-h384 with locked dropout, and on 2,000 pieces
+RECIPES["locked-h384"] = [*RECIPES["tuned-h384"], "--locked-dropout"]
+RECIPES["locked-h384-bpe2k"] = override(RECIPES["locked-h384"], "--vocab-size", "2000")
 DEFAULT_RECIPE = "tuned"
 
 
