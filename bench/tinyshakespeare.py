@@ -80,9 +80,9 @@ RECIPES["locked-bpe2k"] = [*RECIPES["tuned-bpe2k"], "--locked-dropout"]
 # tuned-h384 with locked dropout, and on 2,000 pieces
 RECIPES["locked-h384"] = [*RECIPES["tuned-h384"], "--locked-dropout"]
 RECIPES["locked-h384-bpe2k"] = override(RECIPES["locked-h384"], "--vocab-size", "2000")
-# locked-h384 in bf16 autocast (more steps), and at 2x320
-RECIPES["locked-h384-bf16"] = [*RECIPES["locked-h384"], "--precision", "bf16"]
-RECIPES["locked-h320"] = override(RECIPES["locked-h384"], "--embed-dim", "320", "--hidden-dim", "320")
+# locked-h384-bpe2k in bf16 autocast (more steps), and at 2x320
+RECIPES["locked-h384-bpe2k-bf16"] = [*RECIPES["locked-h384-bpe2k"], "--precision", "bf16"]
+RECIPES["locked-h320-bpe2k"] = override(RECIPES["locked-h384-bpe2k"], "--embed-dim", "320", "--hidden-dim", "320")
 DEFAULT_RECIPE = "tuned"
 
 
