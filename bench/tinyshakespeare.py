@@ -88,6 +88,11 @@ RECIPES["locked-h320-bpe2k"] = override(RECIPES["locked-h384-bpe2k"], "--embed-d
 RECIPES["locked-h320-bpe2k-bf16"] = [*RECIPES["locked-h320-bpe2k"], "--precision", "bf16"]
 RECIPES["locked-h384-bpe2k-bf16-lowdrop"] = override(RECIPES["locked-h384-bpe2k-bf16"], "--hidden-dropout", "0.2",
                                                      "--output-dropout", "0.25")
+# locked-h320-bpe2k-bf16 at 2x256, and with more dropout (less dropout cost locked-h384-bpe2k-bf16 0.017)
+RECIPES["locked-h256-bpe2k-bf16"] = override(RECIPES["locked-h320-bpe2k-bf16"], "--embed-dim", "256",
+                                             "--hidden-dim", "256")
+RECIPES["locked-h320-bpe2k-bf16-moredrop"] = override(RECIPES["locked-h320-bpe2k-bf16"], "--hidden-dropout", "0.3",
+                                                      "--output-dropout", "0.45")
 DEFAULT_RECIPE = "tuned"
 
 
