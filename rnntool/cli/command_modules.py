@@ -51,10 +51,11 @@ GROUPS = frozenset(path[0] for path in COMMANDS if len(path) == 2)
 
 def _words(argv: list[str]) -> list[str]:
     """The command words of ``argv``: at most two, a group and its command. Root and group options
-    (``--help``, ``--version``) take no values, so every other word before them is a command word."""
+    (``--version``, ``--debug``) take no values, so every other word before them is a command word; a help
+    option ends them (it shows the help of the words before it, listing all their commands)."""
     words = []
     for arg in argv:
-        if arg == "--" or len(words) == 2:
+        if arg in ("--", "-h", "--help") or len(words) == 2:  # help shows the words before it: `rnntool -h train`
             break
         if not arg.startswith("-"):
             words.append(arg)

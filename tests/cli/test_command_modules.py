@@ -43,6 +43,9 @@ def test_the_table_names_every_command_and_its_module():
     (["evaluate"], ("bleu", "classify", "perplexity", "tag", "vectors")),
     (["train", "--help"], ("train_classify", "train_lm", "train_tag", "train_word2vec", "train_translate")),
     (["train", "nosuch"], ("train_classify", "train_lm", "train_tag", "train_word2vec", "train_translate")),
+    # a help option shows the help of the words before it, which lists all their commands
+    (["-h", "train", "lm"], ("classify", "completions_command", "embed", "generate", "tag", "translate", "vectors")),
+    (["train", "--help", "lm"], ("train_classify", "train_lm", "train_tag", "train_word2vec", "train_translate")),
     (["nosuch", "lm"], MODULES),
 ])
 def test_a_command_line_imports_only_the_modules_it_runs(argv, modules):
