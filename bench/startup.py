@@ -5,7 +5,8 @@ every mistyped option. The brief's target: `rnntool --help` well under 0.3 s, wi
     .venv/bin/python bench/startup.py --against 2960069     # also the code at a commit, interleaved
 
 Each round runs every command once, in turn (so a busy moment hits them all alike); the figures are the
-median and the fastest of the rounds (after one round that warms up), wall time of the whole process. `python -c pass` and
+median and the fastest of the rounds (after one round that warms up), wall time of the whole process, run
+as `python -m rnntool` (what the `rnntool` console script runs too). `python -c pass` and
 `python -c "import typer"` are the floors: the interpreter alone, and the CLI library rnntool is built on.
 With --against, that commit's code (a temporary git worktree, the same interpreter and packages) runs
 side by side, and the ratio is printed. Run it on a quiet machine.
@@ -64,13 +65,13 @@ def main() -> None:
         sides[args.against] = tree
     try:
         times: dict[tuple[str, str], list[float]] = {}
-        for round in range(args.rounds + 1):  # round 0 warms up (a fresh worktree compiles its .pyc files)
+        for round_no in range(args.rounds + 1):  # round 0 warms up (a fresh worktree compiles its .pyc files)
             for name, cmd in COMMANDS.items():
                 for side, root in sides.items():
-                    if side != "now" and not cmd[:2] == ["-m", "rnntool"]:
+                    if side != "now" and cmd[:2] != ["-m", "rnntool"]:
                         continue  # the floors do not depend on the code
                     seconds = time_once(cmd, root)
-                    if round:
+                    if round_no:
                         times.setdefault((name, side), []).append(seconds)
     finally:
         if tree is not None:

@@ -70,6 +70,8 @@ class LMConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value!r}")
+        if not isinstance(self.locked_dropout, bool):
+            raise ConfigError(f"locked-dropout must be true or false, got {self.locked_dropout!r}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -102,6 +104,7 @@ class RNNLM(nn.Module):
         self.rnn = make_rnn(config.cell, config.embed_dim, config.hidden_dim, config.layers,
                             config.hidden_dropout)  # (B, T, E) -> (B, T, H)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)  # between layers, when locked_dropout runs them apart
+        self._single_layers: dict[int, nn.Module] = {}  # input width -> a one-layer RNN (not a submodule)
         self.output_dropout = nn.Dropout(config.output_dropout)
         if config.tie_embeddings:
             self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
@@ -151,12 +154,13 @@ class RNNLM(nn.Module):
         return hidden, state
 
     def _dropout(self, x: torch.Tensor, dropout: nn.Dropout) -> torch.Tensor:
-        """``dropout`` on x (B, T, D); with locked_dropout in training, one mask per row for all T steps
+        """``dropout`` on x (B, ..., D); with locked_dropout in training, one mask per row for all its steps
         (variational dropout, Gal & Ghahramani 2016, as AWD-LSTM's LockedDropout)."""
         if not (self.training and self.config.locked_dropout and dropout.p > 0):
             return dropout(x)
         keep = 1.0 - dropout.p
-        return x * x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(keep).div_(keep)  # mask (B, 1, D)
+        mask = x.new_empty(x.size(0), *[1] * (x.dim() - 2), x.size(-1)).bernoulli_(keep).div_(keep)  # (B, 1, D)
+        return x * mask
 
     def _recurrent_weights(self) -> dict[str, torch.Tensor]:
         """The weights the RNN runs with in training: weight_hh of every layer through a fresh dropout mask
@@ -180,7 +184,7 @@ class RNNLM(nn.Module):
         cell run on each layer's weights."""
         from torch.func import functional_call
 
-        weights = {name: param for name, param in self.rnn.named_parameters()}
+        weights = dict(self.rnn.named_parameters())
         weights.update(self._recurrent_weights())
         if state is None:
             state = self.initial_state(embedded.size(0), embedded.device)
@@ -189,7 +193,7 @@ class RNNLM(nn.Module):
             if k > 0:
                 x = self._dropout(x, self.hidden_dropout)
             layer = self._single_layer(k)
-            own = {name.replace(f"_l{k}", "_l0"): w for name, w in weights.items() if name.endswith(f"_l{k}")}
+            own = {name.removesuffix(f"_l{k}") + "_l0": w for name, w in weights.items() if name.endswith(f"_l{k}")}
             x, layer_state = functional_call(layer, own, (x, map_state(state, lambda s: s[k:k + 1])))
             last.append(layer_state)
         if isinstance(state, tuple):
@@ -198,12 +202,13 @@ class RNNLM(nn.Module):
 
     def _single_layer(self, k: int) -> nn.Module:
         """A one-layer RNN of the same cell with layer k's input width, its own parameters never used (not
-        a submodule: the state dict stays the fused RNN's)."""
-        cache = self.__dict__.setdefault("_single_layers", {})
+        a submodule: the state dict stays the fused RNN's). Made on the meta device, so its initialisation
+        draws nothing from the random generator (a resumed run draws its masks as the uninterrupted one)."""
         width = self.config.embed_dim if k == 0 else self.config.hidden_dim
-        if width not in cache:
-            cache[width] = make_rnn(self.config.cell, width, self.config.hidden_dim, 1, 0.0).to("meta")
-        return cache[width]
+        if width not in self._single_layers:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                self._single_layers[width] = make_rnn(self.config.cell, width, self.config.hidden_dim, 1, 0.0)
+        return self._single_layers[width]
 
     def forward(self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, State]:

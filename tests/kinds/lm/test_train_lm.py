@@ -120,6 +120,20 @@ def test_locked_dropout_is_recorded_repeatable_and_changes_training(corpus, tmp_
     assert "locked_dropout" not in plain_manifest["config"]["model"]  # off: as before the option existed
 
 
+def test_locked_dropout_resumed_after_a_kill_gives_the_uninterrupted_weights(corpus, tmp_path):
+    """Its masks come from the seeded generator, and nothing else draws from it on the way (the layers run
+    apart need a one-layer module, made on the meta device)."""
+    args = [corpus, "--vocab-size", "320", "--seed", "3", *TINY, "--layers", "2", "--dropout", "0.3",
+            "--locked-dropout", "--weight-drop", "0.2", "--max-steps", "30", "--save-every", "2",
+            "--eval-every", "15", "--threads", "1"]
+    run = tmp_path / "run"
+    kill_once_checkpointed(["train", "lm", *args, "-o", tmp_path / "resumed", "--run-dir", run], run)
+    train("--resume", run, "-q")
+    train(*args, "-o", tmp_path / "straight")
+    resumed, straight = (load_file(tmp_path / d / "model.safetensors") for d in ("resumed", "straight"))
+    assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed)
+
+
 @pytest.mark.parametrize(
     "args, code, words",
     [
