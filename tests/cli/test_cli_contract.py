@@ -8,16 +8,22 @@ import sys
 from conftest import invoke, run_cli
 
 
-def test_help_does_not_import_torch():
+def test_help_imports_neither_torch_nor_the_group_command_modules():
+    """Start-up: `rnntool --help` lists the groups from rnntool.cli.app, not from their command modules
+    (rnntool/cli/command_modules.py)."""
     code = (
         "import sys\n"
         "from rnntool.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit as e:\n    rc = e.code\n"
         "assert 'torch' not in sys.modules, 'rnntool --help imported torch'\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('rnntool.cli.train', 'rnntool.cli.models',"
+        " 'rnntool.registry.store')))\n"
+        "assert not loaded, loaded\n"
         "assert rc == 0, rc\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert "train" in r.stdout and "models" in r.stdout, r.stdout  # the groups are still listed
 
 
 def test_no_args_shows_help_and_exits_2():

@@ -61,21 +61,6 @@ def test_a_command_line_imports_only_the_modules_it_runs(argv, modules):
     assert modules_for(argv) == modules
 
 
-def test_help_imports_no_group_command_modules():
-    code = (
-        "import sys\n"
-        "from rnntool.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    rc = e.code\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('rnntool.cli.train', 'rnntool.cli.models',"
-        " 'rnntool.registry.store')))\n"
-        "assert not loaded, loaded\n"
-        "assert rc == 0, rc\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "train" in r.stdout and "models" in r.stdout, r.stdout  # the groups are still listed
-
-
 HELP_AND_ERRORS = [
     [], ["--help"], ["-h", "train"], ["--version"], ["nosuch"], ["train", "nosuch"], ["--", "models", "list", "-h"],
     *([group, "--help"] for group in sorted(GROUPS)), ["train", "-h", "lm"],
