@@ -70,15 +70,16 @@ def average_versions(registry, refs: list[str], *, name: str, command: str | Non
             tensors[key] = (tensors[key] / len(bundles)).to(getattr(torch, _FLOAT_DTYPES[dtype]))
         elif tensors[key].dtype == torch.float64:
             tensors[key] = tensors[key] / len(bundles)
-    newest = max(bundles, key=lambda b: b.created or "")
+    by_age = sorted(bundles, key=lambda b: b.created or "", reverse=True)  # newest first
+    newest = by_age[0]
     with registry.staging() as stage:
         save_file(tensors, str(stage / WEIGHTS_FILE), metadata=metadata or None)
         first.copy_files(stage, skip=_OWN_FILES)
         if METRICS_FILE in newest.files:  # the newest version's training log
             shutil.copyfile(newest.file(METRICS_FILE), stage / METRICS_FILE)
-        tables = [b for b in sorted(bundles, key=lambda b: b.created or "", reverse=True) if SHORTLIST_FILE in b.files]
-        if tables:  # and the newest lexical table
-            shutil.copyfile(tables[0].file(SHORTLIST_FILE), stage / SHORTLIST_FILE)
+        table = next((b for b in by_age if SHORTLIST_FILE in b.files), None)
+        if table is not None:  # and the newest lexical table
+            shutil.copyfile(table.file(SHORTLIST_FILE), stage / SHORTLIST_FILE)
         parents = {f"averaged_{i + 1}": b.ref for i, b in enumerate(bundles)}
         parents.update({k: v for k, v in first.parents.items() if "tokenizer" in k})
         return registry.publish(stage, name=name, kind=first.kind, config=first.config, metrics={},
